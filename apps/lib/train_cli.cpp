@@ -1,0 +1,89 @@
+// The `train` command line (see trainer.h): CLI11 flags -> TrainConfig, errors as one line and a
+// non-zero exit. Tested in tests/apps/test_train_cli.cpp.
+#include <CLI/CLI.hpp>
+
+#include "apps/lib/run_log.h"
+#include "apps/lib/trainer.h"
+#include "core/error.h"
+#include "data/dataset.h"
+
+namespace dsc {
+
+int train_main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  TrainConfig c;
+  CLI::App app{
+      "Train the seed's 4-layer CNN (normal or depthwise-separable) on CIFAR-10 and report "
+      "images/sec and accuracy.\nDefaults follow the seed's recipe: Adam (lr 1e-3), 5 epochs, "
+      "batch 128, no augmentation, inputs scaled to [-1, 1].",
+      "train"};
+  std::vector<std::string> compare;
+  app.add_option("--model", c.model, "normal | depsep")->capture_default_str();
+  app.add_option("--batch", c.batch, "batch size")->capture_default_str();
+  app.add_option("--epochs", c.epochs, "training epochs")->capture_default_str();
+  app.add_option("--lr", c.lr, "base learning rate")->capture_default_str();
+  app.add_option("--optimizer", c.optimizer, "adam | sgd")->capture_default_str();
+  app.add_option("--momentum", c.momentum, "SGD momentum")->capture_default_str();
+  app.add_flag("--nesterov", c.nesterov, "SGD with Nesterov momentum");
+  app.add_option("--weight-decay", c.weight_decay, "decoupled weight decay")->capture_default_str();
+  app.add_option("--schedule", c.schedule, "learning-rate schedule: constant | cosine | linear")
+      ->capture_default_str();
+  app.add_option("--warmup-epochs", c.warmup_epochs, "linear learning-rate warm-up epochs")
+      ->capture_default_str();
+  app.add_flag("--augment", c.augment, "random crop (4-pixel padding) and horizontal flip");
+  app.add_option("--normalize", c.normalize, "scale (x/127.5 - 1) | standardize (per channel)")
+      ->capture_default_str();
+  app.add_option("--device", c.device, "cpu | cuda | auto (a GPU when there is one)")
+      ->capture_default_str();
+  app.add_option("--precision", c.precision,
+                 "fp32 | amp (f16 compute, f32 master weights, dynamic loss scaling) | auto "
+                 "(amp on a GPU, fp32 on the CPU)")
+      ->capture_default_str();
+  app.add_option("--threads", c.threads, "CPU threads (0 = all cores)")->capture_default_str();
+  app.add_option("--seed", c.seed, "seed for initialisation, shuffling and augmentation")
+      ->capture_default_str();
+  app.add_option("--data", c.data,
+                 "CIFAR-10 folder: the official binary batches or {train,test}/<class>/*.png "
+                 "(default: $CIFAR10_DIR, then data/cifar10, then ../shared/cifar10)");
+  app.add_option("--log", c.log, "write a JSON-lines log (header, one line per epoch, summary)");
+  app.add_option("--csv", c.csv, "write the epoch rows as CSV");
+  app.add_option("--limit-train", c.limit_train,
+                 "use only N training images (a deterministic subset over all classes)");
+  app.add_option("--limit-test", c.limit_test, "use only N test images");
+  app.add_option("--warmup-steps", c.warmup_steps, "steps of epoch 1 left out of images/sec")
+      ->capture_default_str();
+  app.add_option("--eval-batch", c.eval_batch, "batch size for evaluation")->capture_default_str();
+  bool no_progress = false;
+  app.add_flag("--no-progress", no_progress, "no progress bar, even on a terminal");
+  app.add_option("--compare", compare,
+                 "print these JSON-lines logs side by side as a markdown table and exit")
+      ->expected(1, -1);
+
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  try {
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp& e) {
+    out << app.help();
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    err << "error: " << e.what() << " (see train --help)\n";
+    return 2;
+  }
+  c.progress = !no_progress;
+  c.command = "train";
+  for (const std::string& a : args) c.command += " " + a;
+  try {
+    if (!compare.empty()) {
+      out << compare_runs(compare);
+      return 0;
+    }
+    run_training(c, out);
+    return 0;
+  } catch (const data::DataError& e) {
+    err << "error: " << e.what() << "\n";
+  } catch (const Error& e) {
+    err << "error: " << e.what() << "\n";
+  }
+  return 1;
+}
+
+}  // namespace dsc

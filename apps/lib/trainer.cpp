@@ -1,0 +1,365 @@
+// The training loop (see trainer.h). One step: batch -> device tensor (f16 under mixed
+// precision), forward, softmax cross-entropy in f32, backward of the scaled loss, inf/NaN check,
+// optimizer step on the flat f32 master buffer (skipped on overflow), loss-scale update.
+// Tested end to end on real CIFAR-10 images in tests/apps/test_train.cpp.
+#include "apps/lib/trainer.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "apps/lib/run_log.h"
+#include "apps/lib/version.h"
+#include "core/autograd.h"
+#include "core/backend.h"
+#include "core/error.h"
+#include "core/ops.h"
+#include "core/ops/gemm.h"
+#include "data/cifar10.h"
+#include "data/loader.h"
+#include "optim/loss_scaler.h"
+#include "optim/optimizer.h"
+#include "optim/schedule.h"
+
+namespace dsc {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::string now_iso8601() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+Device resolve_device(const std::string& name) {
+  if (name == "cpu") return Device::CPU;
+  if (name == "cuda") {
+    DSC_CHECK(device_available(Device::CUDA), "--device cuda: ",
+              device_unavailable_reason(Device::CUDA));
+    return Device::CUDA;
+  }
+  DSC_CHECK(name == "auto", "--device: unknown device '", name, "' (expected cpu, cuda or auto)");
+  return device_available(Device::CUDA) ? Device::CUDA : Device::CPU;
+}
+
+// Host staging of one batch, then the tensors the model consumes.
+struct BatchTensors {
+  Tensor images, labels;  // on the training device; images in the compute dtype
+};
+
+BatchTensors to_tensors(const data::BatchView& b, Device device, DType compute) {
+  Tensor host = Tensor::empty({b.size, 3, 32, 32});
+  std::copy(b.images, b.images + int64_t(b.size) * 3 * 32 * 32, host.data<float>());
+  Tensor labels = Tensor::empty({b.size}, DType::I32);
+  std::copy(b.labels, b.labels + b.size, labels.data<int32_t>());
+  BatchTensors t;
+  t.images = device == Device::CPU ? host : host.to(device);
+  if (compute != DType::F32) t.images = t.images.to(compute);
+  t.labels = device == Device::CPU ? labels : labels.to(device);
+  return t;
+}
+
+struct EvalResult {
+  double loss = 0, acc = 0;
+};
+
+EvalResult evaluate(Module& model, const data::Dataset& ds, const TrainConfig& cfg, Device device,
+                    DType compute) {
+  NoGradGuard no_grad;
+  model.eval();
+  data::LoaderOptions lo;
+  lo.batch_size = std::min<int64_t>(cfg.eval_batch, ds.n);
+  lo.shuffle = false;
+  lo.normalization = cfg.normalize == "standardize" ? data::Normalization::kStandardize
+                                                    : data::Normalization::kScale;
+  data::BatchLoader loader(ds, lo);
+  loader.start_epoch(0);
+  double loss_sum = 0;
+  int64_t correct = 0, seen = 0;
+  for (data::BatchView b; loader.next(b);) {
+    BatchTensors t = to_tensors(b, device, compute);
+    Tensor logits = model.forward(t.images);
+    loss_sum += ops::cross_entropy(logits, t.labels).item() * b.size;
+    correct += ops::count_correct(logits, t.labels);
+    seen += b.size;
+  }
+  model.train();
+  return {loss_sum / seen, double(correct) / seen};
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::string with_commas(double v, int decimals = 0) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(decimals) << v;
+  std::string s = os.str();
+  const size_t dot = s.find('.');
+  for (int i = int(dot == std::string::npos ? s.size() : dot) - 3; i > 0; i -= 3) s.insert(i, ",");
+  return s;
+}
+
+class ProgressBar {
+ public:
+  ProgressBar(std::ostream& out, bool enabled, int epoch, int epochs, int64_t total)
+      : out_(out), enabled_(enabled), epoch_(epoch), epochs_(epochs), total_(total) {}
+  void update(int64_t done, double loss, double ips) {
+    if (!enabled_) return;
+    if (done != total_ && seconds_since(last_) < 0.2) return;
+    last_ = Clock::now();
+    const int width = 30;
+    const int filled = int(width * done / std::max<int64_t>(1, total_));
+    std::ostringstream os;
+    os << "\repoch " << epoch_ << "/" << epochs_ << " [" << std::string(filled, '=')
+       << (filled < width ? ">" : "") << std::string(std::max(0, width - filled - 1), ' ') << "] "
+       << done << "/" << total_ << "  loss " << std::fixed << std::setprecision(4) << loss
+       << "  " << std::setprecision(0) << ips << " img/s   ";
+    out_ << os.str() << std::flush;
+  }
+  void finish() {
+    if (enabled_) out_ << "\r" << std::string(100, ' ') << "\r" << std::flush;
+  }
+
+ private:
+  std::ostream& out_;
+  bool enabled_;
+  int epoch_, epochs_;
+  int64_t total_;
+  Clock::time_point last_ = Clock::now() - std::chrono::seconds(1);
+};
+
+void validate(const TrainConfig& c) {
+  DSC_CHECK(c.batch >= 1, "--batch must be at least 1, got ", c.batch);
+  DSC_CHECK(c.epochs >= 1, "--epochs must be at least 1, got ", c.epochs);
+  DSC_CHECK(c.lr > 0 && std::isfinite(c.lr), "--lr must be a positive number, got ", c.lr);
+  DSC_CHECK(c.optimizer == "adam" || c.optimizer == "sgd", "--optimizer: unknown optimizer '",
+            c.optimizer, "' (expected adam or sgd)");
+  DSC_CHECK(c.normalize == "scale" || c.normalize == "standardize", "--normalize: unknown mode '",
+            c.normalize, "' (expected scale or standardize)");
+  DSC_CHECK(c.precision == "fp32" || c.precision == "amp" || c.precision == "auto",
+            "--precision: unknown precision '", c.precision, "' (expected fp32, amp or auto)");
+  DSC_CHECK(c.threads >= 0, "--threads must be >= 0 (0 = all cores), got ", c.threads);
+  DSC_CHECK(c.limit_train >= 0 && c.limit_test >= 0, "--limit-train/--limit-test must be >= 0");
+  DSC_CHECK(c.warmup_epochs >= 0 && c.warmup_epochs < c.epochs || c.warmup_epochs == 0,
+            "--warmup-epochs must be below --epochs, got ", c.warmup_epochs);
+  parse_model_kind(c.model);
+  parse_schedule_kind(c.schedule);
+}
+
+}  // namespace
+
+TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
+  validate(cfg);
+  const auto t_start = Clock::now();
+  cpu::set_num_threads(cfg.threads);
+  const Device device = resolve_device(cfg.device);
+  const bool amp = cfg.precision == "amp" || (cfg.precision == "auto" && device == Device::CUDA);
+  const DType compute = amp ? DType::F16 : DType::F32;
+
+  // ---- data ----
+  const std::string data_path = data::resolve_data_path(cfg.data);
+  data::Dataset train = data::load_cifar10(data_path, data::Split::kTrain);
+  data::Dataset test = data::load_cifar10(data_path, data::Split::kTest);
+  if (cfg.limit_train > 0) train = data::subset(train, cfg.limit_train);
+  if (cfg.limit_test > 0) test = data::subset(test, cfg.limit_test);
+  DSC_CHECK(cfg.batch <= train.n, "--batch ", cfg.batch, " is larger than the training set (",
+            train.n, " images in ", data_path, ")");
+
+  RunLog log(cfg.log, cfg.csv);  // fails here, before any training, if a path is unwritable
+
+  // ---- model and optimizer ----
+  const ModelKind kind = parse_model_kind(cfg.model);
+  auto model = make_seed_cnn(kind, cfg.seed);
+  const ParamCount count = count_parameters(*model);
+  model->to(device);
+  std::unique_ptr<Optimizer> opt;
+  if (cfg.optimizer == "adam") {
+    opt = std::make_unique<Adam>(*model, AdamOptions{cfg.lr, 0.9f, 0.999f, 1e-7f, cfg.weight_decay});
+  } else {
+    opt = std::make_unique<Sgd>(*model, SgdOptions{cfg.lr, cfg.momentum, cfg.weight_decay, cfg.nesterov});
+  }
+  data::LoaderOptions lo;
+  lo.batch_size = cfg.batch;
+  lo.seed = cfg.seed;
+  lo.augment = cfg.augment;
+  lo.normalization = cfg.normalize == "standardize" ? data::Normalization::kStandardize
+                                                    : data::Normalization::kScale;
+  data::BatchLoader loader(train, lo);
+  const int64_t steps_per_epoch = loader.batches_per_epoch();
+  LrSchedule schedule{parse_schedule_kind(cfg.schedule), cfg.lr, cfg.warmup_epochs * steps_per_epoch,
+                      cfg.epochs * steps_per_epoch, 0.0f};
+  LossScaler scaler(LossScalerOptions{.enabled = amp});
+
+  // ---- header ----
+  nlohmann::json header = {
+      {"type", "header"},
+      {"framework", "ours"},
+      {"model", cfg.model},
+      {"params", count.total},
+      {"trainable_params", count.trainable},
+      {"device", device_name(device)},
+      {"threads", cpu::num_threads()},
+      {"batch", cfg.batch},
+      {"precision", amp ? "amp" : "fp32"},
+      {"epochs", cfg.epochs},
+      {"optimizer", opt->describe()},
+      {"schedule", schedule.describe()},
+      {"augment", cfg.augment},
+      {"normalize", cfg.normalize},
+      {"seed", cfg.seed},
+      {"data", data_path},
+      {"train_images", train.n},
+      {"test_images", test.n},
+      {"versions", library_versions()},
+      {"git_commit", git_commit()},
+      {"date", now_iso8601()},
+      {"command", cfg.command},
+  };
+  log.write(header);
+  out << "model      " << cfg.model << ": " << with_commas(count.total) << " parameters ("
+      << with_commas(count.trainable) << " trainable)\n"
+      << "device     " << device_name(device) << ", " << cpu::num_threads() << " CPU threads, "
+      << (amp ? "mixed precision (f16 compute, f32 master weights, dynamic loss scale)" : "fp32")
+      << "\n"
+      << "recipe     batch " << cfg.batch << ", " << cfg.epochs << " epochs, " << opt->describe()
+      << ", lr schedule " << schedule.describe() << ", augment " << (cfg.augment ? "on" : "off")
+      << ", inputs " << (cfg.normalize == "scale" ? "x/127.5 - 1" : "standardized") << "\n"
+      << "data       " << data_path << ": " << with_commas(train.n) << " train, "
+      << with_commas(test.n) << " test images\n"
+      << "build      " << library_versions() << ", commit " << git_commit() << "\n"
+      << std::flush;
+
+  // ---- epochs ----
+  TrainResult result;
+  result.params = count.total;
+  result.trainable_params = count.trainable;
+  const bool bar = cfg.progress && &out == &std::cout && isatty(fileno(stdout));
+  int64_t update = 0;  // optimizer updates applied (drives the schedule)
+  for (int epoch = 1; epoch <= cfg.epochs; ++epoch) {
+    const auto t_epoch = Clock::now();
+    model->train();
+    loader.start_epoch(epoch - 1);
+    ProgressBar progress(out, bar, epoch, cfg.epochs, steps_per_epoch);
+    double loss_sum = 0;
+    int64_t correct = 0, seen = 0, step = 0, timed_images = 0;
+    const int64_t skipped_before = scaler.skipped();
+    Clock::time_point t_timed = Clock::now();
+    for (data::BatchView b; loader.next(b); ++step) {
+      if (step == (epoch == 1 ? std::min<int64_t>(cfg.warmup_steps, steps_per_epoch - 1) : 0)) {
+        kernels(device).synchronize();
+        t_timed = Clock::now();
+        timed_images = 0;
+      }
+      BatchTensors t = to_tensors(b, device, compute);
+      opt->set_lr(schedule.lr_at(update));
+      opt->zero_grad();
+      Tensor logits = model->forward(t.images);
+      Tensor loss = ops::cross_entropy(logits, t.labels);
+      const float scale_used = scaler.scale();  // update() may change it below
+      if (amp) {
+        ops::scale(loss, scale_used).backward();
+      } else {
+        loss.backward();
+      }
+      const bool overflow = amp && scaler.found_inf(opt->parameters().grads());
+      if (scaler.update(overflow)) {
+        opt->step(amp ? scale_used : 1.0f);
+        ++update;
+      }
+      const double l = loss.item();
+      loss_sum += l * b.size;
+      correct += ops::count_correct(logits, t.labels);
+      seen += b.size;
+      timed_images += b.size;
+      progress.update(step + 1, loss_sum / seen, timed_images / seconds_since(t_timed));
+    }
+    kernels(device).synchronize();
+    const double timed_s = seconds_since(t_timed);
+    progress.finish();
+    EpochResult e;
+    e.epoch = epoch;
+    e.train_loss = loss_sum / seen;
+    e.train_acc = double(correct) / seen;
+    e.images_per_sec = timed_images / timed_s;
+    e.data_wait_s = loader.wait_seconds();
+    e.lr = opt->lr();
+    e.loss_scale = scaler.scale();
+    e.skipped_steps = scaler.skipped() - skipped_before;
+    const EvalResult ev = evaluate(*model, test, cfg, device, compute);
+    e.test_loss = ev.loss;
+    e.test_acc = ev.acc;
+    e.wall_s = seconds_since(t_epoch);
+    result.epochs.push_back(e);
+    std::ostringstream line;
+    line << std::fixed << "epoch " << epoch << "/" << cfg.epochs << "  train loss "
+         << std::setprecision(4) << e.train_loss << " acc " << std::setprecision(2)
+         << 100 * e.train_acc << "%  test loss " << std::setprecision(4) << e.test_loss << " acc "
+         << std::setprecision(2) << 100 * e.test_acc << "%  " << std::setprecision(1)
+         << e.images_per_sec << " img/s  data wait " << std::setprecision(2) << e.data_wait_s
+         << " s  wall " << std::setprecision(1) << e.wall_s << " s";
+    if (amp) line << "  loss scale " << e.loss_scale << ", skipped " << e.skipped_steps;
+    out << line.str() << "\n" << std::flush;
+    log.write({{"type", "epoch"},       {"epoch", epoch},
+               {"train_loss", e.train_loss}, {"train_acc", e.train_acc},
+               {"test_loss", e.test_loss},   {"test_acc", e.test_acc},
+               {"images_per_sec", e.images_per_sec}, {"data_wait_s", e.data_wait_s},
+               {"wall_s", e.wall_s},         {"lr", e.lr},
+               {"loss_scale", e.loss_scale}, {"skipped_steps", e.skipped_steps}});
+  }
+
+  // ---- summary: the seed's table ----
+  std::vector<double> ips;
+  for (const EpochResult& e : result.epochs) ips.push_back(e.images_per_sec);
+  result.peak_images_per_sec = *std::max_element(ips.begin(), ips.end());
+  result.median_images_per_sec = median(ips);
+  const EvalResult train_eval = evaluate(*model, train, cfg, device, compute);
+  result.train_acc = train_eval.acc;
+  result.test_acc = result.epochs.back().test_acc;
+  result.test_loss = result.epochs.back().test_loss;
+  result.wall_s = seconds_since(t_start);
+  out << "\n| model | device | precision | batch | params | peak img/s | median img/s | train acc "
+         "| test acc |\n|---|---|---|---|---|---|---|---|---|\n"
+      << "| " << cfg.model << " | " << device_name(device) << " | " << (amp ? "amp" : "fp32")
+      << " | " << cfg.batch << " | " << with_commas(count.total) << " | "
+      << with_commas(result.peak_images_per_sec) << " | "
+      << with_commas(result.median_images_per_sec) << " | " << std::fixed << std::setprecision(1)
+      << 100 * result.train_acc << "% | " << 100 * result.test_acc << "% |\n"
+      << std::flush;
+  log.write({{"type", "summary"},
+             {"framework", "ours"},
+             {"model", cfg.model},
+             {"device", device_name(device)},
+             {"precision", amp ? "amp" : "fp32"},
+             {"batch", cfg.batch},
+             {"params", count.total},
+             {"trainable_params", count.trainable},
+             {"peak_images_per_sec", result.peak_images_per_sec},
+             {"median_images_per_sec", result.median_images_per_sec},
+             {"train_acc", result.train_acc},
+             {"test_acc", result.test_acc},
+             {"test_loss", result.test_loss},
+             {"skipped_steps", scaler.skipped()},
+             {"wall_s", result.wall_s},
+             {"date", now_iso8601()},
+             {"command", cfg.command}});
+  return result;
+}
+
+}  // namespace dsc

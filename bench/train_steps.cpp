@@ -1,0 +1,74 @@
+// train_steps: times training steps (forward, backward, Adam update) of the seed's CNNs on random
+// data, the way bench/torch_peer.py times PyTorch: warm-up excluded, median of repeats.
+// Prints a line per repeat and one JSON line with the median (framework "ours").
+//   train_steps --model normal|depsep --batch 128 --threads 2 --warmup 3 --iters 5 --repeats 5
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "core/backend.h"
+#include "core/ops.h"
+#include "core/ops/gemm.h"
+#include "layers/models.h"
+#include "optim/optimizer.h"
+
+int main(int argc, char** argv) {
+  std::string model = "normal", device = "cpu", precision = "fp32";
+  int batch = 128, threads = 0, warmup = 3, iters = 5, repeats = 5;
+  CLI::App app{"Time training steps of the seed's CNN on random data"};
+  app.add_option("--model", model, "normal | depsep")->capture_default_str();
+  app.add_option("--batch", batch)->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--device", device, "cpu | cuda")->capture_default_str();
+  app.add_option("--precision", precision, "fp32 | amp")->capture_default_str();
+  app.add_option("--threads", threads, "CPU threads (0 = all)")->capture_default_str();
+  app.add_option("--warmup", warmup, "untimed steps first")->capture_default_str();
+  app.add_option("--iters", iters, "steps per timed repeat")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--repeats", repeats, "timed repeats (median reported)")->capture_default_str()->check(CLI::PositiveNumber);
+  CLI11_PARSE(app, argc, argv);
+  try {
+    dsc::cpu::set_num_threads(threads);
+    const dsc::Device dev = device == "cuda" ? dsc::Device::CUDA : dsc::Device::CPU;
+    const dsc::DType compute = precision == "amp" ? dsc::DType::F16 : dsc::DType::F32;
+    auto net = dsc::make_seed_cnn(dsc::parse_model_kind(model), 0);
+    net->to(dev);
+    dsc::Adam opt(*net);
+    std::mt19937_64 rng(1);
+    dsc::Tensor x = dsc::Tensor::randn({batch, 3, 32, 32}, rng).to(dev).to(compute);
+    std::vector<double> labels(batch);
+    for (double& l : labels) l = double(rng() % 10);
+    dsc::Tensor y = dsc::Tensor::from(labels, {batch}, dsc::DType::I32).to(dev);
+    auto step = [&] {
+      opt.zero_grad();
+      dsc::Tensor loss = dsc::ops::cross_entropy(net->forward(x), y);
+      loss.backward();
+      opt.step();
+    };
+    for (int i = 0; i < warmup; ++i) step();
+    dsc::kernels(dev).synchronize();
+    std::vector<double> ips;
+    for (int r = 0; r < repeats; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < iters; ++i) step();
+      dsc::kernels(dev).synchronize();
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      ips.push_back(double(batch) * iters / s);
+      std::cerr << "repeat " << r + 1 << ": " << ips.back() << " img/s\n";
+    }
+    std::vector<double> sorted = ips;
+    std::sort(sorted.begin(), sorted.end());
+    const double med = sorted[sorted.size() / 2];
+    nlohmann::json j = {{"framework", "ours"},     {"model", model},
+                        {"device", device},        {"batch", batch},
+                        {"precision", precision},  {"threads", dsc::cpu::num_threads()},
+                        {"images_per_sec", med},   {"step_ms_median", 1000.0 * batch / med},
+                        {"images_per_sec_all", ips}};
+    std::cout << j.dump() << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

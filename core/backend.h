@@ -1,0 +1,126 @@
+// The per-device kernel table. Differentiable ops (core/ops.h) allocate outputs and call the
+// kernels of their inputs' device through this table; a backend fills its table in one explicit
+// registration call (register_cpu_kernels, register_cuda_kernels), so adding a device touches no
+// layer code and needs no static-initialiser tricks.
+//
+// Conventions for every entry: tensors are contiguous, outputs are preallocated by the caller and
+// are OVERWRITTEN (gradients accumulate above this level), all tensors of one call live on the
+// table's device, and floating tensors of one call share a dtype unless an entry says otherwise.
+// Optional arguments are passed as pointers (null = absent).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "core/ops/conv2d.h"
+#include "core/tensor.h"
+
+namespace dsc {
+
+struct AdamParams {
+  float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-7f;
+  float weight_decay = 0.0f;  // decoupled (AdamW), multiplied by lr
+  int64_t step = 1;           // 1-based, for bias correction
+  float grad_scale = 1.0f;    // gradients are divided by this first (loss-scale unscaling)
+};
+
+struct SgdParams {
+  float lr = 0.01f, momentum = 0.0f, weight_decay = 0.0f;  // decoupled weight decay
+  bool nesterov = false;
+  float grad_scale = 1.0f;
+};
+
+struct BatchNormParams {
+  float momentum = 0.99f;  // Keras convention: running = momentum * running + (1 - momentum) * batch
+  float eps = 1e-3f;
+};
+
+struct KernelTable {
+  Device device = Device::CPU;
+  bool available = false;
+  std::string unavailable_reason;
+
+  // ---- memory ----
+  void* (*alloc)(size_t bytes) = nullptr;
+  void (*free)(void* ptr) = nullptr;
+  // Copy bytes between this device and the host / itself (direction from the pointers' devices).
+  void (*copy_bytes)(void* dst, Device dst_device, const void* src, Device src_device,
+                     size_t bytes) = nullptr;
+  void (*synchronize)() = nullptr;
+
+  // ---- elementwise ----
+  void (*fill)(Tensor& t, double value) = nullptr;
+  void (*cast)(const Tensor& src, Tensor& dst) = nullptr;  // any float dtypes, same numel
+  void (*axpy)(const Tensor& x, double alpha, Tensor& y) = nullptr;  // y += alpha * x
+  void (*scale)(Tensor& t, double alpha) = nullptr;                 // t *= alpha
+  void (*mul)(const Tensor& a, const Tensor& b, Tensor& out) = nullptr;
+  void (*sum)(const Tensor& x, Tensor& out) = nullptr;  // out: one element, accumulated in f64/f32
+  // Sets found_inf (one f32 element on this device) to 1 if any element of x is inf or NaN; never
+  // clears it, so one flag can cover many tensors.
+  void (*check_finite)(const Tensor& x, Tensor& found_inf) = nullptr;
+
+  // ---- convolution (ConvShape describes all tensors; see core/ops/conv2d.h) ----
+  void (*conv2d_forward)(const ConvShape& s, const Tensor& x, const Tensor& w, const Tensor* b,
+                         Tensor& y) = nullptr;
+  void (*conv2d_backward_data)(const ConvShape& s, const Tensor& dy, const Tensor& w,
+                               Tensor& dx) = nullptr;
+  void (*conv2d_backward_filter)(const ConvShape& s, const Tensor& x, const Tensor& dy,
+                                 Tensor& dw, Tensor* db) = nullptr;
+
+  // ---- linear: x [N, I], w [O, I], b [O], y [N, O]; y = x w^T + b ----
+  void (*linear_forward)(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y) = nullptr;
+  void (*linear_backward)(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx,
+                          Tensor& dw, Tensor* db) = nullptr;
+
+  // ---- activations and pooling (NCHW) ----
+  void (*relu_forward)(const Tensor& x, Tensor& y) = nullptr;
+  void (*relu_backward)(const Tensor& y, const Tensor& dy, Tensor& dx) = nullptr;  // dy * (y > 0)
+  // window k x k, stride st, no padding; backward routes dy to the first maximum of each window.
+  void (*maxpool_forward)(const Tensor& x, int k, int st, Tensor& y) = nullptr;
+  void (*maxpool_backward)(const Tensor& x, const Tensor& y, const Tensor& dy, int k, int st,
+                           Tensor& dx) = nullptr;
+
+  // ---- batch norm over (N, H, W) per channel; statistics and parameters are f32 ----
+  // Training: normalises with the batch statistics (biased variance), saves mean and 1/sqrt(var +
+  // eps), and updates running mean / running variance (unbiased) with momentum.
+  void (*batchnorm_forward_train)(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                  const BatchNormParams& p, Tensor& running_mean,
+                                  Tensor& running_var, Tensor& y, Tensor& save_mean,
+                                  Tensor& save_invstd) = nullptr;
+  void (*batchnorm_forward_eval)(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                 const Tensor& running_mean, const Tensor& running_var,
+                                 const BatchNormParams& p, Tensor& y) = nullptr;
+  void (*batchnorm_backward)(const Tensor& x, const Tensor& dy, const Tensor& gamma,
+                             const Tensor& save_mean, const Tensor& save_invstd, Tensor& dx,
+                             Tensor& dgamma, Tensor& dbeta) = nullptr;
+
+  // ---- softmax cross-entropy: logits [N, M], labels i32 [N]; loss = mean_n -log softmax ----
+  // loss: one f32 (f64 for f64 logits) element; probs [N, M] (logits' dtype) are saved for backward.
+  void (*softmax_xent_forward)(const Tensor& logits, const Tensor& labels, Tensor& loss,
+                               Tensor& probs) = nullptr;
+  // dlogits = dloss * (probs - onehot) / N; dloss is a one-element tensor on this device.
+  void (*softmax_xent_backward)(const Tensor& probs, const Tensor& labels, const Tensor& dloss,
+                                Tensor& dlogits) = nullptr;
+  // Number of rows whose argmax equals the label, written to correct[0] (one i32).
+  void (*count_correct)(const Tensor& logits, const Tensor& labels, Tensor& correct) = nullptr;
+
+  // ---- optimizers over flat f32 buffers (one call updates every parameter) ----
+  // params/grads/m/v: f32 [n]. The grads are read, not modified.
+  void (*adam_step)(Tensor& params, const Tensor& grads, Tensor& m, Tensor& v,
+                    const AdamParams& p) = nullptr;
+  void (*sgd_step)(Tensor& params, const Tensor& grads, Tensor& momentum_buf,
+                   const SgdParams& p) = nullptr;
+};
+
+// The table of a device; throws with the reason when that backend is not available.
+const KernelTable& kernels(Device device);
+// Whether a backend is compiled in and usable (e.g. CUDA built and a GPU present).
+bool device_available(Device device);
+std::string device_unavailable_reason(Device device);
+
+// Explicit registration calls, made once by kernels() on first use.
+void register_cpu_kernels(KernelTable& table);
+void register_cuda_kernels(KernelTable& table);  // sets available = false without a GPU
+
+}  // namespace dsc

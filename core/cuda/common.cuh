@@ -1,0 +1,132 @@
+// Shared pieces of the CUDA kernels: dtype plumbing (f16 is __half storage with f32 arithmetic,
+// f64 computes in double), typed device pointers with checks, launch geometry and warp/block sums.
+// Included by the .cu files of core/cuda/ only.
+#pragma once
+
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+#include "core/cuda/check.h"
+#include "core/cuda/runtime.h"
+#include "core/error.h"
+#include "core/tensor.h"
+
+namespace dsc::cuda {
+
+// ---- dtypes ----------------------------------------------------------------------------------------
+
+template <class T> struct Tag {
+  using type = T;
+};
+
+// Arithmetic type of a storage type: float for f32 and f16, double for f64.
+template <class T> struct AccOf {
+  using type = float;
+};
+template <> struct AccOf<double> {
+  using type = double;
+};
+template <class T> using acc_t = typename AccOf<T>::type;
+
+__device__ __forceinline__ float to_acc(float v) { return v; }
+__device__ __forceinline__ float to_acc(__half v) { return __half2float(v); }
+__device__ __forceinline__ double to_acc(double v) { return v; }
+
+// Storage value of an arithmetic value (f16: round to nearest even through f32, as the CPU does).
+template <class T, class A> __device__ __forceinline__ T cast_to(A v) {
+  if constexpr (std::is_same_v<T, __half>) {
+    return __float2half_rn(static_cast<float>(v));
+  } else {
+    return static_cast<T>(v);
+  }
+}
+
+template <class T> constexpr DType dtype_tag();
+template <> constexpr DType dtype_tag<float>() { return DType::F32; }
+template <> constexpr DType dtype_tag<__half>() { return DType::F16; }
+template <> constexpr DType dtype_tag<double>() { return DType::F64; }
+template <> constexpr DType dtype_tag<int32_t>() { return DType::I32; }
+template <> constexpr DType dtype_tag<uint8_t>() { return DType::U8; }
+
+// Typed device pointer of a CUDA tensor (checks device and dtype: a host pointer handed to a kernel
+// would be an unrecoverable illegal-address fault).
+template <class T> T* dptr(Tensor& t) {
+  DSC_CHECK(t.device() == Device::CUDA, "cuda kernel given a ", device_name(t.device()),
+            " tensor ", t.str());
+  DSC_CHECK(t.dtype() == dtype_tag<T>(), "cuda kernel: tensor ", t.str(), " used as ",
+            dtype_name(dtype_tag<T>()));
+  return static_cast<T*>(t.raw());
+}
+template <class T> const T* dptr(const Tensor& t) { return dptr<T>(const_cast<Tensor&>(t)); }
+template <class T> T* dptr_opt(Tensor* t) { return t ? dptr<T>(*t) : nullptr; }
+template <class T> const T* dptr_opt(const Tensor* t) { return t ? dptr<T>(*t) : nullptr; }
+
+// Calls f(Tag<T>{}) with T = float, __half or double.
+template <class F> void dispatch_float(DType t, const char* op, F&& f) {
+  switch (t) {
+    case DType::F32: f(Tag<float>{}); return;
+    case DType::F16: f(Tag<__half>{}); return;
+    case DType::F64: f(Tag<double>{}); return;
+    default:
+      throw Error(detail::cat(op, " on cuda: unsupported dtype ", dtype_name(t),
+                              " (expected f32, f16 or f64)"));
+  }
+}
+
+// Calls f(Tag<T>{}) with T = float or __half; f64 is refused with a clear message.
+template <class F> void dispatch_f32_f16(DType t, const char* op, F&& f) {
+  switch (t) {
+    case DType::F32: f(Tag<float>{}); return;
+    case DType::F16: f(Tag<__half>{}); return;
+    case DType::F64:
+      throw Error(detail::cat(op, ": f64 is CPU-only (the CUDA backend computes in f32 and f16); "
+                              "use --device cpu for f64"));
+    default:
+      throw Error(detail::cat(op, " on cuda: unsupported dtype ", dtype_name(t),
+                              " (expected f32 or f16)"));
+  }
+}
+
+inline void same_numel(const char* op, const Tensor& a, const Tensor& b) {
+  DSC_CHECK(a.numel() == b.numel(), op, ": sizes differ: ", a.str(), " and ", b.str());
+}
+
+// ---- launch geometry ----------------------------------------------------------------------------
+
+constexpr int kThreads = 256;
+
+// Blocks for a grid-stride loop over n elements (n > 0).
+inline unsigned grid_for(int64_t n, int threads = kThreads) {
+  const int64_t blocks = (n + threads - 1) / threads;
+  return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(blocks, 1), 1 << 20));
+}
+
+#define DSC_GRID_STRIDE(i, n)                                                                  \
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n);                   \
+       i += int64_t(blockDim.x) * gridDim.x)
+
+// ---- reductions ----------------------------------------------------------------------------------
+
+template <class A> __device__ __forceinline__ A warp_sum(A v) {
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
+  return v;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024); the result is valid in thread 0.
+// `scratch` holds 32 values in shared memory; the call begins with a barrier, so it may be reused.
+template <class A> __device__ A block_sum(A v, A* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  const int warps = (blockDim.x + 31) >> 5;
+  v = threadIdx.x < warps ? scratch[threadIdx.x] : A(0);
+  if (warp == 0) v = warp_sum(v);
+  return v;
+}
+
+}  // namespace dsc::cuda

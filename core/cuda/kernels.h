@@ -1,0 +1,87 @@
+// The CUDA backend's table entries (see core/backend.h for each contract) and the helpers that
+// several .cu files share. register_cuda_kernels (backend_cuda.cu) puts these into the table.
+//
+// Where each entry lives:
+//   elementwise.cu  fill, cast, axpy, scale, mul, sum, check_finite, relu, bias add / bias grad
+//   pool.cu         maxpool forward / backward
+//   conv_cudnn.cu   conv2d_* (cuDNN for groups == 1 and, with DSC_DEPTHWISE=cudnn, depthwise)
+//   depthwise.cu    own depthwise kernels (groups == C)
+//   linear.cu       linear forward / backward (cuBLAS)
+//   batchnorm.cu    batch norm train / eval / backward
+//   loss.cu         softmax cross-entropy forward / backward, count_correct
+//   optimizer.cu    adam_step, sgd_step
+#pragma once
+
+#include "core/backend.h"
+#include "core/ops/conv2d.h"
+#include "core/tensor.h"
+
+namespace dsc::cuda {
+
+// ---- elementwise ----
+void fill(Tensor& t, double value);
+void cast(const Tensor& src, Tensor& dst);
+void axpy(const Tensor& x, double alpha, Tensor& y);
+void scale(Tensor& t, double alpha);
+void mul(const Tensor& a, const Tensor& b, Tensor& out);
+void sum(const Tensor& x, Tensor& out);
+void check_finite(const Tensor& x, Tensor& found_inf);
+void relu_forward(const Tensor& x, Tensor& y);
+void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx);
+// y[outer, k, inner] += b[k] for y of shape [outer, K, inner...] (conv: inner = P*Q; linear: 1).
+void add_channel_bias(Tensor& y, const Tensor& b, int k, int64_t inner);
+// db[k] = sum over outer and inner of dy[outer, k, inner] (accumulated in double).
+void channel_sum(const Tensor& dy, int k, int64_t inner, Tensor& db);
+
+// ---- pooling ----
+void maxpool_forward(const Tensor& x, int k, int st, Tensor& y);
+void maxpool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, int k, int st,
+                      Tensor& dx);
+
+// ---- convolution ----
+void conv2d_forward(const ConvShape& s, const Tensor& x, const Tensor& w, const Tensor* b,
+                    Tensor& y);
+void conv2d_backward_data(const ConvShape& s, const Tensor& dy, const Tensor& w, Tensor& dx);
+void conv2d_backward_filter(const ConvShape& s, const Tensor& x, const Tensor& dy, Tensor& dw,
+                            Tensor* db);
+
+// Own depthwise kernels (groups == C == K); `naive` selects the plain one-thread-per-output
+// versions (DSC_DEPTHWISE=naive) instead of the shared-memory tiled ones.
+void depthwise_forward(const ConvShape& s, const Tensor& x, const Tensor& w, const Tensor* b,
+                       Tensor& y, bool naive);
+void depthwise_backward_data(const ConvShape& s, const Tensor& dy, const Tensor& w, Tensor& dx,
+                             bool naive);
+void depthwise_backward_filter(const ConvShape& s, const Tensor& x, const Tensor& dy, Tensor& dw,
+                               Tensor* db, bool naive);
+
+// ---- linear ----
+void linear_forward(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y);
+void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx, Tensor& dw,
+                     Tensor* db);
+
+// ---- batch norm ----
+void batchnorm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                             const BatchNormParams& p, Tensor& running_mean, Tensor& running_var,
+                             Tensor& y, Tensor& save_mean, Tensor& save_invstd);
+void batchnorm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                            const Tensor& running_mean, const Tensor& running_var,
+                            const BatchNormParams& p, Tensor& y);
+void batchnorm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
+                        const Tensor& save_mean, const Tensor& save_invstd, Tensor& dx,
+                        Tensor& dgamma, Tensor& dbeta);
+
+// ---- loss ----
+void softmax_xent_forward(const Tensor& logits, const Tensor& labels, Tensor& loss,
+                          Tensor& probs);
+void softmax_xent_backward(const Tensor& probs, const Tensor& labels, const Tensor& dloss,
+                           Tensor& dlogits);
+void count_correct(const Tensor& logits, const Tensor& labels, Tensor& correct);
+
+// ---- optimizers ----
+void adam_step(Tensor& params, const Tensor& grads, Tensor& m, Tensor& v, const AdamParams& p);
+void sgd_step(Tensor& params, const Tensor& grads, Tensor& momentum_buf, const SgdParams& p);
+
+// A kernel whose attributes register_cuda_kernels queries to detect a missing kernel image.
+const void* probe_kernel();
+
+}  // namespace dsc::cuda

@@ -1,0 +1,87 @@
+// The CUDA device runtime: device 0, its streams and library handles, the caching device
+// allocator, a reusable workspace and host<->device copies. Everything is created lazily on first
+// use, so merely linking the CUDA backend costs nothing on a machine without a GPU.
+//
+// Stream model (correctness first): every kernel, cuDNN and cuBLAS call of the backend runs on ONE
+// compute stream, so memory returned to the allocator's cache can be reused by the next allocation
+// in stream order without any event bookkeeping. The copy stream is created for callers that
+// overlap transfers with compute (e.g. a prefetching data loader); such callers must synchronise
+// it themselves and must not free memory that a pending copy still uses.
+//
+// Environment variables (documented together in core/cuda/README.md):
+//   DSC_CUDA_SYNC=1             synchronise after every kernel launch (debugging)
+//   DSC_DEPTHWISE=own|naive|cudnn   depthwise convolution implementation (default own)
+//   DSC_CUDNN_FIND=0            choose cuDNN algorithms by heuristics instead of benchmarking
+//   DSC_CUDNN_WORKSPACE_MB=N    workspace limit for cuDNN algorithm search (default 512)
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace dsc::cuda {
+
+// ---- device, streams, handles -------------------------------------------------------------------
+cudaStream_t compute_stream();
+cudaStream_t copy_stream();
+cublasHandle_t cublas_handle();  // bound to the compute stream
+cudnnHandle_t cudnn_handle();    // bound to the compute stream
+int sm_count();                  // multiprocessors of device 0
+bool sync_after_launch();        // DSC_CUDA_SYNC=1
+
+// cudaStreamSynchronize(compute stream).
+void synchronize();
+
+// ---- caching allocator ---------------------------------------------------------------------------
+// Blocks are rounded up to a size class (multiples of 512 bytes up to 1 MiB, then quarter steps of
+// each power of two) and kept on a free list per class when freed; cudaMalloc is called only when a
+// class's list is empty, and on failure the cache is released and the call retried once before an
+// out-of-memory error (naming the request and the free memory) is thrown.
+void* device_alloc(size_t bytes);
+void device_free(void* ptr);  // never throws; null is ignored
+
+struct AllocatorStats {
+  size_t in_use_bytes = 0;       // handed out, rounded sizes
+  size_t cached_bytes = 0;       // on the free lists
+  size_t peak_in_use_bytes = 0;
+  int64_t cuda_mallocs = 0;      // calls to cudaMalloc so far
+  int64_t cache_hits = 0;        // allocations served from the free lists
+};
+AllocatorStats allocator_stats();
+// Synchronises the device and cudaFree's every cached block; returns the bytes released.
+size_t release_cached_memory();
+
+// A scratch buffer from the caching allocator, returned to the cache when destroyed. Safe to free
+// right after the kernels using it are queued (reuse is ordered on the compute stream).
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(size_t bytes) : ptr_(bytes ? device_alloc(bytes) : nullptr), bytes_(bytes) {}
+  ~DeviceBuffer() { device_free(ptr_); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  template <class T> T* as() const { return static_cast<T*>(ptr_); }
+  void* get() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// A device workspace of at least `bytes`, grown (never shrunk) and reused across calls; valid until
+// the next call to workspace(). Used for cuDNN's convolution workspaces.
+void* workspace(size_t bytes);
+
+// ---- copies ----------------------------------------------------------------------------------------
+// The table's copy_bytes: host->device and device->host go through a pinned staging buffer with
+// cudaMemcpyAsync on the compute stream and a synchronisation (so the host side may be reused on
+// return); device->device is queued on the compute stream without synchronising.
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
+
+}  // namespace dsc::cuda

@@ -1,0 +1,398 @@
+// Differentiable ops (see ops.h): shape checks, output allocation, kernel calls through the
+// device's table, and one Node per op holding what its backward rule needs. Tested against naive
+// references and f64 finite differences in tests/core/.
+#include "core/ops.h"
+
+#include "core/autograd.h"
+#include "core/backend.h"
+#include "core/error.h"
+
+namespace dsc::ops {
+namespace {
+
+bool wants_grad(const Tensor& t) { return t.defined() && (t.requires_grad() || t.grad_fn()); }
+
+void same_device(const char* op, const Tensor& a, const Tensor& b) {
+  DSC_CHECK(a.device() == b.device(), op, ": tensors on different devices: ", a.str(), " and ",
+            b.str());
+}
+
+void same_dtype(const char* op, const Tensor& a, const Tensor& b) {
+  DSC_CHECK(a.dtype() == b.dtype(), op, ": dtypes differ: ", a.str(), " and ", b.str());
+}
+
+// ---- conv2d -------------------------------------------------------------------------------------
+
+struct Conv2dNode : Node {
+  ConvShape s;
+  const char* name() const override { return s.depthwise() ? "depthwise_conv2d" : "conv2d"; }
+  std::vector<Tensor> backward(const Tensor& dy_in) override {
+    const Tensor& x = inputs[0];
+    const Tensor& w = inputs[1];
+    const Tensor& b = inputs[2];
+    const KernelTable& k = kernels(x.device());
+    Tensor dy = dy_in.dtype() == x.dtype() ? dy_in : dy_in.to(x.dtype());
+    Tensor dx, dw, db;
+    if (wants_grad(x)) {
+      dx = Tensor::empty(x.shape(), x.dtype(), x.device());
+      k.conv2d_backward_data(s, dy, w, dx);
+    }
+    if (wants_grad(w) || wants_grad(b)) {
+      dw = Tensor::empty(w.shape(), w.dtype(), w.device());
+      if (b.defined()) db = Tensor::empty(b.shape(), b.dtype(), b.device());
+      k.conv2d_backward_filter(s, x, dy, dw, b.defined() ? &db : nullptr);
+    }
+    return {dx, wants_grad(w) ? dw : Tensor(), wants_grad(b) ? db : Tensor()};
+  }
+};
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad, int groups) {
+  DSC_CHECK(x.ndim() == 4 && w.ndim() == 4, "conv2d: expected input [N, C, H, W] and weight [K, C, R, S], got ",
+            shape_str(x.shape()), " and ", shape_str(w.shape()));
+  same_device("conv2d", x, w);
+  same_dtype("conv2d", x, w);
+  DSC_CHECK(stride >= 1 && pad >= 0, "conv2d: stride ", stride, " and padding ", pad,
+            " (expected stride >= 1, padding >= 0)");
+  ConvShape s;
+  s.n = int(x.dim(0));
+  s.c = int(x.dim(1));
+  s.h = int(x.dim(2));
+  s.w = int(x.dim(3));
+  s.k = int(w.dim(0));
+  s.r = int(w.dim(2));
+  s.s = int(w.dim(3));
+  s.stride = stride;
+  s.pad = pad;
+  s.groups = groups;
+  DSC_CHECK(groups == 1 || (groups == s.c && s.k == s.c), "conv2d: groups = ", groups,
+            " unsupported (1, or depthwise with groups = C = K) for input ", shape_str(x.shape()),
+            " and weight ", shape_str(w.shape()));
+  DSC_CHECK(w.dim(1) == s.c / groups, "conv2d: input ", shape_str(x.shape()), " has ", s.c,
+            " channels but weight ", shape_str(w.shape()), " expects ", w.dim(1) * groups);
+  DSC_CHECK(s.h + 2 * pad >= s.r && s.w + 2 * pad >= s.s, "conv2d: kernel ", s.r, "x", s.s,
+            " larger than the padded input ", shape_str(x.shape()), " with padding ", pad);
+  if (b.defined()) {
+    DSC_CHECK(b.ndim() == 1 && b.dim(0) == s.k, "conv2d: bias ", shape_str(b.shape()),
+              " for weight ", shape_str(w.shape()), " (expected [", s.k, "])");
+    same_dtype("conv2d", x, b);
+  }
+  Tensor y = Tensor::empty({s.n, s.k, s.p(), s.q()}, x.dtype(), x.device());
+  kernels(x.device()).conv2d_forward(s, x, w, b.defined() ? &b : nullptr, y);
+  if (needs_grad({&x, &w, &b})) {
+    auto node = std::make_shared<Conv2dNode>();
+    node->s = s;
+    node->inputs = {x, w, b};
+    record(y, node);
+  }
+  return y;
+}
+
+// ---- linear -------------------------------------------------------------------------------------
+
+namespace {
+struct LinearNode : Node {
+  const char* name() const override { return "linear"; }
+  std::vector<Tensor> backward(const Tensor& dy_in) override {
+    const Tensor& x = inputs[0];
+    const Tensor& w = inputs[1];
+    const Tensor& b = inputs[2];
+    Tensor dy = dy_in.dtype() == x.dtype() ? dy_in : dy_in.to(x.dtype());
+    Tensor dx = wants_grad(x) ? Tensor::empty(x.shape(), x.dtype(), x.device()) : Tensor();
+    Tensor dw = Tensor::empty(w.shape(), w.dtype(), w.device());
+    Tensor db = b.defined() ? Tensor::empty(b.shape(), b.dtype(), b.device()) : Tensor();
+    kernels(x.device()).linear_backward(x, w, dy, dx.defined() ? &dx : nullptr, dw,
+                                        db.defined() ? &db : nullptr);
+    return {dx, wants_grad(w) ? dw : Tensor(), wants_grad(b) ? db : Tensor()};
+  }
+};
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  DSC_CHECK(x.ndim() == 2 && w.ndim() == 2 && x.dim(1) == w.dim(1), "linear: input ",
+            shape_str(x.shape()), " does not match weight ", shape_str(w.shape()),
+            " (expected [N, I] and [O, I])");
+  same_device("linear", x, w);
+  same_dtype("linear", x, w);
+  if (b.defined()) {
+    DSC_CHECK(b.ndim() == 1 && b.dim(0) == w.dim(0), "linear: bias ", shape_str(b.shape()),
+              " for weight ", shape_str(w.shape()));
+    same_dtype("linear", x, b);
+  }
+  Tensor y = Tensor::empty({x.dim(0), w.dim(0)}, x.dtype(), x.device());
+  kernels(x.device()).linear_forward(x, w, b.defined() ? &b : nullptr, y);
+  if (needs_grad({&x, &w, &b})) {
+    auto node = std::make_shared<LinearNode>();
+    node->inputs = {x, w, b};
+    record(y, node);
+  }
+  return y;
+}
+
+// ---- relu ---------------------------------------------------------------------------------------
+
+namespace {
+struct ReluNode : Node {
+  Tensor y;  // detached output (holding the output itself would make a reference cycle)
+  const char* name() const override { return "relu"; }
+  std::vector<Tensor> backward(const Tensor& dy) override {
+    Tensor dx = Tensor::empty(y.shape(), y.dtype(), y.device());
+    kernels(y.device()).relu_backward(y, dy.dtype() == y.dtype() ? dy : dy.to(y.dtype()), dx);
+    return {dx};
+  }
+};
+}  // namespace
+
+Tensor relu(const Tensor& x) {
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  kernels(x.device()).relu_forward(x, y);
+  if (needs_grad({&x})) {
+    auto node = std::make_shared<ReluNode>();
+    node->inputs = {x};
+    node->y = y.detach();
+    record(y, node);
+  }
+  return y;
+}
+
+// ---- max pool -----------------------------------------------------------------------------------
+
+namespace {
+struct MaxPoolNode : Node {
+  Tensor y;
+  int k = 2, st = 2;
+  const char* name() const override { return "max_pool2d"; }
+  std::vector<Tensor> backward(const Tensor& dy) override {
+    const Tensor& x = inputs[0];
+    Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
+    kernels(x.device()).maxpool_backward(x, y, dy.dtype() == x.dtype() ? dy : dy.to(x.dtype()), k,
+                                         st, dx);
+    return {dx};
+  }
+};
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, int k, int st) {
+  DSC_CHECK(x.ndim() == 4, "max_pool2d: expected [N, C, H, W], got ", shape_str(x.shape()));
+  DSC_CHECK(k >= 1 && st >= 1 && x.dim(2) >= k && x.dim(3) >= k, "max_pool2d: window ", k,
+            " stride ", st, " does not fit input ", shape_str(x.shape()));
+  Tensor y = Tensor::empty({x.dim(0), x.dim(1), (x.dim(2) - k) / st + 1, (x.dim(3) - k) / st + 1},
+                           x.dtype(), x.device());
+  kernels(x.device()).maxpool_forward(x, k, st, y);
+  if (needs_grad({&x})) {
+    auto node = std::make_shared<MaxPoolNode>();
+    node->inputs = {x};
+    node->y = y.detach();
+    node->k = k;
+    node->st = st;
+    record(y, node);
+  }
+  return y;
+}
+
+// ---- batch norm ---------------------------------------------------------------------------------
+
+namespace {
+struct BatchNormNode : Node {
+  Tensor save_mean, save_invstd;
+  const char* name() const override { return "batch_norm"; }
+  std::vector<Tensor> backward(const Tensor& dy) override {
+    const Tensor& x = inputs[0];
+    const Tensor& gamma = inputs[1];
+    Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
+    Tensor dgamma = Tensor::empty(gamma.shape(), gamma.dtype(), gamma.device());
+    Tensor dbeta = Tensor::empty(gamma.shape(), gamma.dtype(), gamma.device());
+    kernels(x.device()).batchnorm_backward(x, dy.dtype() == x.dtype() ? dy : dy.to(x.dtype()),
+                                           gamma, save_mean, save_invstd, dx, dgamma, dbeta);
+    return {wants_grad(x) ? dx : Tensor(), dgamma, dbeta};
+  }
+};
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
+                  Tensor& running_var, bool training, float momentum, float eps) {
+  DSC_CHECK(x.ndim() == 4, "batch_norm: expected [N, C, H, W], got ", shape_str(x.shape()));
+  const Shape c{x.dim(1)};
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&gamma, &beta, &running_mean, &running_var}) {
+    DSC_CHECK(t->shape() == c, "batch_norm: parameter ", shape_str(t->shape()), " for input ",
+              shape_str(x.shape()), " (expected ", shape_str(c), ")");
+    same_device("batch_norm", x, *t);
+  }
+  BatchNormParams p{momentum, eps};
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  const KernelTable& k = kernels(x.device());
+  if (!training) {
+    k.batchnorm_forward_eval(x, gamma, beta, running_mean, running_var, p, y);
+    // Eval mode is an affine map; its gradient is rarely needed and not supported here.
+    return y;
+  }
+  DSC_CHECK(x.dim(0) * x.dim(2) * x.dim(3) > 1, "batch_norm: training needs more than one value per channel, got ",
+            shape_str(x.shape()));
+  Tensor sm = Tensor::empty(c, gamma.dtype(), x.device());
+  Tensor si = Tensor::empty(c, gamma.dtype(), x.device());
+  k.batchnorm_forward_train(x, gamma, beta, p, running_mean, running_var, y, sm, si);
+  if (needs_grad({&x, &gamma, &beta})) {
+    auto node = std::make_shared<BatchNormNode>();
+    node->inputs = {x, gamma, beta};
+    node->save_mean = sm;
+    node->save_invstd = si;
+    record(y, node);
+  }
+  return y;
+}
+
+// ---- cross-entropy --------------------------------------------------------------------------------
+
+namespace {
+struct CrossEntropyNode : Node {
+  Tensor probs, labels;
+  const char* name() const override { return "cross_entropy"; }
+  std::vector<Tensor> backward(const Tensor& dloss) override {
+    Tensor d = Tensor::empty(probs.shape(), probs.dtype(), probs.device());
+    kernels(probs.device()).softmax_xent_backward(probs, labels, dloss, d);
+    return {d};
+  }
+};
+}  // namespace
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
+  DSC_CHECK(logits.ndim() == 2 && labels.ndim() == 1 && labels.dim(0) == logits.dim(0),
+            "cross_entropy: logits ", shape_str(logits.shape()), " and labels ",
+            shape_str(labels.shape()), " (expected [N, M] and [N])");
+  DSC_CHECK(labels.dtype() == DType::I32, "cross_entropy: labels must be i32, got ", labels.str());
+  same_device("cross_entropy", logits, labels);
+  const DType loss_type = logits.dtype() == DType::F64 ? DType::F64 : DType::F32;
+  Tensor loss = Tensor::empty({1}, loss_type, logits.device());
+  Tensor probs = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
+  kernels(logits.device()).softmax_xent_forward(logits, labels, loss, probs);
+  if (needs_grad({&logits})) {
+    auto node = std::make_shared<CrossEntropyNode>();
+    node->inputs = {logits};
+    node->probs = probs;
+    node->labels = labels;
+    record(loss, node);
+  }
+  return loss;
+}
+
+int64_t count_correct(const Tensor& logits, const Tensor& labels) {
+  Tensor c = Tensor::empty({1}, DType::I32, logits.device());
+  kernels(logits.device()).count_correct(logits, labels, c);
+  return static_cast<int64_t>(c.item());
+}
+
+// ---- reshape, mul, scale, sum, cast -------------------------------------------------------------
+
+namespace {
+struct ReshapeNode : Node {
+  const char* name() const override { return "reshape"; }
+  std::vector<Tensor> backward(const Tensor& dy) override {
+    return {dy.contiguous().reshape(inputs[0].shape())};
+  }
+};
+
+struct MulNode : Node {
+  const char* name() const override { return "mul"; }
+  std::vector<Tensor> backward(const Tensor& dy) override {
+    const Tensor& a = inputs[0];
+    const Tensor& b = inputs[1];
+    Tensor da, db;
+    const KernelTable& k = kernels(a.device());
+    if (wants_grad(a)) {
+      da = Tensor::empty(a.shape(), a.dtype(), a.device());
+      k.mul(dy, b, da);
+    }
+    if (wants_grad(b)) {
+      db = Tensor::empty(b.shape(), b.dtype(), b.device());
+      k.mul(dy, a, db);
+    }
+    return {da, db};
+  }
+};
+
+struct ScaleNode : Node {
+  double alpha = 1;
+  const char* name() const override { return "scale"; }
+  std::vector<Tensor> backward(const Tensor& dy) override {
+    Tensor d = dy.clone();
+    kernels(d.device()).scale(d, alpha);
+    return {d};
+  }
+};
+
+struct SumNode : Node {
+  const char* name() const override { return "sum"; }
+  std::vector<Tensor> backward(const Tensor& dy) override {
+    const Tensor& x = inputs[0];
+    return {Tensor::full(x.shape(), dy.item(), x.dtype(), x.device())};
+  }
+};
+
+struct CastNode : Node {
+  const char* name() const override { return "cast"; }
+  std::vector<Tensor> backward(const Tensor& dy) override { return {dy.to(inputs[0].dtype())}; }
+};
+}  // namespace
+
+Tensor reshape(const Tensor& x, const Shape& shape) {
+  Tensor y = x.contiguous().reshape(shape).detach();
+  if (needs_grad({&x})) {
+    auto node = std::make_shared<ReshapeNode>();
+    node->inputs = {x};
+    record(y, node);
+  }
+  return y;
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  DSC_CHECK(a.shape() == b.shape(), "mul: shapes differ: ", shape_str(a.shape()), " and ",
+            shape_str(b.shape()));
+  same_device("mul", a, b);
+  same_dtype("mul", a, b);
+  Tensor y = Tensor::empty(a.shape(), a.dtype(), a.device());
+  kernels(a.device()).mul(a, b, y);
+  if (needs_grad({&a, &b})) {
+    auto node = std::make_shared<MulNode>();
+    node->inputs = {a, b};
+    record(y, node);
+  }
+  return y;
+}
+
+Tensor scale(const Tensor& x, double alpha) {
+  Tensor y = x.clone();
+  kernels(x.device()).scale(y, alpha);
+  if (needs_grad({&x})) {
+    auto node = std::make_shared<ScaleNode>();
+    node->inputs = {x};
+    node->alpha = alpha;
+    record(y, node);
+  }
+  return y;
+}
+
+Tensor sum(const Tensor& x) {
+  const DType t = x.dtype() == DType::F64 ? DType::F64 : DType::F32;
+  Tensor y = Tensor::empty({1}, t, x.device());
+  kernels(x.device()).sum(x, y);
+  if (needs_grad({&x})) {
+    auto node = std::make_shared<SumNode>();
+    node->inputs = {x};
+    record(y, node);
+  }
+  return y;
+}
+
+Tensor cast(const Tensor& x, DType dtype) {
+  if (x.dtype() == dtype) return x;
+  Tensor y = x.to(dtype);
+  if (needs_grad({&x})) {
+    auto node = std::make_shared<CastNode>();
+    node->inputs = {x};
+    record(y, node);
+  }
+  return y;
+}
+
+}  // namespace dsc::ops

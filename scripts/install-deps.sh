@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages dsc builds with, skipping what is already there.
+# CUDA (nvcc, cuDNN) is optional and not installed here: without it the CPU backend is built.
+set -euo pipefail
+pkgs=(cmake ninja-build g++ pkg-config libspdlog-dev libfmt-dev doctest-dev libstb-dev
+      libopenblas-dev libcli11-dev nlohmann-json3-dev)
+if [ "${DSC_WITH_PYTHON:-0}" = 1 ]; then pkgs+=(python3-torch python3-matplotlib); fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,169 @@
+// The `train` program through train_main: flag errors and exit codes, bad data paths, unwritable
+// logs, and a short real training run on CIFAR-10 images whose accuracy must rise well above
+// chance, with its JSON-lines log and the compare table.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "apps/lib/run_log.h"
+#include "apps/lib/trainer.h"
+#include "core/backend.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Run {
+  int rc;
+  std::string out, err;
+};
+
+Run train(std::vector<std::string> args) {
+  std::ostringstream out, err;
+  args.push_back("--no-progress");
+  const int rc = dsc::train_main(args, out, err);
+  return {rc, out.str(), err.str()};
+}
+
+std::string real_data() {
+  const std::string p = DSC_SOURCE_DIR "/../shared/cifar10";
+  return fs::exists(p + "/train") ? p : "";
+}
+
+fs::path temp_dir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("dsc_test_train_" + name);
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("train --help lists every flag and exits 0") {
+  Run r = train({"--help"});
+  CHECK(r.rc == 0);
+  for (const char* flag : {"--model", "--batch", "--epochs", "--lr", "--optimizer", "--schedule",
+                           "--augment", "--device", "--threads", "--seed", "--data", "--log",
+                           "--limit-train", "--limit-test", "--precision", "--csv", "--compare"}) {
+    CHECK_MESSAGE(r.out.find(flag) != std::string::npos, flag);
+  }
+}
+
+TEST_CASE("train rejects unknown and malformed flags with exit code 2") {
+  Run a = train({"--bogus"});
+  CHECK(a.rc == 2);
+  CHECK(a.err.find("--bogus") != std::string::npos);
+  Run b = train({"--batch", "abc"});
+  CHECK(b.rc == 2);
+  CHECK(b.err.find("--batch") != std::string::npos);
+  Run c = train({"--epochs"});
+  CHECK(c.rc == 2);
+}
+
+TEST_CASE("train rejects bad values with a message naming the flag") {
+  struct Case {
+    std::vector<std::string> args;
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      {{"--model", "resnet"}, "unknown model 'resnet'"},
+      {{"--batch", "0"}, "--batch must be at least 1"},
+      {{"--epochs", "0"}, "--epochs must be at least 1"},
+      {{"--lr", "-1"}, "--lr must be a positive number"},
+      {{"--optimizer", "rmsprop"}, "unknown optimizer 'rmsprop'"},
+      {{"--schedule", "step"}, "unknown schedule 'step'"},
+      {{"--device", "tpu"}, "unknown device 'tpu'"},
+      {{"--precision", "bf16"}, "unknown precision 'bf16'"},
+  };
+  for (const Case& c : cases) {
+    Run r = train(c.args);
+    CHECK(r.rc == 1);
+    CHECK_MESSAGE(r.err.find(c.expect) != std::string::npos, r.err);
+    CHECK(r.err.rfind("error: ", 0) == 0);
+  }
+}
+
+TEST_CASE("train --device cuda without a usable GPU says why and suggests --device cpu" *
+          doctest::skip(dsc::device_available(dsc::Device::CUDA))) {
+  Run r = train({"--device", "cuda"});
+  CHECK(r.rc == 1);
+  CHECK(r.err.find("--device cpu") != std::string::npos);
+}
+
+TEST_CASE("train names a missing data folder") {
+  Run r = train({"--data", "/nonexistent/cifar"});
+  CHECK(r.rc == 1);
+  CHECK(r.err.find("/nonexistent/cifar") != std::string::npos);
+}
+
+TEST_CASE("train on real images: bad batch and log paths fail before training") {
+  const std::string data = real_data();
+  if (data.empty()) {
+    MESSAGE("skipped: no CIFAR-10 at ../shared/cifar10");
+    return;
+  }
+  Run big = train({"--data", data, "--limit-train", "100", "--limit-test", "50", "--batch", "200"});
+  CHECK(big.rc == 1);
+  CHECK(big.err.find("larger than the training set (100 images") != std::string::npos);
+
+  Run log = train({"--data", data, "--limit-train", "100", "--limit-test", "50", "--batch", "50",
+                   "--log", "/nonexistent-dir/run.jsonl"});
+  CHECK(log.rc == 1);
+  CHECK(log.err.find("cannot write log file '/nonexistent-dir/run.jsonl'") != std::string::npos);
+}
+
+TEST_CASE("train on a few hundred real images: accuracy rises well above chance, logs are whole") {
+  const std::string data = real_data();
+  if (data.empty()) {
+    MESSAGE("skipped: no CIFAR-10 at ../shared/cifar10");
+    return;
+  }
+  const fs::path dir = temp_dir("run");
+  const std::string log = (dir / "run.jsonl").string(), csv = (dir / "run.csv").string();
+  Run r = train({"--model", "depsep", "--data", data, "--limit-train", "400", "--limit-test",
+                 "200", "--epochs", "3", "--batch", "16", "--eval-batch", "200", "--seed", "3",
+                 "--log", log, "--csv", csv});
+  REQUIRE_MESSAGE(r.rc == 0, r.err);
+  CHECK(r.out.find("135,973 parameters (135,717 trainable)") != std::string::npos);
+  CHECK(r.out.find("| depsep | cpu | fp32 | 16 | 135,973 |") != std::string::npos);
+
+  std::vector<nlohmann::json> lines = dsc::read_run_log(log);
+  REQUIRE(lines.size() == 5);  // header, 3 epochs, summary
+  CHECK(lines[0]["type"] == "header");
+  CHECK(lines[0]["params"] == 135973);
+  CHECK(lines[0]["trainable_params"] == 135717);
+  for (int e = 1; e <= 3; ++e) {
+    const nlohmann::json& j = lines[e];
+    CHECK(j["type"] == "epoch");
+    CHECK(j["epoch"] == e);
+    for (const char* key : {"train_loss", "train_acc", "test_loss", "test_acc", "images_per_sec",
+                            "data_wait_s", "wall_s"}) {
+      CHECK_MESSAGE(j.contains(key), key);
+    }
+    CHECK(j["images_per_sec"].get<double>() > 0);
+  }
+  // The training loss falls and the model learns far beyond 10% chance on what it saw.
+  CHECK(lines[3]["train_loss"].get<double>() < lines[1]["train_loss"].get<double>() - 0.2);
+  const nlohmann::json& s = lines[4];
+  CHECK(s["type"] == "summary");
+  CHECK(s["train_acc"].get<double>() > 0.3);
+  CHECK(s["test_acc"].get<double>() > 0.15);
+  CHECK(s["peak_images_per_sec"].get<double>() >= s["median_images_per_sec"].get<double>());
+
+  std::ifstream c(csv);
+  std::string header_line;
+  std::getline(c, header_line);
+  CHECK(header_line.find("train_loss") != std::string::npos);
+  int rows = 0;
+  for (std::string line; std::getline(c, line);) rows += !line.empty();
+  CHECK(rows == 3);
+
+  const std::string table = dsc::compare_runs({log, log});
+  CHECK(table.find("| run.jsonl | ours | depsep | cpu | fp32 | 16 | 135,973 | 3 |") !=
+        std::string::npos);
+  Run cmp = train({"--compare", log});
+  CHECK(cmp.rc == 0);
+  CHECK(cmp.out.find("depsep") != std::string::npos);
+}
