@@ -49,10 +49,25 @@ double median_ms(const std::function<void()>& fn, int repeats) {
   return g_use_min ? t.front() : t[t.size() / 2];
 }
 
-std::vector<float> random_vec(int64_t n, unsigned seed) {
+// 64-byte-aligned buffers, as the framework's CPU allocator hands out.
+template <class T>
+struct AlignedAllocator {
+  using value_type = T;
+  AlignedAllocator() = default;
+  template <class U>
+  AlignedAllocator(const AlignedAllocator<U>&) {}
+  T* allocate(size_t n) {
+    return static_cast<T*>(std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64));
+  }
+  void deallocate(T* p, size_t) { std::free(p); }
+  bool operator==(const AlignedAllocator&) const { return true; }
+};
+using Buffer = std::vector<float, AlignedAllocator<float>>;
+
+Buffer random_vec(int64_t n, unsigned seed) {
   std::mt19937 gen(seed);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
-  std::vector<float> v(n);
+  Buffer v(n);
   for (auto& e : v) e = u(gen);
   return v;
 }
@@ -74,7 +89,7 @@ Timing time_layer(const char* name, const ConvShape& s, int repeats) {
   if (g_only && !std::strstr(name, g_only)) return {};
   const auto x = random_vec(s.x_numel(), 1), w = random_vec(s.w_numel(), 2),
              b = random_vec(s.k, 3), dy = random_vec(s.y_numel(), 4);
-  std::vector<float> y(s.y_numel()), dx(s.x_numel()), dw(s.w_numel()), db(s.k);
+  Buffer y(s.y_numel()), dx(s.x_numel()), dw(s.w_numel()), db(s.k);
   Timing t;
   t.fwd = median_ms([&] { dsc::cpu::conv2d_forward(s, x.data(), w.data(), b.data(), y.data()); },
                     repeats);
@@ -109,7 +124,7 @@ int main(int argc, char** argv) {
   {  // the machine's GEMM ceiling, measured in the same run
     const int m = 128, k = 1152, n = 8192;
     const auto a = random_vec(int64_t(m) * k, 5), bm = random_vec(int64_t(k) * n, 6);
-    std::vector<float> c(int64_t(m) * n);
+    Buffer c(int64_t(m) * n);
     const double ms = median_ms(
         [&] { dsc::cpu::gemm(false, false, m, n, k, 1.f, a.data(), k, bm.data(), n, 0.f, c.data(), n); },
         repeats);

@@ -311,6 +311,13 @@ struct MulNode : Node {
   }
 };
 
+struct AddNode : Node {
+  const char* name() const override { return "add"; }
+  std::vector<Tensor> backward(const Tensor& dy) override {
+    return {wants_grad(inputs[0]) ? dy : Tensor(), wants_grad(inputs[1]) ? dy : Tensor()};
+  }
+};
+
 struct ScaleNode : Node {
   double alpha = 1;
   const char* name() const override { return "scale"; }
@@ -340,6 +347,21 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
   if (needs_grad({&x})) {
     auto node = std::make_shared<ReshapeNode>();
     node->inputs = {x};
+    record(y, node);
+  }
+  return y;
+}
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  DSC_CHECK(a.shape() == b.shape(), "add: shapes differ: ", shape_str(a.shape()), " and ",
+            shape_str(b.shape()));
+  same_device("add", a, b);
+  same_dtype("add", a, b);
+  Tensor y = a.clone();
+  kernels(a.device()).axpy(b, 1.0, y);
+  if (needs_grad({&a, &b})) {
+    auto node = std::make_shared<AddNode>();
+    node->inputs = {a, b};
     record(y, node);
   }
   return y;

@@ -23,7 +23,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels);
 // Same data, new shape (gradient reshaped back).
 Tensor reshape(const Tensor& x, const Shape& shape);
-// Elementwise a * b (same shape) and x * alpha.
+// Elementwise a + b and a * b (same shape), and x * alpha.
+Tensor add(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
 Tensor scale(const Tensor& x, double alpha);
 // Sum of all elements: a one-element tensor (f32 for f16 input).

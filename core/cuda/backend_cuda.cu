@@ -1,12 +1,107 @@
-// The CUDA kernel table (placeholder until the CUDA backend lands): reports itself unavailable.
+// The CUDA kernel table: register_cuda_kernels() checks that a usable GPU is present and fills
+// every entry with the CUDA implementations (kernels.h says which file holds which). It never
+// throws: without a driver, without a GPU, or when this build has no kernel image for the GPU's
+// architecture, it leaves the table unavailable with a reason that ends in "use --device cpu".
+// Tested by tests/cuda/ (every entry against the CPU table; on a machine without a GPU, the
+// availability test checks the reason and every other test is skipped).
+#include <cstdio>
+#include <exception>
+#include <string>
+
 #include "core/backend.h"
+#include "core/cuda/check.h"
+#include "core/cuda/device_info.h"
+#include "core/cuda/kernels.h"
+#include "core/cuda/runtime.h"
+#include "core/error.h"
 
 namespace dsc {
+namespace {
+
+// Empty when the GPU can run this build's kernels; otherwise why not.
+std::string probe_device() {
+  int count = 0;
+  cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess || count == 0) {
+    (void)cudaGetLastError();
+    return detail::cat("no CUDA device found (cudaGetDeviceCount: ",
+                       e != cudaSuccess ? cudaGetErrorString(e) : "0 devices",
+                       "); use --device cpu");
+  }
+  cudaFuncAttributes attr{};
+  e = cudaFuncGetAttributes(&attr, cuda::probe_kernel());
+  if (e == cudaSuccess) return {};
+  (void)cudaGetLastError();
+  const cuda::DeviceInfo info = cuda::device_info();
+  const std::string gpu = info.available ? detail::cat(info.name, " (sm_", info.cc_major,
+                                                       info.cc_minor, ")")
+                                         : std::string("GPU 0");
+  if (e == cudaErrorNoKernelImageForDevice || e == cudaErrorInvalidDeviceFunction ||
+      e == cudaErrorUnsupportedPtxVersion) {
+    return detail::cat("this build has no CUDA kernels for ", gpu, ": it was compiled for ",
+                       info.architectures_built, " (", cudaGetErrorString(e),
+                       "); rebuild with -DCMAKE_CUDA_ARCHITECTURES=", info.cc_major, info.cc_minor,
+                       " or use --device cpu");
+  }
+  return detail::cat("CUDA initialisation failed on ", gpu, " (cudaFuncGetAttributes: ",
+                     cudaGetErrorString(e), "); use --device cpu");
+}
+
+}  // namespace
 
 void register_cuda_kernels(KernelTable& t) {
   t.device = Device::CUDA;
   t.available = false;
-  t.unavailable_reason = "the CUDA backend is not implemented yet; use --device cpu";
+  try {
+    t.unavailable_reason = probe_device();
+    if (!t.unavailable_reason.empty()) return;
+
+    const cuda::DeviceInfo info = cuda::device_info();
+    for (const std::string& w : info.warnings) std::fprintf(stderr, "dsc: warning: %s\n", w.c_str());
+
+    t.alloc = cuda::device_alloc;
+    t.free = cuda::device_free;
+    t.copy_bytes = cuda::copy_bytes;
+    t.synchronize = cuda::synchronize;
+
+    t.fill = cuda::fill;
+    t.cast = cuda::cast;
+    t.axpy = cuda::axpy;
+    t.scale = cuda::scale;
+    t.mul = cuda::mul;
+    t.sum = cuda::sum;
+    t.check_finite = cuda::check_finite;
+
+    t.conv2d_forward = cuda::conv2d_forward;
+    t.conv2d_backward_data = cuda::conv2d_backward_data;
+    t.conv2d_backward_filter = cuda::conv2d_backward_filter;
+
+    t.linear_forward = cuda::linear_forward;
+    t.linear_backward = cuda::linear_backward;
+
+    t.relu_forward = cuda::relu_forward;
+    t.relu_backward = cuda::relu_backward;
+    t.maxpool_forward = cuda::maxpool_forward;
+    t.maxpool_backward = cuda::maxpool_backward;
+
+    t.batchnorm_forward_train = cuda::batchnorm_forward_train;
+    t.batchnorm_forward_eval = cuda::batchnorm_forward_eval;
+    t.batchnorm_backward = cuda::batchnorm_backward;
+
+    t.softmax_xent_forward = cuda::softmax_xent_forward;
+    t.softmax_xent_backward = cuda::softmax_xent_backward;
+    t.count_correct = cuda::count_correct;
+
+    t.adam_step = cuda::adam_step;
+    t.sgd_step = cuda::sgd_step;
+
+    t.unavailable_reason.clear();
+    t.available = true;
+  } catch (const std::exception& e) {
+    t.available = false;
+    t.unavailable_reason = detail::cat("the CUDA backend failed to start (", e.what(),
+                                       "); use --device cpu");
+  }
 }
 
 }  // namespace dsc

@@ -177,18 +177,21 @@ void forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
   const int P = s.p(), Q = s.q(), H = s.h, W = s.w, R = s.r, S = s.s;
   const int64_t planes = int64_t(s.n) * s.c;
   const int wp = W + 2 * s.pad + 16;
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
-  for (int64_t pl = 0; pl < planes; ++pl) {
-    const int c = int(pl % s.c);
-    const T b = bias ? bias[c] : T(0);
-    if (s.stride == 1) {
-      T* buf = scratch<T>(size_t(H + 2 * s.pad) * wp);
-      pad_plane(x + pl * H * W, H, W, s.pad, wp, buf);
-      stencil(buf, wp, w + int64_t(c) * R * S, R, S, b, P, Q, y + pl * P * Q);
-      store_fence();  // per plane, by the storing thread, before the region's barrier
-    } else {
-      plane_forward_any(s, x + pl * H * W, w + int64_t(c) * R * S, b, y + pl * P * Q);
+#pragma omp parallel num_threads(num_threads())
+  {
+#pragma omp for schedule(static) nowait
+    for (int64_t pl = 0; pl < planes; ++pl) {
+      const int c = int(pl % s.c);
+      const T b = bias ? bias[c] : T(0);
+      if (s.stride == 1) {
+        T* buf = scratch<T>(size_t(H + 2 * s.pad) * wp);
+        pad_plane(x + pl * H * W, H, W, s.pad, wp, buf);
+        stencil(buf, wp, w + int64_t(c) * R * S, R, S, b, P, Q, y + pl * P * Q);
+      } else {
+        plane_forward_any(s, x + pl * H * W, w + int64_t(c) * R * S, b, y + pl * P * Q);
+      }
     }
+    store_fence();  // by each storing thread, before the region's closing barrier
   }
 }
 
@@ -200,7 +203,9 @@ void backward_data(const ConvShape& s, const T* dy, const T* w, T* dx) {
   const int pr = R - 1 - s.pad, ps = S - 1 - s.pad;
   const bool fast = s.stride == 1 && pr >= 0 && ps >= 0 && pr == ps;
   const int wp = Q + 2 * pr + 16;
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel num_threads(num_threads())
+  {
+#pragma omp for schedule(static) nowait
   for (int64_t pl = 0; pl < planes; ++pl) {
     const int c = int(pl % s.c);
     const T* dyp = dy + pl * P * Q;
@@ -213,7 +218,6 @@ void backward_data(const ConvShape& s, const T* dy, const T* w, T* dx) {
       T* buf = scratch<T>(size_t(P + 2 * pr) * wp + R * S);
       pad_plane(dyp, P, Q, pr, wp, buf);
       stencil(buf, wp, ff, R, S, T(0), H, W, dxp);
-      store_fence();
       continue;
     }
     std::fill(dxp, dxp + H * W, T(0));
@@ -229,6 +233,8 @@ void backward_data(const ConvShape& s, const T* dy, const T* w, T* dx) {
           }
         }
       }
+  }
+  store_fence();
   }
 }
 

@@ -34,8 +34,8 @@ inline void packed_gemm(const float* __restrict U, const float* __restrict V, in
   for (int j = 0; j < n; j += 32) {  // column panel outer: V's panel stays in L1 across kb
     if (j + 32 < n)  // the next panel, row by row (V rows may be far apart: no HW prefetch)
       for (int c = 0; c < C; ++c) {
-        _mm_prefetch(reinterpret_cast<const char*>(V + c * ldv + j + 32), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(V + c * ldv + j + 48), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(V + c * ldv + j + 32), _MM_HINT_T1);
+        _mm_prefetch(reinterpret_cast<const char*>(V + c * ldv + j + 48), _MM_HINT_T1);
       }
     for (int kb = 0; kb < kp / 8; ++kb) {
       const float* u = U + int64_t(kb) * C * 8;

@@ -142,14 +142,14 @@ SeedCnnOptions small_cnn() {
 TEST_CASE("amp: f16 input -> f16 activations, f32 parameters, gradients and loss") {
   std::mt19937_64 rng(4);
   for (ModelKind kind : {ModelKind::Normal, ModelKind::DepSep}) {
-    INFO(model_kind_name(kind));
+    INFO(std::string(model_kind_name(kind)));
     auto net = make_seed_cnn(kind, 9, small_cnn());
     Tensor x = Tensor::uniform({4, 3, 8, 8}, rng, -1, 1);
     Tensor labels = test::random_labels(4, 10, rng);
     // Gradients of the f32 model, for comparison.
     ops::cross_entropy(net->forward(x), labels).backward();
     std::vector<std::vector<double>> g32;
-    for (const NamedTensor& p : net->parameters()) {
+    for (NamedTensor& p : net->parameters()) {
       g32.push_back(p.tensor.grad().to_vector());
       p.tensor.set_grad(Tensor());
     }
@@ -164,23 +164,29 @@ TEST_CASE("amp: f16 input -> f16 activations, f32 parameters, gradients and loss
     CHECK(loss.dtype() == DType::F32);
     const float scale = 1024.0f;
     ops::scale(loss, scale).backward();
+    // grad / scale must track the f32 gradient. Per parameter tensor, the L2 error may be 1e-2 of
+    // that tensor's gradient norm plus 1e-3 of the whole gradient's norm. Observed: ~1-2e-3
+    // relative, as expected from f16 storage (unit roundoff 4.9e-4) through a few layers. The
+    // absolute floor is needed because some gradients are ~0 in exact arithmetic: a bias right
+    // before max-pool + BatchNorm only shifts the BN input, which BN removes (f32 norm ~1e-6).
+    // A gradient left scaled, lost, or misrouted is off by O(its norm) or more.
+    double global = 0;
+    for (const auto& g : g32)
+      for (double v : g) global += v * v;
+    global = std::sqrt(global);
     size_t i = 0;
     for (const NamedTensor& p : net->parameters()) {
       INFO(p.name);
       CHECK(p.tensor.dtype() == DType::F32);
       REQUIRE(p.tensor.grad().defined());
       CHECK(p.tensor.grad().dtype() == DType::F32);
-      // grad / scale tracks the f32 gradient: relative L2 error of f16 storage (unit roundoff
-      // 4.9e-4) accumulated through a few layers; 2e-2 is loose but far below the O(1) error of
-      // an unscaled or misrouted gradient.
-      std::vector<double> g = p.tensor.grad().to_vector();
-      double num = 0, den = 0;
+      const std::vector<double> g = p.tensor.grad().to_vector();
+      double err = 0, norm = 0;
       for (size_t j = 0; j < g.size(); ++j) {
-        num += std::pow(g[j] / scale - g32[i][j], 2);
-        den += g32[i][j] * g32[i][j];
+        err += std::pow(g[j] / scale - g32[i][j], 2);
+        norm += g32[i][j] * g32[i][j];
       }
-      CHECK(den > 0);
-      CHECK(std::sqrt(num / den) < 2e-2);
+      CHECK(std::sqrt(err) <= 1e-2 * std::sqrt(norm) + 1e-3 * global);
       ++i;
     }
   }
@@ -221,20 +227,34 @@ TEST_CASE("amp: mixed-precision training tracks f32 training") {
   Tensor labels = test::random_labels(8, 10, rng);
   const int steps = 30;
   for (ModelKind kind : {ModelKind::Normal, ModelKind::DepSep}) {
-    INFO(model_kind_name(kind));
+    INFO(std::string(model_kind_name(kind)));
     LossScalerOptions so;
     so.init_scale = 1024.0f;
     so.growth_interval = 10;  // the scale grows during the run
     const Curve f32 = train(kind, false, steps, x, labels, so);
     const Curve f16 = train(kind, true, steps, x, labels, so);
-    double worst = 0;
-    for (int s = 0; s < steps; ++s) worst = std::max(worst, std::abs(f32.loss[s] - f16.loss[s]));
-    MESSAGE(model_kind_name(kind), ": f32 loss ", f32.loss.front(), " -> ", f32.loss.back(),
-            ", amp ", f16.loss.front(), " -> ", f16.loss.back(), ", worst gap ", worst,
-            ", skipped ", f16.skipped, ", scale ", f16.final_scale);
-    CHECK(f32.loss.back() < f32.loss.front() - 0.3);
-    CHECK(f16.loss.back() < f16.loss.front() - 0.3);
+    // Loss curves within 0.02 + 2% of the f32 loss at every step. Observed gaps: ~1.5e-3 (normal)
+    // and ~3e-3 (depsep) over 30 steps in which the loss falls by 2.7-2.8: f16 rounding of
+    // activations and gradients (~1e-3 relative, see the test above) perturbs each Adam step a
+    // little, and the perturbations do not blow up over a few dozen steps. A broken AMP path
+    // (skipped or unscaled steps, f16 master weights, lost gradients) moves the curve by O(0.1-1).
+    for (int s = 0; s < steps; ++s) {
+      CHECK_MESSAGE(std::abs(f32.loss[s] - f16.loss[s]) <= 0.02 + 0.02 * f32.loss[s], "step ", s,
+                    ": f32 ", f32.loss[s], ", amp ", f16.loss[s]);
+    }
+    CHECK(f32.loss.back() < f32.loss.front() - 1.0);
+    CHECK(f16.loss.back() < f16.loss.front() - 1.0);
+    // 30 finite steps with growth_interval 10: the scale doubled three times, nothing skipped.
+    CHECK(f16.skipped == 0);
+    CHECK(f16.final_scale == 8192.0f);
+    CHECK(f32.final_scale == 1.0f);
   }
+  // With the default scaler (2^16) overflows may occur and are skipped; training still works.
+  const Curve def = train(ModelKind::DepSep, true, steps, x, labels, LossScalerOptions{});
+  MESSAGE("default scaler: loss ", def.loss.front(), " -> ", def.loss.back(), ", skipped ",
+          def.skipped, ", final scale ", def.final_scale);
+  CHECK(def.loss.back() < def.loss.front() - 1.0);
+  CHECK(def.final_scale == 65536.0f / float(1 << def.skipped));
 }
 
 }  // namespace

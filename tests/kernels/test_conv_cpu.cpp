@@ -161,6 +161,7 @@ TEST_CASE("conv2d 3x3 stride 1 at the model's shapes (batch 2)") {
 
 TEST_CASE("conv2d generic path: stride 2, other kernel sizes, padding") {
   check_shape(shape(2, 5, 9, 8, 7, 3, 3, 2, 1));
+  check_shape(shape(1, 5, 9, 8, 7, 3, 3, 2, 1));  // one image: GEMMs split over the threads
   check_shape(shape(3, 13, 11, 13, 17, 3, 3, 2, 0), 1e-4, false);
   check_shape(shape(2, 5, 11, 9, 7, 5, 5, 1, 2));
   check_shape(shape(2, 3, 13, 12, 5, 5, 5, 2, 0));
@@ -172,6 +173,10 @@ TEST_CASE("conv2d pointwise 1x1") {
   check_shape(shape(3, 13, 7, 9, 17, 1, 1, 1, 0));
   check_shape(shape(2, 5, 7, 9, 7, 1, 1, 2, 0), 1e-4, false);
   check_shape(shape(2, 5, 5, 6, 7, 1, 1, 1, 1));
+  // H * W % 32 == 0 and C >= 16: the float micro-kernel path (K, C not multiples of 8).
+  check_shape(shape(3, 17, 8, 4, 13, 1, 1, 1, 0));
+  check_shape(shape(1, 17, 8, 4, 13, 1, 1, 1, 0));
+  check_shape(shape(2, 24, 16, 8, 7, 1, 1, 1, 0), 1e-4, false);
   check_shape(shape(2, 128, 32, 32, 128, 1, 1, 1, 0));
 }
 
