@@ -1,5 +1,5 @@
-// Benchmark of the CPU convolution kernels (core/ops/conv2d.h) on the seed model's layers: batch 128,
-// 32x32, float, 3x3 stride 1 pad 1 (normal conv1 3->128, conv2..4 128->128), depthwise 3x3 and
+// Benchmark of the CPU convolution kernels (core/ops/conv2d.h) on the seed model's layers: batch
+// 128, 32x32, float, 3x3 stride 1 pad 1 (normal conv1 3->128, conv2..4 128->128), depthwise 3x3 and
 // pointwise 1x1 (DepSep). Random uniform inputs, one warm-up call excluded, median of --repeats
 // calls; FLOP/s count 2 FLOPs per multiply-add. Also times one large SGEMM as the machine's ceiling
 // and prints the convolution time of one training step of each model.
@@ -10,8 +10,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <ctime>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -87,14 +87,14 @@ const char* g_only = nullptr;  // --only SUBSTRING: time only the layers whose n
 
 Timing time_layer(const char* name, const ConvShape& s, int repeats) {
   if (g_only && !std::strstr(name, g_only)) return {};
-  const auto x = random_vec(s.x_numel(), 1), w = random_vec(s.w_numel(), 2),
-             b = random_vec(s.k, 3), dy = random_vec(s.y_numel(), 4);
+  const auto x = random_vec(s.x_numel(), 1), w = random_vec(s.w_numel(), 2), b = random_vec(s.k, 3),
+             dy = random_vec(s.y_numel(), 4);
   Buffer y(s.y_numel()), dx(s.x_numel()), dw(s.w_numel()), db(s.k);
   Timing t;
   t.fwd = median_ms([&] { dsc::cpu::conv2d_forward(s, x.data(), w.data(), b.data(), y.data()); },
                     repeats);
-  t.bwd_data = median_ms(
-      [&] { dsc::cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data()); }, repeats);
+  t.bwd_data = median_ms([&] { dsc::cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data()); },
+                         repeats);
   t.bwd_filter = median_ms(
       [&] { dsc::cpu::conv2d_backward_filter(s, x.data(), dy.data(), dw.data(), db.data()); },
       repeats);
@@ -126,9 +126,12 @@ int main(int argc, char** argv) {
     const auto a = random_vec(int64_t(m) * k, 5), bm = random_vec(int64_t(k) * n, 6);
     Buffer c(int64_t(m) * n);
     const double ms = median_ms(
-        [&] { dsc::cpu::gemm(false, false, m, n, k, 1.f, a.data(), k, bm.data(), n, 0.f, c.data(), n); },
+        [&] {
+          dsc::cpu::gemm(false, false, m, n, k, 1.f, a.data(), k, bm.data(), n, 0.f, c.data(), n);
+        },
         repeats);
-    std::printf("sgemm %dx%dx%d: %.2f ms, %.1f GFLOP/s\n\n", m, n, k, ms, 2.0 * m * n * k / ms * 1e-6);
+    std::printf("sgemm %dx%dx%d: %.2f ms, %.1f GFLOP/s\n\n", m, n, k, ms,
+                2.0 * m * n * k / ms * 1e-6);
   }
 
   std::printf("%-22s %9s %7s  %9s %7s  %9s %7s\n", "layer", "fwd ms", "GF/s", "bwd-d ms", "GF/s",
@@ -143,8 +146,7 @@ int main(int argc, char** argv) {
   // One training step: layer 1 needs no input gradient (its input is the data).
   auto all = [](const Timing& t) { return t.fwd + t.bwd_data + t.bwd_filter; };
   const double normal = conv1.fwd + conv1.bwd_filter + 3 * all(conv2);
-  const double depsep =
-      dw1.fwd + dw1.bwd_filter + all(pw1) + 3 * (all(dw2) + all(pw2));
+  const double depsep = dw1.fwd + dw1.bwd_filter + all(pw1) + 3 * (all(dw2) + all(pw2));
   std::printf("\nconv time per training step (batch %d): normal %.1f ms, depsep %.1f ms\n", batch,
               normal, depsep);
   return 0;

@@ -2,8 +2,10 @@
 """PyTorch peer of bench/kernels_conv.cpp: the same layers (batch 128, 32x32, float) timed in
 PyTorch on the CPU: forward, backward-data, backward-filter (+ bias) through
 aten.convolution_backward with one output mask at a time, the fused backward (both gradients),
-and forward + backward through autograd as training runs it. Random normal inputs, one warm-up call excluded, median of
---repeats. Usage: /usr/bin/python3 bench/kernels_conv_torch.py [--repeats N] [--threads T] [--stat min]"""
+and forward + backward through autograd as training runs it. Random normal inputs, one warm-up
+call excluded, median of --repeats.
+Usage: /usr/bin/python3 bench/kernels_conv_torch.py [--repeats N] [--threads T] [--stat min]
+       [--clock cpu]"""
 import argparse
 import time
 
@@ -14,17 +16,25 @@ parser.add_argument("--repeats", type=int, default=7)
 parser.add_argument("--threads", type=int, default=2)
 parser.add_argument("--batch", type=int, default=128)
 parser.add_argument("--stat", choices=("median", "min"), default="median")
+parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="cpu: process CPU time / threads (A/B tests on a busy machine)")
 args = parser.parse_args()
 torch.set_num_threads(args.threads)
+
+
+def now_ms():
+    if args.clock == "cpu":
+        return time.process_time() * 1e3 / torch.get_num_threads()
+    return time.perf_counter() * 1e3
 
 
 def median_ms(fn):
     fn()
     times = []
     for _ in range(args.repeats):
-        t0 = time.perf_counter()
+        t0 = now_ms()
         fn()
-        times.append((time.perf_counter() - t0) * 1e3)
+        times.append(now_ms() - t0)
     return min(times) if args.stat == "min" else sorted(times)[len(times) // 2]
 
 
@@ -61,7 +71,7 @@ def time_layer(name, c, k, r, groups):
 
 
 print(f"torch {torch.__version__} conv layers, float, batch {args.batch}, 32x32, "
-      f"{torch.get_num_threads()} threads, {args.stat} of {args.repeats}")
+      f"{torch.get_num_threads()} threads, {args.stat} of {args.repeats}, {args.clock} time")
 print(f"{'layer':<22} {'fwd ms':>9} {'GF/s':>7}  {'bwd-d ms':>9} {'GF/s':>7}  {'bwd-f ms':>9} "
       f"{'GF/s':>7}  {'bwd-both':>9} {'GF/s':>7}  {'fwd+bwd autograd':>17}")
 conv1 = time_layer("conv1 3->128 3x3", 3, 128, 3, 1)

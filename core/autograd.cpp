@@ -85,6 +85,13 @@ void Tensor::backward() const {
     for (size_t i = 0; i < grads.size(); ++i) {
       Tensor& in = node->inputs[i];
       if (!grads[i].defined() || !in.defined()) continue;
+      // A rule may hand one tensor to several inputs (add's pass-through): copy the repeats, so
+      // that no two accumulators take over (and then += into) the same storage.
+      for (size_t j = 0; j < i; ++j)
+        if (grads[j].defined() && grads[j].storage() == grads[i].storage()) {
+          grads[i] = grads[i].clone();
+          break;
+        }
       DSC_CHECK(grads[i].shape() == in.shape(), node->name(), " backward: gradient ",
                 grads[i].str(), " for input ", in.str());
       if (in.grad_fn()) {

@@ -208,6 +208,14 @@ struct BatchNormNode : Node {
     return {wants_grad(x) ? dx : Tensor(), dgamma, dbeta};
   }
 };
+struct BatchNormEvalNode : Node {
+  const char* name() const override { return "batch_norm (eval)"; }
+  std::vector<Tensor> backward(const Tensor&) override {
+    throw Error(
+        "batch_norm: backward through eval mode (running statistics) is not supported; call "
+        "model.train() before training");
+  }
+};
 }  // namespace
 
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
@@ -224,7 +232,13 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   const KernelTable& k = kernels(x.device());
   if (!training) {
     k.batchnorm_forward_eval(x, gamma, beta, running_mean, running_var, p, y);
-    // Eval mode is an affine map; its gradient is rarely needed and not supported here.
+    // Eval mode is for evaluation: a backward pass that reaches it fails loudly rather than
+    // silently dropping the gradients of everything before it.
+    if (needs_grad({&x, &gamma, &beta})) {
+      auto node = std::make_shared<BatchNormEvalNode>();
+      node->inputs = {x, gamma, beta};
+      record(y, node);
+    }
     return y;
   }
   DSC_CHECK(x.dim(0) * x.dim(2) * x.dim(3) > 1, "batch_norm: training needs more than one value per channel, got ",

@@ -1,5 +1,5 @@
 // Layer implementations (see layers.h): constructors create and initialise parameters, forward()
-// composes differentiable ops. Tested by tests/core/test_layers_grad.cpp and test_models.cpp.
+// composes differentiable ops. Tested by tests/core/test_layers.cpp and test_models.cpp.
 #include "layers/layers.h"
 
 #include <sstream>

@@ -325,8 +325,16 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
   }
 
   // ---- summary: the seed's table ----
+  // As the seed: the first two epochs are warm-up (fewer when the run is shorter; at least the
+  // last epoch is timed), and images/sec is the best (peak) and median of the timed epochs.
+  const int first_timed = std::min(2, cfg.epochs - 1) + 1;
   std::vector<double> ips;
-  for (const EpochResult& e : result.epochs) ips.push_back(e.images_per_sec);
+  std::vector<int> timed_epochs;
+  for (const EpochResult& e : result.epochs) {
+    if (e.epoch < first_timed) continue;
+    ips.push_back(e.images_per_sec);
+    timed_epochs.push_back(e.epoch);
+  }
   result.peak_images_per_sec = *std::max_element(ips.begin(), ips.end());
   result.median_images_per_sec = median(ips);
   const EvalResult train_eval = evaluate(*model, train, cfg, device, compute);
@@ -352,6 +360,7 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
              {"trainable_params", count.trainable},
              {"peak_images_per_sec", result.peak_images_per_sec},
              {"median_images_per_sec", result.median_images_per_sec},
+             {"timed_epochs", timed_epochs},
              {"train_acc", result.train_acc},
              {"test_acc", result.test_acc},
              {"test_loss", result.test_loss},

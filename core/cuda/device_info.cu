@@ -38,6 +38,7 @@ std::string version3(size_t v) {  // 91900 -> "9.19.0"
 }
 
 std::string cuda_version(int v) {  // 13000 -> "13.0"
+  if (v <= 0) return "none";
   return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10);
 }
 

@@ -2,7 +2,8 @@
 // x, y, dy, dx: [N, C, H, W]; gamma, beta, running and saved statistics: [C], same type T.
 // Training normalises with the batch mean and the biased variance; the running variance is updated
 // with the unbiased one. momentum follows Keras: running = momentum * running + (1 - momentum) * batch.
-// Tested against a naive reference and finite differences in tests/core/test_layers_grad.cpp.
+// Tested against a naive reference and finite differences in tests/core/test_ops_forward.cpp and
+// test_grad_check.cpp.
 #pragma once
 
 namespace dsc::cpu {

@@ -2,11 +2,13 @@
 // OpenMP iteration. Layouts: x [N, C, H, W], w [C, 1, R, S], y [N, C, P, Q].
 //
 // Stride 1 (the DepSep model's case): the plane is copied into a zero-padded thread-local buffer so
-// that every output row is R * S contiguous, branch-free multiply-adds the compiler vectorises;
+// that every output row is R * S contiguous, branch-free multiply-adds (AVX-512 for float, with
+// non-temporal stores; compiler-vectorised loops for double);
 // backward-data is the same stencil on dy with the flipped filter and pad' = R - 1 - pad;
 // backward-filter correlates dy with the padded input plane (per-thread partial sums over the
 // planes, reduced at the end). Other strides use plain loops. Tested through conv2d_* against
 // naive loops in tests/kernels/test_conv_cpu.cpp.
+
 // GCC 12 reports its own AVX-512 intrinsic headers (the _mm512_undefined_* placeholders) as
 // "may be used uninitialized"; the warning is a known false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -50,8 +52,8 @@ void pad_plane(const T* src, int h, int w, int pad, int wp, T* buf) {
 
 // out [P, Q] = bias + sum_{r,t} f[r * S + t] * padded[p + r][q + t] (stride 1).
 template <class T>
-void stencil(const T* __restrict padded, int wp, const T* __restrict f, int R, int S, T bias,
-             int P, int Q, T* __restrict out) {
+void stencil(const T* __restrict padded, int wp, const T* __restrict f, int R, int S, T bias, int P,
+             int Q, T* __restrict out) {
   for (int p = 0; p < P; ++p) {
     T* __restrict o = out + int64_t(p) * Q;
 #pragma omp simd
@@ -95,7 +97,7 @@ void stencil<float>(const float* __restrict padded, int wp, const float* __restr
 
 // Plain loops for any stride: y = conv(x) on one plane.
 template <class T>
-void plane_forward_any(const ConvShape& s, const T* xp, const T* wp, T b, T* yp) {
+void plane_forward_any(const ConvShape& s, const T* xp, const T* f, T b, T* yp) {
   const int P = s.p(), Q = s.q();
   for (int p = 0; p < P; ++p)
     for (int q = 0; q < Q; ++q) {
@@ -105,7 +107,7 @@ void plane_forward_any(const ConvShape& s, const T* xp, const T* wp, T b, T* yp)
         if (h < 0 || h >= s.h) continue;
         for (int t = 0; t < s.s; ++t) {
           const int ww = q * s.stride - s.pad + t;
-          if (ww >= 0 && ww < s.w) acc += xp[h * s.w + ww] * wp[r * s.s + t];
+          if (ww >= 0 && ww < s.w) acc += xp[h * s.w + ww] * f[r * s.s + t];
         }
       }
       yp[p * Q + q] = acc;
@@ -203,38 +205,40 @@ void backward_data(const ConvShape& s, const T* dy, const T* w, T* dx) {
   const int pr = R - 1 - s.pad, ps = S - 1 - s.pad;
   const bool fast = s.stride == 1 && pr >= 0 && ps >= 0 && pr == ps;
   const int wp = Q + 2 * pr + 16;
+  std::vector<T> flipped(fast ? size_t(s.c) * R * S : 0);  // w[c][R-1-r][S-1-t]
+  for (size_t i = 0; i < flipped.size(); ++i) {
+    const size_t c = i / (R * S), j = i % (R * S);
+    flipped[i] = w[c * R * S + (R * S - 1 - j)];
+  }
 #pragma omp parallel num_threads(num_threads())
   {
 #pragma omp for schedule(static) nowait
-  for (int64_t pl = 0; pl < planes; ++pl) {
-    const int c = int(pl % s.c);
-    const T* dyp = dy + pl * P * Q;
-    const T* f = w + int64_t(c) * R * S;
-    T* dxp = dx + pl * H * W;
-    if (fast) {
-      T flipped[64];
-      T* ff = R * S <= 64 ? flipped : scratch<T>(size_t(R) * S);  // never for 3x3 / 5x5
-      for (int i = 0; i < R * S; ++i) ff[i] = f[R * S - 1 - i];
-      T* buf = scratch<T>(size_t(P + 2 * pr) * wp + R * S);
-      pad_plane(dyp, P, Q, pr, wp, buf);
-      stencil(buf, wp, ff, R, S, T(0), H, W, dxp);
-      continue;
-    }
-    std::fill(dxp, dxp + H * W, T(0));
-    for (int p = 0; p < P; ++p)
-      for (int q = 0; q < Q; ++q) {
-        const T g = dyp[p * Q + q];
-        for (int r = 0; r < R; ++r) {
-          const int h = p * s.stride - s.pad + r;
-          if (h < 0 || h >= H) continue;
-          for (int t = 0; t < S; ++t) {
-            const int ww = q * s.stride - s.pad + t;
-            if (ww >= 0 && ww < W) dxp[h * W + ww] += g * f[r * S + t];
+    for (int64_t pl = 0; pl < planes; ++pl) {
+      const int c = int(pl % s.c);
+      const T* dyp = dy + pl * P * Q;
+      const T* f = w + int64_t(c) * R * S;
+      T* dxp = dx + pl * H * W;
+      if (fast) {
+        T* buf = scratch<T>(size_t(P + 2 * pr) * wp);
+        pad_plane(dyp, P, Q, pr, wp, buf);
+        stencil(buf, wp, flipped.data() + int64_t(c) * R * S, R, S, T(0), H, W, dxp);
+        continue;
+      }
+      std::fill(dxp, dxp + H * W, T(0));
+      for (int p = 0; p < P; ++p)
+        for (int q = 0; q < Q; ++q) {
+          const T g = dyp[p * Q + q];
+          for (int r = 0; r < R; ++r) {
+            const int h = p * s.stride - s.pad + r;
+            if (h < 0 || h >= H) continue;
+            for (int t = 0; t < S; ++t) {
+              const int ww = q * s.stride - s.pad + t;
+              if (ww >= 0 && ww < W) dxp[h * W + ww] += g * f[r * S + t];
+            }
           }
         }
-      }
-  }
-  store_fence();
+    }
+    store_fence();
   }
 }
 

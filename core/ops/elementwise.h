@@ -1,5 +1,5 @@
 // Elementwise CPU kernels on contiguous raw buffers of n elements (T = float or double).
-// Tested against direct loops in tests/core/test_ops.cpp.
+// Tested against direct loops in tests/core/test_ops_forward.cpp.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 // Elementwise CPU kernels (see elementwise.h): plain loops the compiler vectorises, split over
-// threads with OpenMP when large. Tested against direct loops in tests/core/test_ops.cpp.
+// threads with OpenMP when large. Tested against direct loops in tests/core/test_ops_forward.cpp.
 #include "core/ops/elementwise.h"
 
 #include <cmath>

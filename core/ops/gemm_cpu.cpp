@@ -6,13 +6,13 @@
 // runs on the calling thread. This keeps one thread pool only: OpenBLAS's pthreads spin after each
 // call and would otherwise steal cores from the OpenMP regions around them. OpenBLAS 0.3.x is safe
 // to call concurrently when its own thread count is 1. Tested through tests/kernels/.
-#include "core/ops/gemm.h"
-
 #include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <thread>
+
+#include "core/ops/gemm.h"
 
 namespace dsc::cpu {
 namespace {

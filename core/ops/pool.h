@@ -1,7 +1,8 @@
 // Max pooling on raw NCHW buffers: x [N, C, H, W] -> y [N, C, P, Q], window k x k, stride st, no
 // padding, P = (H - k) / st + 1. Backward sends each dy to the first maximum of its window
 // (row-major order), found again by comparing x with y, so nothing extra is saved.
-// Tested against a naive loop and finite differences in tests/core/test_layers_grad.cpp.
+// Tested against a naive loop and finite differences in tests/core/test_ops_forward.cpp and
+// test_grad_check.cpp.
 #pragma once
 
 namespace dsc::cpu {

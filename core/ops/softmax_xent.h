@@ -1,7 +1,8 @@
 // Softmax cross-entropy on raw buffers, CPU: logits [N, M] row-major, labels int32 [N] in [0, M).
 // forward returns the mean over rows of -log softmax(logits)[label] and writes probs [N, M];
 // backward writes dlogits = dloss * (probs - onehot(label)) / N.
-// Tested against a naive reference and finite differences in tests/core/test_layers_grad.cpp.
+// Tested against a naive reference and finite differences in tests/core/test_ops_forward.cpp and
+// test_grad_check.cpp.
 #pragma once
 
 #include <cstdint>

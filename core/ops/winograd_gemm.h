@@ -4,12 +4,19 @@
 // Layouts: U packed as [kp / 8][C][8] (kp a multiple of 8, rows k >= the real count zero-filled);
 // V row-major with row stride ldv; out row-major with row stride ldo; n % 32 == 0. Register
 // block: 8 rows x 32 columns = 16 accumulators; per c two vector loads of V and eight broadcasts
-// of U. With stream = true, 64-byte-aligned rows are written with non-temporal stores. Tested
-// through conv2d_* in tests/kernels/test_conv_cpu.cpp.
+// of U. With stream = true, 64-byte-aligned rows are written with non-temporal stores. Also the
+// 16x16 register transpose the Winograd transforms use. Tested through conv2d_* in
+// tests/kernels/test_conv_cpu.cpp.
 #pragma once
 
 #ifdef __AVX512F__
 #include <immintrin.h>
+
+// GCC 12 reports its own AVX-512 intrinsic headers (the _mm512_undefined_* placeholders) as
+// "may be used uninitialized" once inlined here; a known false positive.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include <cstdint>
 
@@ -71,5 +78,34 @@ inline void packed_gemm(const float* __restrict U, const float* __restrict V, in
   if (aligned) _mm_sfence();
 }
 
+// In-register transpose of a 16x16 float matrix held as 16 row vectors.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+
 }  // namespace dsc::cpu::micro
+
+#pragma GCC diagnostic pop
 #endif

@@ -20,6 +20,21 @@
 #include "core/ops.h"
 #include "core/tensor.h"
 
+// Failed CHECKs on vectors print their values.
+namespace doctest {
+template <> struct StringMaker<std::vector<double>> {
+  static String convert(const std::vector<double>& v) {
+    std::ostringstream os;
+    os.precision(10);
+    os << '{';
+    for (size_t i = 0; i < v.size() && i < 16; ++i) os << (i ? ", " : "") << v[i];
+    if (v.size() > 16) os << ", ... (" << v.size() << " values)";
+    os << '}';
+    return String(os.str().c_str());
+  }
+};
+}  // namespace doctest
+
 namespace dsc::test {
 
 // ---- random data ------------------------------------------------------------------------------

@@ -23,7 +23,8 @@ TEST_CASE("loss scaler: defaults and found_inf") {
   LossScaler s;
   CHECK(s.enabled());
   CHECK(s.scale() == 65536.0f);
-  Tensor g = Tensor::uniform({1000}, *std::make_unique<std::mt19937_64>(1), -1e4, 1e4);
+  std::mt19937_64 rng(1);
+  Tensor g = Tensor::uniform({1000}, rng, -1e4, 1e4);
   CHECK_FALSE(s.found_inf(g));
   g.data<float>()[999] = INFINITY;
   CHECK(s.found_inf(g));
@@ -167,8 +168,9 @@ TEST_CASE("amp: f16 input -> f16 activations, f32 parameters, gradients and loss
     // grad / scale must track the f32 gradient. Per parameter tensor, the L2 error may be 1e-2 of
     // that tensor's gradient norm plus 1e-3 of the whole gradient's norm. Observed: ~1-2e-3
     // relative, as expected from f16 storage (unit roundoff 4.9e-4) through a few layers. The
-    // absolute floor is needed because some gradients are ~0 in exact arithmetic: a bias right
-    // before max-pool + BatchNorm only shifts the BN input, which BN removes (f32 norm ~1e-6).
+    // absolute floor is needed because some gradients are ~0 in exact arithmetic: the last conv's
+    // bias (before ReLU, max-pool and BatchNorm) shifts BN's input uniformly wherever ReLU is
+    // active at the pooled maxima, and BN removes a uniform shift (its f32 norm is ~1e-6 here).
     // A gradient left scaled, lost, or misrouted is off by O(its norm) or more.
     double global = 0;
     for (const auto& g : g32)

@@ -4,7 +4,6 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
-#include <memory>
 #include <vector>
 
 #include "check.h"
@@ -80,7 +79,7 @@ TEST_CASE("autograd: diamond graph") {
   CHECK_FALSE(a.grad().defined());
 }
 
-TEST_CASE("autograd: gradients accumulate (+=) across backward calls; zero_grad clears") {
+TEST_CASE("autograd: gradients accumulate (+=) across backward calls, zero_grad clears") {
   Tensor x = leaf({1.0, 2.0, -1.0});
   Tensor w = Tensor::from({0.5, -1.5, 2.0}, {3}, DType::F64);
   auto loss = [&] { return ops::sum(ops::mul(ops::mul(x, x), w)); };  // d/dx = 2 x w
@@ -170,47 +169,36 @@ TEST_CASE("autograd: a long chain does not overflow the stack") {
   CHECK(x.grad().item() == doctest::Approx(std::pow(1.0001, depth)).epsilon(1e-12));
 }
 
-// A user-written node (autograd.h allows it): y = a + b, returning the SAME gradient tensor for
-// both inputs, as the pass-through rule of an addition naturally would.
-struct AddNode : Node {
-  const char* name() const override { return "test_add"; }
-  std::vector<Tensor> backward(const Tensor& dy) override { return {dy, dy}; }
-};
-Tensor add(const Tensor& a, const Tensor& b) {
-  Tensor y = Tensor::empty(a.shape(), a.dtype());
-  const std::vector<double> va = a.to_vector(), vb = b.to_vector();
-  for (int64_t i = 0; i < y.numel(); ++i) y.data<double>()[i] = va[i] + vb[i];
-  if (needs_grad({&a, &b})) {
-    auto node = std::make_shared<AddNode>();
-    node->inputs = {a, b};
-    record(y, node);
-  }
-  return y;
-}
+// ops::add hands the SAME gradient tensor to both of its inputs (its rule is a pass-through).
+// The accumulators of the two inputs must not end up sharing it.
+TEST_CASE("autograd: a gradient handed to two inputs (add) is not aliased") {
+  // One pass: loss = sum(2a * (a + b)) = 2 sum(a^2 + a b): dloss/da = 4a + 2b, dloss/db = 2a.
+  // The add node runs before the scale node here (reverse topological order), so if a.grad and
+  // b.grad were one tensor, the scale node's contribution to a.grad would land in b.grad too.
+  Tensor a = leaf({1.0, -2.0, 0.5}), b = leaf({3.0, 0.25, -1.0});
+  ops::sum(ops::mul(ops::scale(a, 2.0), ops::add(a, b))).backward();
+  CHECK(a.grad().to_vector() == std::vector<double>{4 + 6, -8 + 0.5, 2 - 2});
+  CHECK(b.grad().to_vector() == std::vector<double>{2.0, -4.0, 1.0});
 
-// KNOWN BUG (may_fail): core/autograd.cpp accumulate() takes over a gradient when its STORAGE has
-// one owner, but two Tensor handles share one impl (and so one storage owner), so a node that
-// returns the same tensor for two inputs makes their accumulators alias. See the report.
-TEST_CASE("autograd: gradients handed to two inputs are not aliased" * doctest::may_fail()) {
-  // loss = sum(r * (a + b)): da = db = r, as independent tensors.
-  Tensor a = leaf({1.0, 2.0}), b = leaf({3.0, 4.0});
+  // Across passes: loss = sum(r * (c + d)): dc = dd = r; a second pass must add r to each once.
+  Tensor c = leaf({1.0, 2.0}), d = leaf({3.0, 4.0});
   Tensor r = Tensor::from({0.5, -2.0}, {2}, DType::F64);
-  ops::sum(ops::mul(add(a, b), r)).backward();
-  CHECK(a.grad().to_vector() == std::vector<double>{0.5, -2.0});
-  CHECK(b.grad().to_vector() == std::vector<double>{0.5, -2.0});
-  // A second pass must add r to each once. If a.grad and b.grad were one tensor, accumulating
-  // into a.grad would also change b.grad (b would end at 3r).
-  ops::sum(ops::mul(add(a, b), r)).backward();
-  CHECK(a.grad().to_vector() == std::vector<double>{1.0, -4.0});
-  CHECK(b.grad().to_vector() == std::vector<double>{1.0, -4.0});
+  ops::sum(ops::mul(ops::add(c, d), r)).backward();
+  CHECK(c.grad().to_vector() == std::vector<double>{0.5, -2.0});
+  CHECK(d.grad().to_vector() == std::vector<double>{0.5, -2.0});
+  ops::sum(ops::mul(ops::add(c, d), r)).backward();
+  CHECK(c.grad().to_vector() == std::vector<double>{1.0, -4.0});
+  CHECK(d.grad().to_vector() == std::vector<double>{1.0, -4.0});
 
-  // The same through intermediate nodes: u = 2a, v = 3a, w = u + v (= 5a), loss = sum(w * w * r)
-  // reaches a via u and v; dloss/da = 2 * 25 a r = 50 a r.
+  // Intermediate nodes: u = 2x, v = 3x, w = u + v = 5x, loss = sum(w * w * r): 50 x r.
   Tensor x = leaf({1.0, -1.0});
-  Tensor u = ops::scale(x, 2.0), v = ops::scale(x, 3.0);
-  Tensor w = add(u, v);
+  Tensor w = ops::add(ops::scale(x, 2.0), ops::scale(x, 3.0));
   ops::sum(ops::mul(ops::mul(w, w), r)).backward();
   CHECK(x.grad().to_vector() == std::vector<double>{25.0, 100.0});
+  // add(x, x): 2 r.
+  Tensor y = leaf({1.0, 1.0});
+  ops::sum(ops::mul(ops::add(y, y), r)).backward();
+  CHECK(y.grad().to_vector() == std::vector<double>{1.0, -4.0});
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/autograd.h"
+#include "core/error.h"
 #include "core/ops.h"
 #include "layers/layers.h"
 
@@ -120,5 +121,20 @@ TEST_CASE("README example: LeakyReLU's own backward rule matches finite differen
   dsc::Tensor probe = x.detach().clone();
   for (int64_t i = 0; i < x.numel(); ++i) {
     CHECK(g[i] == doctest::Approx(numeric_grad(f, probe, r, i)).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("batch_norm in eval mode: forward works, a backward through it fails loudly") {
+  dsc::BatchNorm2d bn(3);
+  std::mt19937_64 rng(5);
+  dsc::Tensor x = dsc::Tensor::randn({2, 3, 4, 4}, rng);
+  bn.eval();
+  dsc::Tensor y = bn(x);
+  CHECK(y.shape() == x.shape());
+  try {
+    dsc::ops::sum(y).backward();
+    FAIL("expected an error");
+  } catch (const dsc::Error& e) {
+    CHECK(std::string(e.what()).find("eval mode") != std::string::npos);
   }
 }

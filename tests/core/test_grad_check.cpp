@@ -223,7 +223,7 @@ TEST_CASE("grad: relu (inputs away from the kink)") {
                   samples(120));
 }
 
-TEST_CASE("grad: reshape, mul, scale, sum") {
+TEST_CASE("grad: reshape, add, mul, scale, sum") {
   std::mt19937_64 rng(61);
   Tensor x = leaf_uniform({2, 3, 4, 5}, rng);
   Tensor r = Tensor::randn({6, 20}, rng, 1.0, DType::F64);
@@ -232,6 +232,9 @@ TEST_CASE("grad: reshape, mul, scale, sum") {
 
   Tensor a = leaf_uniform({3, 4}, rng), b = leaf_uniform({3, 4}, rng);
   Tensor r2 = Tensor::randn({3, 4}, rng, 1.0, DType::F64);
+  check_gradients("add", [&] { return weighted_sum(ops::add(a, b), r2); }, {a, b});
+  check_gradients("add(a * b, a)", [&] { return weighted_sum(ops::add(ops::mul(a, b), a), r2); },
+                  {a, b});
   check_gradients("mul", [&] { return weighted_sum(ops::mul(a, b), r2); }, {a, b});
   check_gradients("mul(a, a)", [&] { return weighted_sum(ops::mul(a, a), r2); }, {a});
   check_gradients("scale", [&] { return weighted_sum(ops::scale(a, -2.5), r2); }, {a});

@@ -266,20 +266,26 @@ TEST_CASE("forward: count_correct") {
   CHECK(ops::count_correct(z.to(DType::F64), labels) == 2);
 }
 
-TEST_CASE("forward: mul, scale, sum, reshape, cast") {
+TEST_CASE("forward: add, mul, scale, sum, reshape, cast") {
   std::mt19937_64 rng(29);
   for (DType t : {DType::F32, DType::F64}) {
     Tensor a = Tensor::uniform({3, 7}, rng, -2, 2, t), b = Tensor::uniform({3, 7}, rng, -2, 2, t);
     const auto av = a.to_vector(), bv = b.to_vector();
-    std::vector<double> prod(av.size()), scaled(av.size());
+    std::vector<double> prod(av.size()), scaled(av.size()), plus(av.size());
     double total = 0, abs_total = 0;
     for (size_t i = 0; i < av.size(); ++i) {
       // The exact product of two floats fits a double; rounding it to float is IEEE's float *.
       prod[i] = t == DType::F32 ? double(float(av[i] * bv[i])) : av[i] * bv[i];
+      plus[i] = t == DType::F32 ? double(float(av[i] + bv[i])) : av[i] + bv[i];  // exact, rounded
       scaled[i] = t == DType::F32 ? double(float(av[i]) * float(-1.5)) : av[i] * -1.5;
       total += av[i];
       abs_total += std::abs(av[i]);
     }
+    Tensor p = ops::add(a, b);
+    CHECK(p.dtype() == t);
+    CHECK(p.to_vector() == plus);
+    CHECK(p.storage() != a.storage());  // a new tensor: the inputs are untouched
+    CHECK(a.to_vector() == av);
     Tensor m = ops::mul(a, b);
     CHECK(m.dtype() == t);
     CHECK(m.to_vector() == prod);

@@ -27,7 +27,11 @@ namespace {
 class Params : public Module {
  public:
   explicit Params(const std::vector<Tensor>& ts) {
-    for (size_t i = 0; i < ts.size(); ++i) p.push_back(register_parameter("p" + std::to_string(i), ts[i]));
+    for (size_t i = 0; i < ts.size(); ++i) {
+      std::string name = "p";
+      name += std::to_string(i);  // (not "p" + ...: GCC 12 warns spuriously about that)
+      p.push_back(register_parameter(name, ts[i]));
+    }
   }
   Tensor forward(const Tensor& x) override { return x; }
   std::string name() const override { return "Params"; }
@@ -92,7 +96,7 @@ TEST_CASE("optim: Adam follows Keras' arithmetic") {
   for (double wd : {0.0, 0.1}) {
     Params model = make_params();
     Adam opt(model, AdamOptions{.lr = 0.1f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-7f, .weight_decay = float(wd)});
-    AdamRef ref{0.1f, 0.9f, 0.999f, 1e-7f, double(float(wd))};
+    AdamRef ref{0.1f, 0.9f, 0.999f, 1e-7f, double(float(wd)), {}, {}};
     Vec p = kP0;
     for (int s = 0; s < 3; ++s) {
       set_grads(model, kGrads[s]);

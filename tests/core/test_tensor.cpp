@@ -377,6 +377,7 @@ TEST_CASE("ops: shape errors name the op and both shapes") {
   using test::check_throws_with;
   Tensor a = Tensor::zeros({2, 3}), b = Tensor::zeros({3, 2});
   check_throws_with([&] { ops::mul(a, b); }, {"mul", "[2, 3]", "[3, 2]"}, "mul");
+  check_throws_with([&] { ops::add(a, b); }, {"add", "[2, 3]", "[3, 2]"}, "add");
   check_throws_with([&] { ops::mul(a, Tensor::zeros({2, 3}, DType::F64)); },
                     {"mul", "f32[2, 3]", "f64[2, 3]"}, "mul dtypes");
   check_throws_with([&] { ops::linear(Tensor::zeros({4, 5}), Tensor::zeros({3, 6}), Tensor()); },
@@ -415,7 +416,7 @@ TEST_CASE("ops: shape errors name the op and both shapes") {
   check_throws_with([&] { ops::reshape(a, {4, 2}); }, {"reshape", "[2, 3]", "[4, 2]"}, "reshape");
 }
 
-TEST_CASE("backend: the CPU table is registered; devices are explicit") {
+TEST_CASE("backend: the CPU table is registered, devices are explicit") {
   CHECK(device_available(Device::CPU));
   const KernelTable& k = kernels(Device::CPU);
   CHECK(k.device == Device::CPU);

@@ -238,8 +238,8 @@ TEST_CASE("loader: conversion runs at >= 50,000 images/s on one thread") {
     }
     MESSAGE("make_batch " << std::string(augment ? "with" : "without") << " augmentation: " << best
                           << " images/s");
-#ifdef NDEBUG
-    CHECK(best >= 50000);
+#if defined(NDEBUG) && !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
+    CHECK(best >= 50000);  // optimised builds only
 #endif
   }
 }

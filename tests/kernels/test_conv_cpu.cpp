@@ -1,7 +1,7 @@
-// Tests of the CPU convolution kernels (core/ops/conv2d.h) against naive loops written here straight
-// from the definition, in double: forward, backward-data and backward-filter (+ bias gradient), for
-// float and double, over shapes that reach every path (Winograd 3x3 stride 1, pointwise 1x1,
-// depthwise, generic im2col + GEMM). Outputs are poisoned with NaN before each call.
+// Tests of the CPU convolution kernels (core/ops/conv2d.h) against naive loops written here
+// straight from the definition, in double: forward, backward-data and backward-filter (+ bias
+// gradient), for float and double, over shapes that reach every path (Winograd 3x3 stride 1,
+// pointwise 1x1, depthwise, generic im2col + GEMM). Outputs are poisoned with NaN before each call.
 //
 // Error metric, per element: |out - ref| <= rtol * (|ref| + scale), where scale = max |ref| of the
 // tensor. The absolute part is tied to the output magnitude because Winograd's error is: the
@@ -118,8 +118,8 @@ void run_and_check(const ConvShape& s, const std::vector<double>& x, const std::
 void check_shape(const ConvShape& s, double rtol_float = 1e-4, bool with_bias = true,
                  unsigned seed = 1) {
   INFO("n=" << s.n << " c=" << s.c << " h=" << s.h << " w=" << s.w << " k=" << s.k << " r=" << s.r
-            << " s=" << s.s << " stride=" << s.stride << " pad=" << s.pad
-            << " groups=" << s.groups << " bias=" << with_bias);
+            << " s=" << s.s << " stride=" << s.stride << " pad=" << s.pad << " groups=" << s.groups
+            << " bias=" << with_bias);
   std::mt19937 gen(seed);
   std::uniform_real_distribution<double> u(-1.0, 1.0);
   auto rnd = [&](int64_t n) {
@@ -187,6 +187,8 @@ TEST_CASE("conv2d depthwise") {
   check_shape(shape(2, 7, 9, 8, 7, 3, 3, 1, 0, 7));
   check_shape(shape(2, 3, 11, 10, 3, 5, 5, 1, 2, 3));
   check_shape(shape(2, 3, 11, 10, 3, 5, 5, 2, 0, 3));
+  check_shape(shape(2, 3, 11, 10, 3, 9, 9, 1, 4, 3));  // large filter (81 taps)
+  check_shape(shape(2, 3, 11, 10, 3, 3, 5, 1, 1, 3));  // R != S
   check_shape(shape(2, 17, 33, 35, 17, 3, 3, 1, 1, 17));
   check_shape(shape(2, 128, 32, 32, 128, 3, 3, 1, 1, 128));
 }
@@ -198,4 +200,56 @@ TEST_CASE("conv2d with one thread gives the same answers") {
   check_shape(shape(2, 13, 7, 9, 13, 3, 3, 1, 1, 13));
   check_shape(shape(2, 13, 7, 9, 17, 1, 1, 1, 0));
   dsc::cpu::set_num_threads(saved);
+}
+
+TEST_CASE("conv2d called from inside an OpenMP region (nested, concurrent callers)") {
+  // Each of four concurrent callers runs all three kernels on its own outputs; the results must
+  // match one call made outside any parallel region (scratch buffers are per thread).
+  const ConvShape shapes[] = {shape(2, 13, 9, 10, 17, 3, 3, 1, 1),
+                              shape(2, 24, 8, 4, 9, 1, 1, 1, 0), shape(2, 5, 9, 8, 7, 3, 3, 2, 1),
+                              shape(2, 7, 9, 8, 7, 3, 3, 1, 1, 7)};
+  for (const ConvShape& s : shapes) {
+    std::mt19937 gen(7);
+    std::uniform_real_distribution<float> u(-1.f, 1.f);
+    auto rnd = [&](int64_t n) {
+      std::vector<float> v(n);
+      for (auto& e : v) e = u(gen);
+      return v;
+    };
+    const auto x = rnd(s.x_numel()), w = rnd(s.w_numel()), b = rnd(s.k), dy = rnd(s.y_numel());
+    auto run = [&](std::vector<float>& out) {
+      out.assign(s.y_numel() + s.x_numel() + s.w_numel() + s.k, std::nanf(""));
+      float* y = out.data();
+      float* dx = y + s.y_numel();
+      float* dw = dx + s.x_numel();
+      float* db = dw + s.w_numel();
+      dsc::cpu::conv2d_forward(s, x.data(), w.data(), b.data(), y);
+      dsc::cpu::conv2d_backward_data(s, dy.data(), w.data(), dx);
+      dsc::cpu::conv2d_backward_filter(s, x.data(), dy.data(), dw, db);
+    };
+    std::vector<float> serial;
+    run(serial);
+    std::vector<float> nested[4];
+#pragma omp parallel for num_threads(4)
+    for (int i = 0; i < 4; ++i) run(nested[i]);
+    double scale = 0;
+    for (float v : serial) scale = std::max(scale, double(std::abs(v)));
+    for (const auto& out : nested) {
+      size_t bad = 0;
+      for (size_t i = 0; i < serial.size(); ++i)
+        if (!(std::abs(out[i] - serial[i]) <= 1e-5 * scale)) ++bad;
+      INFO("groups=" << s.groups << " r=" << s.r << " stride=" << s.stride);
+      CHECK(bad == 0);
+    }
+  }
+}
+
+TEST_CASE("conv2d rejects shapes outside the contract") {
+  std::vector<float> buf(4096, 1.f);
+  const float* p = buf.data();
+  float* o = buf.data();
+  CHECK_THROWS(dsc::cpu::conv2d_forward(shape(1, 4, 5, 5, 8, 3, 3, 1, 1, 4), p, p, p, o));
+  CHECK_THROWS(dsc::cpu::conv2d_forward(shape(1, 4, 5, 5, 4, 3, 3, 0, 1), p, p, p, o));
+  CHECK_THROWS(dsc::cpu::conv2d_backward_data(shape(1, 4, 2, 2, 4, 5, 5, 1, 0), p, p, o));
+  CHECK_THROWS(dsc::cpu::conv2d_backward_filter(shape(0, 4, 5, 5, 4, 3, 3, 1, 1), p, p, o, o));
 }

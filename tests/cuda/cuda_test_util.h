@@ -1,0 +1,112 @@
+// Helpers for the CUDA-vs-CPU tests: the skip decorator for machines without a usable GPU, random
+// tensors that are never all zeros, NaN-poisoned outputs, and the tolerance check
+//   |cuda - cpu| <= rtol * (|cpu| + max |cpu|)   per element,
+// i.e. atol + rtol * |ref| with atol = rtol * (the output's magnitude). A NaN anywhere (e.g. an
+// element the kernel never wrote over the poison) fails the check. Uses only the public API, so the
+// tests compile in builds without CUDA (where every CUDA test is skipped).
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/tensor.h"
+
+namespace dsc::test {
+
+// True when the CUDA backend cannot run here: decorate every GPU test case with
+// `* doctest::skip(no_cuda())` so that doctest reports it as skipped.
+inline bool no_cuda() {
+  static const bool none = !device_available(Device::CUDA);
+  return none;
+}
+
+inline const KernelTable& cpu_table() { return kernels(Device::CPU); }
+inline const KernelTable& cuda_table() { return kernels(Device::CUDA); }
+
+// Host tensor of N(0, std^2) draws (never all zeros).
+inline Tensor randn(const Shape& shape, std::mt19937_64& rng, DType dtype = DType::F32,
+                    double std = 1.0) {
+  return Tensor::randn(shape, rng, std, dtype);
+}
+
+inline Tensor on_gpu(const Tensor& t) { return t.to(Device::CUDA); }
+
+// Outputs: the CPU reference uninitialised, the CUDA one poisoned with NaN (integer outputs are
+// poisoned by the tests themselves, e.g. with -7).
+inline Tensor cpu_out(const Shape& shape, DType dtype = DType::F32) {
+  return Tensor::empty(shape, dtype, Device::CPU);
+}
+inline Tensor poisoned(const Shape& shape, DType dtype = DType::F32) {
+  return Tensor::full(shape, std::numeric_limits<double>::quiet_NaN(), dtype, Device::CUDA);
+}
+
+inline double rtol_for(DType t) {
+  switch (t) {
+    case DType::F16: return 1e-2;
+    case DType::F64: return 1e-10;
+    default: return 1e-4;
+  }
+}
+
+// Checks a CUDA result against the CPU reference (same shape); rtol = 0 demands equality.
+inline void check_close(const Tensor& got, const Tensor& ref, double rtol, const std::string& what) {
+  REQUIRE_MESSAGE(got.numel() == ref.numel(), what, ": ", got.str(), " vs ", ref.str());
+  const std::vector<double> g = got.to_vector(), r = ref.to_vector();
+  double scale = 0;
+  for (double v : r) scale = std::max(scale, std::abs(v));
+  size_t bad = 0, first = 0;
+  double worst = 0;
+  for (size_t i = 0; i < r.size(); ++i) {
+    const double err = std::abs(g[i] - r[i]);
+    const double lim = rtol * (std::abs(r[i]) + scale);
+    const bool ok = rtol == 0 ? (g[i] == r[i] || (std::isnan(g[i]) && std::isnan(r[i])))
+                              : err <= lim;
+    if (!ok && bad++ == 0) first = i;
+    if (scale > 0 && err / scale > worst) worst = err / scale;
+  }
+  std::ostringstream os;
+  os << what << ": " << bad << " of " << r.size() << " elements off (rtol " << rtol
+     << ", max |ref| " << scale << ", worst |err| / max|ref| " << worst << ")";
+  if (bad) os << "; first at " << first << ": cuda " << g[first] << " cpu " << r[first];
+  CHECK_MESSAGE(bad == 0, os.str());
+}
+
+// Sets an environment variable for one scope (restores the previous value).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) {
+      had_ = true;
+      old_ = old;
+    }
+    if (value) {
+      setenv(name, value, 1);
+    } else {
+      unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (had_) {
+      setenv(name_.c_str(), old_.c_str(), 1);
+    } else {
+      unsetenv(name_.c_str());
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_, old_;
+  bool had_ = false;
+};
+
+}  // namespace dsc::test

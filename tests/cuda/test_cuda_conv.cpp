@@ -1,0 +1,133 @@
+// conv2d on CUDA against the CPU table (itself tested against naive loops): forward (with and
+// without bias), backward-data and backward-filter (with and without the bias gradient), f32 and
+// f16, on odd shapes covering 3x3 / 1x1 / 5x5 / rectangular filters, strides 1 to 3, padding 0 to 3
+// and images larger than one 16 x 32 tile. Normal convolutions run through cuDNN; depthwise ones
+// through each DSC_DEPTHWISE implementation (own tiled kernels, naive kernels, cuDNN grouped), and
+// in f64 through the own kernels. CUDA outputs are poisoned with NaN first.
+// Skipped (doctest "skipped") where no usable GPU is present.
+#include <doctest/doctest.h>
+
+#include <random>
+#include <string>
+
+#include "core/backend.h"
+#include "core/error.h"
+#include "cuda/cuda_test_util.h"
+
+using namespace dsc;
+using namespace dsc::test;
+
+namespace {
+
+ConvShape shape(int n, int c, int h, int w, int k, int r, int s, int stride, int pad,
+                bool depthwise) {
+  ConvShape cs;
+  cs.n = n;
+  cs.c = c;
+  cs.h = h;
+  cs.w = w;
+  cs.k = depthwise ? c : k;
+  cs.r = r;
+  cs.s = s;
+  cs.stride = stride;
+  cs.pad = pad;
+  cs.groups = depthwise ? c : 1;
+  return cs;
+}
+
+std::string describe(const ConvShape& s, DType t) {
+  return std::string(dtype_name(t)) + " n" + std::to_string(s.n) + " c" + std::to_string(s.c) +
+         " " + std::to_string(s.h) + "x" + std::to_string(s.w) + " k" + std::to_string(s.k) +
+         " f" + std::to_string(s.r) + "x" + std::to_string(s.s) + " st" +
+         std::to_string(s.stride) + " pad" + std::to_string(s.pad) + " g" +
+         std::to_string(s.groups);
+}
+
+// All three directions of one shape, CUDA vs CPU.
+void compare_conv(const ConvShape& s, DType t, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const Shape xs{s.n, s.c, s.h, s.w}, ws{s.k, s.c / s.groups, s.r, s.s}, ys{s.n, s.k, s.p(), s.q()};
+  const double rtol = rtol_for(t);
+  const std::string what = describe(s, t);
+  Tensor x = randn(xs, rng, t), w = randn(ws, rng, t, 0.3), b = randn({s.k}, rng, t);
+  Tensor dy = randn(ys, rng, t);
+  Tensor xg = on_gpu(x), wg = on_gpu(w), bg = on_gpu(b), dyg = on_gpu(dy);
+
+  for (bool bias : {true, false}) {
+    Tensor y_ref = cpu_out(ys, t), y = poisoned(ys, t);
+    cpu_table().conv2d_forward(s, x, w, bias ? &b : nullptr, y_ref);
+    cuda_table().conv2d_forward(s, xg, wg, bias ? &bg : nullptr, y);
+    check_close(y, y_ref, rtol, what + (bias ? " forward+bias" : " forward"));
+  }
+
+  Tensor dx_ref = cpu_out(xs, t), dx = poisoned(xs, t);
+  cpu_table().conv2d_backward_data(s, dy, w, dx_ref);
+  cuda_table().conv2d_backward_data(s, dyg, wg, dx);
+  check_close(dx, dx_ref, rtol, what + " backward-data");
+
+  for (bool bias : {true, false}) {
+    Tensor dw_ref = cpu_out(ws, t), db_ref = cpu_out({s.k}, t);
+    Tensor dw = poisoned(ws, t), db = poisoned({s.k}, t);
+    cpu_table().conv2d_backward_filter(s, x, dy, dw_ref, bias ? &db_ref : nullptr);
+    cuda_table().conv2d_backward_filter(s, xg, dyg, dw, bias ? &db : nullptr);
+    check_close(dw, dw_ref, rtol, what + " backward-filter");
+    if (bias) check_close(db, db_ref, rtol, what + " bias gradient");
+  }
+}
+
+const ConvShape kNormal[] = {
+    shape(2, 5, 11, 13, 7, 3, 3, 1, 1, false),   shape(3, 4, 12, 9, 6, 3, 3, 2, 0, false),
+    shape(2, 6, 7, 5, 9, 1, 1, 1, 0, false),     shape(1, 3, 15, 14, 4, 5, 5, 1, 2, false),
+    shape(4, 16, 32, 32, 16, 3, 3, 1, 1, false), shape(2, 3, 10, 12, 5, 3, 5, 1, 1, false),
+};
+
+const ConvShape kDepthwise[] = {
+    shape(2, 5, 11, 13, 0, 3, 3, 1, 1, true),  shape(3, 4, 37, 35, 0, 3, 3, 1, 1, true),
+    shape(2, 3, 12, 17, 0, 3, 3, 2, 1, true),  shape(2, 6, 15, 14, 0, 5, 5, 1, 2, true),
+    shape(1, 4, 9, 10, 0, 3, 3, 1, 0, true),   shape(2, 3, 20, 19, 0, 3, 5, 1, 1, true),
+    shape(2, 4, 16, 17, 0, 7, 7, 3, 3, true),  shape(5, 16, 32, 32, 0, 3, 3, 1, 1, true),
+};
+
+}  // namespace
+
+TEST_CASE("cuda conv2d (cuDNN, groups = 1) matches the CPU" * doctest::skip(no_cuda())) {
+  uint64_t seed = 100;
+  for (DType t : {DType::F32, DType::F16})
+    for (const ConvShape& s : kNormal) compare_conv(s, t, seed++);
+}
+
+TEST_CASE("cuda depthwise conv2d, own tiled kernels (default)" * doctest::skip(no_cuda())) {
+  ScopedEnv env("DSC_DEPTHWISE", nullptr);
+  uint64_t seed = 200;
+  for (DType t : {DType::F32, DType::F16, DType::F64})
+    for (const ConvShape& s : kDepthwise) compare_conv(s, t, seed++);
+}
+
+TEST_CASE("cuda depthwise conv2d, naive kernels" * doctest::skip(no_cuda())) {
+  ScopedEnv env("DSC_DEPTHWISE", "naive");
+  uint64_t seed = 300;
+  for (DType t : {DType::F32, DType::F16})
+    for (const ConvShape& s : kDepthwise) compare_conv(s, t, seed++);
+}
+
+TEST_CASE("cuda depthwise conv2d, cuDNN grouped convolution" * doctest::skip(no_cuda())) {
+  ScopedEnv env("DSC_DEPTHWISE", "cudnn");
+  uint64_t seed = 400;
+  for (DType t : {DType::F32, DType::F16})
+    for (const ConvShape& s : kDepthwise) compare_conv(s, t, seed++);
+}
+
+TEST_CASE("cuda conv2d explains what it cannot do" * doctest::skip(no_cuda())) {
+  std::mt19937_64 rng(500);
+  const ConvShape s = shape(1, 2, 5, 5, 3, 3, 3, 1, 1, false);
+  Tensor x = on_gpu(randn({1, 2, 5, 5}, rng, DType::F64)), w = on_gpu(randn({3, 2, 3, 3}, rng, DType::F64));
+  Tensor y = poisoned({1, 3, 5, 5}, DType::F64);
+  CHECK_THROWS_WITH_AS(cuda_table().conv2d_forward(s, x, w, nullptr, y),
+                       doctest::Contains("CPU-only"), dsc::Error);
+  const ConvShape d = shape(1, 2, 5, 5, 0, 3, 3, 1, 1, true);
+  Tensor xd = on_gpu(randn({1, 2, 5, 5}, rng)), wd = on_gpu(randn({2, 1, 3, 3}, rng));
+  Tensor yd = poisoned({1, 2, 5, 5});
+  ScopedEnv env("DSC_DEPTHWISE", "fastest");
+  CHECK_THROWS_WITH_AS(cuda_table().conv2d_forward(d, xd, wd, nullptr, yd),
+                       doctest::Contains("DSC_DEPTHWISE"), dsc::Error);
+}
