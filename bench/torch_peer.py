@@ -77,8 +77,9 @@ def _uniform_(t: torch.Tensor, limit: float):
 
 
 def init_weights(model: nn.Module, scheme: str):
-    """he_uniform: every conv/linear weight ~ U(+-sqrt(6 / fan_in)), fan_in = in/groups * kh * kw
-    (the brief's recipe). seed: what the seed's Keras code actually ran -- its SeparableConv2D got
+    """he_uniform: every conv/linear weight ~ U(+-sqrt(6 / fan_in)) with Keras' fans: fan_in =
+    in/groups * kh * kw, except a depthwise kernel's, kh * kw * C as Keras computes it for its
+    (kh, kw, C, 1) shape (the brief's recipe, as layers/models.h implements it). seed: what the seed's Keras code actually ran -- its SeparableConv2D got
     `kernel_initializer=he_uniform`, which that layer ignores, so depthwise and pointwise kernels
     used Keras' default glorot_uniform with Keras' fans (depthwise: fan_in = 9 C, fan_out = 9;
     pointwise: fan_in = C, fan_out = K); Conv2D and Dense used he_uniform. Biases are zero."""
@@ -87,6 +88,10 @@ def init_weights(model: nn.Module, scheme: str):
             continue
         w = m.weight
         fan_in = w.shape[1] * (w[0][0].numel() if w.dim() > 2 else 1)
+        if isinstance(m, nn.Conv2d) and m.groups > 1:
+            # Keras computes a depthwise kernel's (kh, kw, C, 1) fan-in as kh * kw * C; the
+            # framework's DepthwiseConv2d does the same, so both start from the same distribution.
+            fan_in = m.kernel_size[0] * m.kernel_size[1] * m.in_channels
         limit = math.sqrt(6.0 / fan_in)
         if scheme == "seed" and isinstance(m, nn.Conv2d) and (m.groups > 1 or m.kernel_size == (1, 1)):
             rf = m.kernel_size[0] * m.kernel_size[1]
