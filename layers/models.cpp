@@ -7,6 +7,7 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "core/format.h"
 
 namespace dsc {
 
@@ -44,13 +45,6 @@ std::shared_ptr<Sequential> make_seed_cnn(ModelKind kind, uint64_t seed,
   return net;
 }
 
-namespace {
-std::string with_commas(int64_t v) {
-  std::string s = std::to_string(v);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(i, ",");
-  return s;
-}
-}  // namespace
 
 std::string summary(const Sequential& model, const Shape& input_shape) {
   std::ostringstream os;
@@ -72,13 +66,13 @@ std::string summary(const Sequential& model, const Shape& input_shape) {
     for (size_t i = 1; i < out.size(); ++i) shape << ", " << out[i];
     shape << ")";
     os << std::setw(12) << name << std::setw(62) << child->describe() << std::setw(20)
-       << shape.str() << with_commas(count_parameters(*child).total) << "\n";
+       << shape.str() << with_commas(double(count_parameters(*child).total)) << "\n";
   }
   const_cast<Sequential&>(model).train(was_training);
   const ParamCount c = count_parameters(model);
-  os << "Total params: " << with_commas(c.total) << "\n"
-     << "Trainable params: " << with_commas(c.trainable) << "\n"
-     << "Non-trainable params: " << with_commas(c.non_trainable()) << "\n";
+  os << "Total params: " << with_commas(double(c.total)) << "\n"
+     << "Trainable params: " << with_commas(double(c.trainable)) << "\n"
+     << "Non-trainable params: " << with_commas(double(c.non_trainable())) << "\n";
   return os.str();
 }
 

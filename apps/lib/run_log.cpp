@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/format.h"
 
 namespace dsc {
 namespace {
@@ -76,15 +77,10 @@ std::vector<nlohmann::json> read_run_log(const std::string& path) {
 namespace {
 std::string fmt_num(const nlohmann::json& v, int decimals, bool thousands) {
   if (!v.is_number()) return "-";
+  if (thousands) return with_commas(v.get<double>(), decimals);
   std::ostringstream os;
   os << std::fixed << std::setprecision(decimals) << v.get<double>();
-  std::string s = os.str();
-  if (thousands) {
-    size_t dot = s.find('.');
-    int start = static_cast<int>(dot == std::string::npos ? s.size() : dot);
-    for (int i = start - 3; i > (s[0] == '-' ? 1 : 0); i -= 3) s.insert(i, ",");
-  }
-  return s;
+  return os.str();
 }
 std::string fmt_pct(const nlohmann::json& v) {
   return v.is_number() ? fmt_num(v.get<double>() * 100.0, 1, false) + "%" : "-";

@@ -21,6 +21,7 @@
 #include "core/autograd.h"
 #include "core/backend.h"
 #include "core/error.h"
+#include "core/format.h"
 #include "core/ops.h"
 #include "core/ops/gemm.h"
 #include "data/cifar10.h"
@@ -107,15 +108,6 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-std::string with_commas(double v, int decimals = 0) {
-  std::ostringstream os;
-  os << std::fixed << std::setprecision(decimals) << v;
-  std::string s = os.str();
-  const size_t dot = s.find('.');
-  for (int i = int(dot == std::string::npos ? s.size() : dot) - 3; i > 0; i -= 3) s.insert(i, ",");
-  return s;
-}
-
 class ProgressBar {
  public:
   ProgressBar(std::ostream& out, bool enabled, int epoch, int epochs, int64_t total)
@@ -157,7 +149,7 @@ void validate(const TrainConfig& c) {
             "--precision: unknown precision '", c.precision, "' (expected fp32, amp or auto)");
   DSC_CHECK(c.threads >= 0, "--threads must be >= 0 (0 = all cores), got ", c.threads);
   DSC_CHECK(c.limit_train >= 0 && c.limit_test >= 0, "--limit-train/--limit-test must be >= 0");
-  DSC_CHECK(c.warmup_epochs >= 0 && c.warmup_epochs < c.epochs || c.warmup_epochs == 0,
+  DSC_CHECK(c.warmup_epochs == 0 || (c.warmup_epochs > 0 && c.warmup_epochs < c.epochs),
             "--warmup-epochs must be below --epochs, got ", c.warmup_epochs);
   parse_model_kind(c.model);
   parse_schedule_kind(c.schedule);
@@ -233,16 +225,16 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
       {"command", cfg.command},
   };
   log.write(header);
-  out << "model      " << cfg.model << ": " << with_commas(count.total) << " parameters ("
-      << with_commas(count.trainable) << " trainable)\n"
+  out << "model      " << cfg.model << ": " << with_commas(double(count.total)) << " parameters ("
+      << with_commas(double(count.trainable)) << " trainable)\n"
       << "device     " << device_name(device) << ", " << cpu::num_threads() << " CPU threads, "
       << (amp ? "mixed precision (f16 compute, f32 master weights, dynamic loss scale)" : "fp32")
       << "\n"
       << "recipe     batch " << cfg.batch << ", " << cfg.epochs << " epochs, " << opt->describe()
       << ", lr schedule " << schedule.describe() << ", augment " << (cfg.augment ? "on" : "off")
       << ", inputs " << (cfg.normalize == "scale" ? "x/127.5 - 1" : "standardized") << "\n"
-      << "data       " << data_path << ": " << with_commas(train.n) << " train, "
-      << with_commas(test.n) << " test images\n"
+      << "data       " << data_path << ": " << with_commas(double(train.n)) << " train, "
+      << with_commas(double(test.n)) << " test images\n"
       << "build      " << library_versions() << ", commit " << git_commit() << "\n"
       << std::flush;
 
@@ -345,7 +337,7 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
   out << "\n| model | device | precision | batch | params | peak img/s | median img/s | train acc "
          "| test acc |\n|---|---|---|---|---|---|---|---|---|\n"
       << "| " << cfg.model << " | " << device_name(device) << " | " << (amp ? "amp" : "fp32")
-      << " | " << cfg.batch << " | " << with_commas(count.total) << " | "
+      << " | " << cfg.batch << " | " << with_commas(double(count.total)) << " | "
       << with_commas(result.peak_images_per_sec) << " | "
       << with_commas(result.median_images_per_sec) << " | " << std::fixed << std::setprecision(1)
       << 100 * result.train_acc << "% | " << 100 * result.test_acc << "% |\n"
