@@ -48,8 +48,7 @@ const Nvml& nvml() {
     }
     auto init = reinterpret_cast<NvmlInitFn>(dlsym(h, "nvmlInit_v2"));
     n.get_handle = reinterpret_cast<NvmlGetHandleFn>(dlsym(h, "nvmlDeviceGetHandleByIndex_v2"));
-    n.get_utilization =
-        reinterpret_cast<NvmlGetUtilFn>(dlsym(h, "nvmlDeviceGetUtilizationRates"));
+    n.get_utilization = reinterpret_cast<NvmlGetUtilFn>(dlsym(h, "nvmlDeviceGetUtilizationRates"));
     n.error_string = reinterpret_cast<NvmlErrorStringFn>(dlsym(h, "nvmlErrorString"));
     if (!init || !n.get_handle || !n.get_utilization) {
       n.error = "libnvidia-ml.so.1 lacks the expected NVML functions";
@@ -76,7 +75,8 @@ std::string GpuUtilization::str() const {
   return buf;
 }
 
-GpuMonitor::GpuMonitor(int device, int interval_ms) : interval_ms_(interval_ms > 0 ? interval_ms : 100) {
+GpuMonitor::GpuMonitor(int device, int interval_ms)
+    : interval_ms_(interval_ms > 0 ? interval_ms : 100) {
   const Nvml& n = nvml();
   if (!n.ok) {
     reason_ = n.error;

@@ -20,9 +20,9 @@
 namespace dsc {
 
 struct GpuUtilization {
-  bool valid = false;        // false when NVML is unavailable or no sample was taken
-  double sm_percent = 0;     // mean of NVML utilization.gpu
-  double memory_percent = 0; // mean of NVML utilization.memory
+  bool valid = false;         // false when NVML is unavailable or no sample was taken
+  double sm_percent = 0;      // mean of NVML utilization.gpu
+  double memory_percent = 0;  // mean of NVML utilization.memory
   int samples = 0;
   // "SM 57.5%, memory 17.9% (42 samples)" or "n/a".
   std::string str() const;

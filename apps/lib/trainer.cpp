@@ -22,6 +22,8 @@
 #include "core/backend.h"
 #include "core/error.h"
 #include "core/format.h"
+#include "core/gpu_info.h"
+#include "core/gpu_monitor.h"
 #include "core/ops.h"
 #include "core/ops/gemm.h"
 #include "data/cifar10.h"
@@ -220,6 +222,7 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
       {"train_images", train.n},
       {"test_images", test.n},
       {"versions", library_versions()},
+      {"gpu", device == Device::CUDA ? gpu_description() : ""},
       {"git_commit", git_commit()},
       {"date", now_iso8601()},
       {"command", cfg.command},
@@ -236,6 +239,7 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
       << "data       " << data_path << ": " << with_commas(double(train.n)) << " train, "
       << with_commas(double(test.n)) << " test images\n"
       << "build      " << library_versions() << ", commit " << git_commit() << "\n"
+      << (device == Device::CUDA ? "gpu        " + gpu_description() + "\n" : "")
       << std::flush;
 
   // ---- epochs ----
@@ -244,6 +248,9 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
   result.trainable_params = count.trainable;
   const bool bar = cfg.progress && &out == &std::cout && isatty(fileno(stdout));
   int64_t update = 0;  // optimizer updates applied (drives the schedule)
+  // SM / memory utilisation while training, as the seed reports it (NVML; "n/a" without a GPU).
+  std::unique_ptr<GpuMonitor> monitor;
+  if (device == Device::CUDA) monitor = std::make_unique<GpuMonitor>();
   for (int epoch = 1; epoch <= cfg.epochs; ++epoch) {
     const auto t_epoch = Clock::now();
     model->train();
@@ -253,6 +260,7 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
     int64_t correct = 0, seen = 0, step = 0, timed_images = 0;
     const int64_t skipped_before = scaler.skipped();
     Clock::time_point t_timed = Clock::now();
+    if (monitor) monitor->start();
     for (data::BatchView b; loader.next(b); ++step) {
       if (step == (epoch == 1 ? std::min<int64_t>(cfg.warmup_steps, steps_per_epoch - 1) : 0)) {
         kernels(device).synchronize();
@@ -284,6 +292,7 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
     }
     kernels(device).synchronize();
     const double timed_s = seconds_since(t_timed);
+    const GpuUtilization util = monitor ? monitor->stop() : GpuUtilization{};
     progress.finish();
     EpochResult e;
     e.epoch = epoch;
@@ -307,13 +316,16 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
          << e.images_per_sec << " img/s  data wait " << std::setprecision(2) << e.data_wait_s
          << " s  wall " << std::setprecision(1) << e.wall_s << " s";
     if (amp) line << "  loss scale " << e.loss_scale << ", skipped " << e.skipped_steps;
+    if (monitor) line << "  GPU " << util.str();
     out << line.str() << "\n" << std::flush;
     log.write({{"type", "epoch"},       {"epoch", epoch},
                {"train_loss", e.train_loss}, {"train_acc", e.train_acc},
                {"test_loss", e.test_loss},   {"test_acc", e.test_acc},
                {"images_per_sec", e.images_per_sec}, {"data_wait_s", e.data_wait_s},
                {"wall_s", e.wall_s},         {"lr", e.lr},
-               {"loss_scale", e.loss_scale}, {"skipped_steps", e.skipped_steps}});
+               {"loss_scale", e.loss_scale}, {"skipped_steps", e.skipped_steps},
+               {"sm_util", util.valid ? nlohmann::json(util.sm_percent) : nlohmann::json()},
+               {"mem_util", util.valid ? nlohmann::json(util.memory_percent) : nlohmann::json()}});
   }
 
   // ---- summary: the seed's table ----

@@ -58,10 +58,10 @@ class CachingAllocator {
       size_t free_b = 0, total_b = 0;
       (void)cudaMemGetInfo(&free_b, &total_b);
       (void)cudaGetLastError();
-      throw Error(detail::cat("CUDA out of memory: requested ", bytes, " bytes (",
-                              mib(size), " MiB) with ", mib(free_b), " MiB free of ",
-                              mib(total_b), " MiB on GPU 0 (this process holds ",
-                              mib(in_use_), " MiB in tensors); use a smaller batch (--batch) or "
+      throw Error(detail::cat("CUDA out of memory: requested ", bytes, " bytes (", mib(size),
+                              " MiB) with ", mib(free_b), " MiB free of ", mib(total_b),
+                              " MiB on GPU 0 (this process holds ", mib(in_use_),
+                              " MiB in tensors); use a smaller batch (--batch) or "
                               "model, or --device cpu"));
     }
     DSC_CUDA_CHECK(e);

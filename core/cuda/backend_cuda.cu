@@ -28,23 +28,25 @@ std::string probe_device() {
                        e != cudaSuccess ? cudaGetErrorString(e) : "0 devices",
                        "); use --device cpu");
   }
+  const cuda::DeviceInfo info = cuda::device_info();
+  if (!info.available)
+    return detail::cat("CUDA initialisation failed (", info.error, "); use --device cpu");
+  // 1. The compute capability against the architectures compiled in (needs no kernel).
+  if (!cuda::arch_supported(info)) return cuda::no_kernel_image_reason(info);
+  // 2. Load one kernel. This registration may run during static initialisation, before the static
+  //    constructors that register this library's kernels with the runtime (e.g. when a doctest
+  //    decorator calls device_available in a test file): the kernel is then unknown to the runtime
+  //    (cudaErrorInvalidDeviceFunction) and the check is left to the first launch (check_launch
+  //    reports a missing kernel image the same way).
   cudaFuncAttributes attr{};
   e = cudaFuncGetAttributes(&attr, cuda::probe_kernel());
-  if (e == cudaSuccess) return {};
   (void)cudaGetLastError();
-  const cuda::DeviceInfo info = cuda::device_info();
-  const std::string gpu = info.available ? detail::cat(info.name, " (sm_", info.cc_major,
-                                                       info.cc_minor, ")")
-                                         : std::string("GPU 0");
-  if (e == cudaErrorNoKernelImageForDevice || e == cudaErrorInvalidDeviceFunction ||
-      e == cudaErrorUnsupportedPtxVersion) {
-    return detail::cat("this build has no CUDA kernels for ", gpu, ": it was compiled for ",
-                       info.architectures_built, " (", cudaGetErrorString(e),
-                       "); rebuild with -DCMAKE_CUDA_ARCHITECTURES=", info.cc_major, info.cc_minor,
-                       " or use --device cpu");
-  }
-  return detail::cat("CUDA initialisation failed on ", gpu, " (cudaFuncGetAttributes: ",
-                     cudaGetErrorString(e), "); use --device cpu");
+  if (e == cudaSuccess || e == cudaErrorInvalidDeviceFunction) return {};
+  if (e == cudaErrorNoKernelImageForDevice || e == cudaErrorUnsupportedPtxVersion ||
+      e == cudaErrorInvalidPtx)
+    return detail::cat(cuda::no_kernel_image_reason(info), " (", cudaGetErrorString(e), ")");
+  return detail::cat("CUDA initialisation failed on ", info.name,
+                     " (cudaFuncGetAttributes: ", cudaGetErrorString(e), "); use --device cpu");
 }
 
 }  // namespace
@@ -56,8 +58,8 @@ void register_cuda_kernels(KernelTable& t) {
     t.unavailable_reason = probe_device();
     if (!t.unavailable_reason.empty()) return;
 
-    const cuda::DeviceInfo info = cuda::device_info();
-    for (const std::string& w : info.warnings) std::fprintf(stderr, "dsc: warning: %s\n", w.c_str());
+    for (const std::string& w : cuda::device_info().warnings)
+      std::fprintf(stderr, "dsc: warning: %s\n", w.c_str());
 
     t.alloc = cuda::device_alloc;
     t.free = cuda::device_free;
@@ -99,8 +101,8 @@ void register_cuda_kernels(KernelTable& t) {
     t.available = true;
   } catch (const std::exception& e) {
     t.available = false;
-    t.unavailable_reason = detail::cat("the CUDA backend failed to start (", e.what(),
-                                       "); use --device cpu");
+    t.unavailable_reason =
+        detail::cat("the CUDA backend failed to start (", e.what(), "); use --device cpu");
   }
 }
 

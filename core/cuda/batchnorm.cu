@@ -20,8 +20,8 @@ constexpr int kBnThreads = 512;
 
 template <class T, class P>
 __global__ void bn_train_kernel(const T* x, int n, int c_count, int hw, const P* gamma,
-                                const P* beta, P momentum, P eps, P* running_mean,
-                                P* running_var, T* y, P* save_mean, P* save_invstd) {
+                                const P* beta, P momentum, P eps, P* running_mean, P* running_var,
+                                T* y, P* save_mean, P* save_invstd) {
   __shared__ double scratch[32];
   __shared__ double s_mean;
   __shared__ P s_a, s_b;
@@ -63,9 +63,9 @@ __global__ void bn_train_kernel(const T* x, int n, int c_count, int hw, const P*
 }
 
 // coef[c] = a, coef[C + c] = b with y = a x + b (the CPU's eval arithmetic).
-template <class P>
-__global__ void bn_eval_coef_kernel(int c_count, const P* gamma, const P* beta,
-                                    const P* running_mean, const P* running_var, P eps, P* coef) {
+template <class P> __global__ void bn_eval_coef_kernel(int c_count, const P* gamma, const P* beta,
+                                                       const P* running_mean, const P* running_var,
+                                                       P eps, P* coef) {
   DSC_GRID_STRIDE(c, c_count) {
     const double invstd = 1.0 / sqrt(double(running_var[c]) + eps);
     coef[c] = static_cast<P>(gamma[c] * invstd);
@@ -73,9 +73,8 @@ __global__ void bn_eval_coef_kernel(int c_count, const P* gamma, const P* beta,
   }
 }
 
-template <class T, class P>
-__global__ void bn_apply_kernel(const T* x, int64_t total, int c_count, int hw, const P* coef,
-                                T* y) {
+template <class T, class P> __global__ void bn_apply_kernel(const T* x, int64_t total, int c_count,
+                                                            int hw, const P* coef, T* y) {
   DSC_GRID_STRIDE(i, total) {
     const int c = static_cast<int>((i / hw) % c_count);
     y[i] = cast_to<T>(coef[c] * static_cast<P>(to_acc(x[i])) + coef[c_count + c]);
@@ -189,8 +188,8 @@ void batchnorm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& 
 void batchnorm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
                         const Tensor& save_mean, const Tensor& save_invstd, Tensor& dx,
                         Tensor& dgamma, Tensor& dbeta) {
-  const BnDims d = check_bn("batch_norm backward", x,
-                            {&gamma, &save_mean, &save_invstd, &dgamma, &dbeta});
+  const BnDims d =
+      check_bn("batch_norm backward", x, {&gamma, &save_mean, &save_invstd, &dgamma, &dbeta});
   same_numel("batch_norm backward", x, dy);
   same_numel("batch_norm backward", x, dx);
   if (d.hw == 0) return;

@@ -1,6 +1,6 @@
 // Error checks for the CUDA backend: every CUDA runtime, cuDNN and cuBLAS call and every kernel
-// launch is wrapped in one of these macros, which throw dsc::Error naming the call, the file and the
-// line. Set DSC_CUDA_SYNC=1 to synchronise after every launch, so that an asynchronous fault
+// launch is wrapped in one of these macros, which throw dsc::Error naming the call, the file and
+// the line. Set DSC_CUDA_SYNC=1 to synchronise after every launch, so that an asynchronous fault
 // (illegal address, ...) is reported at the kernel that caused it rather than at a later call.
 #pragma once
 
@@ -21,25 +21,24 @@ void check_launch(const char* kernel, const char* file, int line);
 
 }  // namespace dsc::cuda
 
-#define DSC_CUDA_CHECK(call)                                                 \
-  do {                                                                       \
-    const cudaError_t dsc_e_ = (call);                                       \
-    if (dsc_e_ != cudaSuccess)                                               \
-      ::dsc::cuda::throw_cuda_error(dsc_e_, #call, __FILE__, __LINE__);      \
+#define DSC_CUDA_CHECK(call)                                                                     \
+  do {                                                                                           \
+    const cudaError_t dsc_e_ = (call);                                                           \
+    if (dsc_e_ != cudaSuccess) ::dsc::cuda::throw_cuda_error(dsc_e_, #call, __FILE__, __LINE__); \
   } while (0)
 
-#define DSC_CUDNN_CHECK(call)                                                \
-  do {                                                                       \
-    const cudnnStatus_t dsc_s_ = (call);                                     \
-    if (dsc_s_ != CUDNN_STATUS_SUCCESS)                                      \
-      ::dsc::cuda::throw_cudnn_error(dsc_s_, #call, __FILE__, __LINE__);     \
+#define DSC_CUDNN_CHECK(call)                                            \
+  do {                                                                   \
+    const cudnnStatus_t dsc_s_ = (call);                                 \
+    if (dsc_s_ != CUDNN_STATUS_SUCCESS)                                  \
+      ::dsc::cuda::throw_cudnn_error(dsc_s_, #call, __FILE__, __LINE__); \
   } while (0)
 
-#define DSC_CUBLAS_CHECK(call)                                               \
-  do {                                                                       \
-    const cublasStatus_t dsc_s_ = (call);                                    \
-    if (dsc_s_ != CUBLAS_STATUS_SUCCESS)                                     \
-      ::dsc::cuda::throw_cublas_error(dsc_s_, #call, __FILE__, __LINE__);    \
+#define DSC_CUBLAS_CHECK(call)                                            \
+  do {                                                                    \
+    const cublasStatus_t dsc_s_ = (call);                                 \
+    if (dsc_s_ != CUBLAS_STATUS_SUCCESS)                                  \
+      ::dsc::cuda::throw_cublas_error(dsc_s_, #call, __FILE__, __LINE__); \
   } while (0)
 
 // After every kernel<<<...>>>: DSC_LAUNCH_CHECK("kernel_name");

@@ -16,19 +16,13 @@
 
 namespace dsc::cuda {
 
-// ---- dtypes ----------------------------------------------------------------------------------------
+// ---- dtypes -------------------------------------------------------------------------------------
 
-template <class T> struct Tag {
-  using type = T;
-};
+template <class T> struct Tag { using type = T; };
 
 // Arithmetic type of a storage type: float for f32 and f16, double for f64.
-template <class T> struct AccOf {
-  using type = float;
-};
-template <> struct AccOf<double> {
-  using type = double;
-};
+template <class T> struct AccOf { using type = float; };
+template <> struct AccOf<double> { using type = double; };
 template <class T> using acc_t = typename AccOf<T>::type;
 
 __device__ __forceinline__ float to_acc(float v) { return v; }
@@ -54,8 +48,8 @@ template <> constexpr DType dtype_tag<uint8_t>() { return DType::U8; }
 // Typed device pointer of a CUDA tensor (checks device and dtype: a host pointer handed to a kernel
 // would be an unrecoverable illegal-address fault).
 template <class T> T* dptr(Tensor& t) {
-  DSC_CHECK(t.device() == Device::CUDA, "cuda kernel given a ", device_name(t.device()),
-            " tensor ", t.str());
+  DSC_CHECK(t.device() == Device::CUDA, "cuda kernel given a ", device_name(t.device()), " tensor ",
+            t.str());
   DSC_CHECK(t.dtype() == dtype_tag<T>(), "cuda kernel: tensor ", t.str(), " used as ",
             dtype_name(dtype_tag<T>()));
   return static_cast<T*>(t.raw());
@@ -82,11 +76,12 @@ template <class F> void dispatch_f32_f16(DType t, const char* op, F&& f) {
     case DType::F32: f(Tag<float>{}); return;
     case DType::F16: f(Tag<__half>{}); return;
     case DType::F64:
-      throw Error(detail::cat(op, ": f64 is CPU-only (the CUDA backend computes in f32 and f16); "
+      throw Error(detail::cat(op,
+                              ": f64 is CPU-only (the CUDA backend computes in f32 and f16); "
                               "use --device cpu for f64"));
     default:
-      throw Error(detail::cat(op, " on cuda: unsupported dtype ", dtype_name(t),
-                              " (expected f32 or f16)"));
+      throw Error(
+          detail::cat(op, " on cuda: unsupported dtype ", dtype_name(t), " (expected f32 or f16)"));
   }
 }
 
@@ -104,11 +99,11 @@ inline unsigned grid_for(int64_t n, int threads = kThreads) {
   return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(blocks, 1), 1 << 20));
 }
 
-#define DSC_GRID_STRIDE(i, n)                                                                  \
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n);                   \
+#define DSC_GRID_STRIDE(i, n)                                               \
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
        i += int64_t(blockDim.x) * gridDim.x)
 
-// ---- reductions ----------------------------------------------------------------------------------
+// ---- reductions ---------------------------------------------------------------------------------
 
 template <class A> __device__ __forceinline__ A warp_sum(A v) {
   for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);

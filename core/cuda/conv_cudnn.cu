@@ -11,7 +11,7 @@
 // the bias gradient is a per-channel reduction kernel (elementwise.cu).
 // depthwise (groups == C): our own kernels (depthwise.cu) unless DSC_DEPTHWISE=cudnn.
 // f64 convolutions are CPU-only except through the own depthwise kernels.
-// Tested against the CPU backend in tests/cuda/test_cuda_kernels.cpp.
+// Tested against the CPU backend in tests/cuda/test_cuda_conv.cpp.
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
@@ -26,7 +26,7 @@
 namespace dsc::cuda {
 namespace {
 
-// ---- settings ------------------------------------------------------------------------------------
+// ---- settings -----------------------------------------------------------------------------------
 
 enum class DepthwiseImpl { Own, Naive, Cudnn };
 
@@ -60,7 +60,7 @@ std::string shape_text(const ConvShape& s, DType t) {
                      s.pad, ", groups ", s.groups);
 }
 
-// ---- plans ---------------------------------------------------------------------------------------
+// ---- plans --------------------------------------------------------------------------------------
 
 struct ConvKey {
   int n, c, h, w, k, r, s, stride, pad, groups;
@@ -117,8 +117,8 @@ ConvPlan& plan_for(const ConvShape& s, DType dtype) {
   DSC_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->x));
   DSC_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, p->dt, s.n, s.c, s.h, s.w));
   DSC_CUDNN_CHECK(cudnnCreateFilterDescriptor(&p->w));
-  DSC_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w, p->dt, CUDNN_TENSOR_NCHW, s.k, s.c / s.groups,
-                                             s.r, s.s));
+  DSC_CUDNN_CHECK(
+      cudnnSetFilter4dDescriptor(p->w, p->dt, CUDNN_TENSOR_NCHW, s.k, s.c / s.groups, s.r, s.s));
   DSC_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&p->conv));
   DSC_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p->conv, s.pad, s.pad, s.stride, s.stride, 1, 1,
                                                   CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
@@ -138,9 +138,8 @@ ConvPlan& plan_for(const ConvShape& s, DType dtype) {
 
 // First successful result that fits the workspace limit. f32 keeps FMA math whatever the result
 // reports (never TF32); f16 runs with the math type the result was measured with.
-template <class Perf>
-Choice pick(const Perf* perf, int returned, size_t limit, cudnnDataType_t dt, const char* what,
-            const ConvShape& s, DType t) {
+template <class Perf> Choice pick(const Perf* perf, int returned, size_t limit, cudnnDataType_t dt,
+                                  const char* what, const ConvShape& s, DType t) {
   for (int i = 0; i < returned; ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > limit) continue;
     if (dt == CUDNN_DATA_FLOAT && (perf[i].mathType == CUDNN_TENSOR_OP_MATH ||
@@ -193,8 +192,9 @@ void check_conv(const char* op, const ConvShape& s, const Tensor& x, const Tenso
   DSC_CHECK(x.dtype() == w.dtype() && x.dtype() == y.dtype(), op, ": dtypes differ: ", x.str(),
             ", ", w.str(), ", ", y.str());
   if (x.dtype() == DType::F64)
-    throw Error(detail::cat(op, ": f64 is CPU-only for cuDNN convolutions (own depthwise kernels "
-                                "excepted); use --device cpu for f64"));
+    throw Error(detail::cat(op,
+                            ": f64 is CPU-only for cuDNN convolutions (own depthwise kernels "
+                            "excepted); use --device cpu for f64"));
   DSC_CHECK(x.dtype() == DType::F32 || x.dtype() == DType::F16, op, " on cuda: unsupported dtype ",
             dtype_name(x.dtype()));
 }
@@ -210,8 +210,8 @@ void cudnn_forward(const ConvShape& s, const Tensor& x, const Tensor& w, Tensor&
         p, "forward", s, x.dtype(),
         [&](cudnnConvolutionFwdAlgoPerf_t* perf, int* n, void* ws, size_t bytes) {
           DSC_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
-              h, p.x, x.raw(), p.w, w.raw(), p.conv, p.y, y.raw(),
-              CUDNN_CONVOLUTION_FWD_ALGO_COUNT, n, perf, ws, bytes));
+              h, p.x, x.raw(), p.w, w.raw(), p.conv, p.y, y.raw(), CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+              n, perf, ws, bytes));
         },
         [&](cudnnConvolutionFwdAlgoPerf_t* perf, int* n) {
           DSC_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
@@ -245,10 +245,10 @@ void cudnn_backward_data(const ConvShape& s, const Tensor& dy, const Tensor& w, 
   }
   DSC_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_data.math));
   void* ws = workspace(p.bwd_data.workspace);
-  DSC_CUDNN_CHECK(cudnnConvolutionBackwardData(
-      h, &kOne, p.w, w.raw(), p.y, dy.raw(), p.conv,
-      static_cast<cudnnConvolutionBwdDataAlgo_t>(p.bwd_data.algo), ws, p.bwd_data.workspace,
-      &kZero, p.x, dx.raw()));
+  DSC_CUDNN_CHECK(
+      cudnnConvolutionBackwardData(h, &kOne, p.w, w.raw(), p.y, dy.raw(), p.conv,
+                                   static_cast<cudnnConvolutionBwdDataAlgo_t>(p.bwd_data.algo), ws,
+                                   p.bwd_data.workspace, &kZero, p.x, dx.raw()));
   if (sync_after_launch()) synchronize();
 }
 
@@ -273,26 +273,27 @@ void cudnn_backward_filter(const ConvShape& s, const Tensor& x, const Tensor& dy
   void* ws = workspace(p.bwd_filter.workspace);
   DSC_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
       h, &kOne, p.x, x.raw(), p.y, dy.raw(), p.conv,
-      static_cast<cudnnConvolutionBwdFilterAlgo_t>(p.bwd_filter.algo), ws,
-      p.bwd_filter.workspace, &kZero, p.w, dw.raw()));
+      static_cast<cudnnConvolutionBwdFilterAlgo_t>(p.bwd_filter.algo), ws, p.bwd_filter.workspace,
+      &kZero, p.w, dw.raw()));
   if (sync_after_launch()) synchronize();
 }
 
 void check_device(const char* op, std::initializer_list<const Tensor*> ts) {
   for (const Tensor* t : ts)
-    if (t)
-      DSC_CHECK(t->device() == Device::CUDA, op, ": tensor ", t->str(), " is not on cuda");
+    if (t) DSC_CHECK(t->device() == Device::CUDA, op, ": tensor ", t->str(), " is not on cuda");
 }
 
 }  // namespace
 
-// ---- table entries ---------------------------------------------------------------------------------
+// ---- table entries ------------------------------------------------------------------------------
 
 void conv2d_forward(const ConvShape& s, const Tensor& x, const Tensor& w, const Tensor* b,
                     Tensor& y) {
   check_device("conv2d forward", {&x, &w, b, &y});
-  if (b) DSC_CHECK(b->numel() == s.k && b->dtype() == y.dtype(), "conv2d forward: bias ",
-                   b->str(), " for ", s.k, " output channels of ", y.str());
+  if (b)
+    DSC_CHECK(b->numel() == s.k && b->dtype() == y.dtype(), "conv2d forward: bias ", b->str(),
+              " for ", s.k, " output channels of ", y.str());
+  if (y.numel() == 0) return;  // empty batch
   if (s.depthwise()) {
     const DepthwiseImpl impl = depthwise_impl();
     if (impl != DepthwiseImpl::Cudnn) {
@@ -306,6 +307,7 @@ void conv2d_forward(const ConvShape& s, const Tensor& x, const Tensor& w, const 
 
 void conv2d_backward_data(const ConvShape& s, const Tensor& dy, const Tensor& w, Tensor& dx) {
   check_device("conv2d backward-data", {&dy, &w, &dx});
+  if (dx.numel() == 0) return;
   if (s.depthwise()) {
     const DepthwiseImpl impl = depthwise_impl();
     if (impl != DepthwiseImpl::Cudnn) {
@@ -319,9 +321,15 @@ void conv2d_backward_data(const ConvShape& s, const Tensor& dy, const Tensor& w,
 void conv2d_backward_filter(const ConvShape& s, const Tensor& x, const Tensor& dy, Tensor& dw,
                             Tensor* db) {
   check_device("conv2d backward-filter", {&x, &dy, &dw, db});
-  if (db) DSC_CHECK(db->numel() == s.k && db->dtype() == dy.dtype(),
-                    "conv2d backward-filter: bias gradient ", db->str(), " for ", s.k,
-                    " output channels of ", dy.str());
+  if (db)
+    DSC_CHECK(db->numel() == s.k && db->dtype() == dy.dtype(),
+              "conv2d backward-filter: bias gradient ", db->str(), " for ", s.k,
+              " output channels of ", dy.str());
+  if (dy.numel() == 0 || x.numel() == 0) {  // empty batch: the gradients are zero
+    fill(dw, 0.0);
+    if (db) fill(*db, 0.0);
+    return;
+  }
   if (s.depthwise()) {
     const DepthwiseImpl impl = depthwise_impl();
     if (impl != DepthwiseImpl::Cudnn) {

@@ -16,7 +16,7 @@
 //                   taps (R*S taps + the bias), lanes sum over the tile's positions, and each tap's
 //                   running sum is kept in double; a second kernel adds the splits in fixed order.
 // Everything is deterministic (no atomics). Tested against the CPU backend (itself tested against
-// naive loops) in tests/cuda/test_cuda_kernels.cpp, for all three DSC_DEPTHWISE settings.
+// naive loops) in tests/cuda/test_cuda_conv.cpp, for all three DSC_DEPTHWISE settings.
 #include "core/cuda/common.cuh"
 #include "core/cuda/kernels.h"
 
@@ -47,14 +47,14 @@ int fwd_in_w(const Dims& d) { return (kTileW - 1) * d.stride + d.s; }
 int bwd_dy_h(const Dims& d) { return (kTileH + d.r - 2) / d.stride + 2; }
 int bwd_dy_w(const Dims& d) { return (kTileW + d.s - 2) / d.stride + 2; }
 
-// ---- tiled kernels --------------------------------------------------------------------------------
+// ---- tiled kernels ------------------------------------------------------------------------------
 
 template <class T>
 __global__ void forward_tiled_kernel(const T* x, const T* w, const T* bias, T* y, Dims d) {
   using A = acc_t<T>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   A* wsm = reinterpret_cast<A*>(smem_raw);  // R * S
-  A* tile = wsm + d.r * d.s;                 // in_h x in_w
+  A* tile = wsm + d.r * d.s;                // in_h x in_w
   const int in_h = (kTileH - 1) * d.stride + d.r, in_w = (kTileW - 1) * d.stride + d.s;
   const int64_t plane = blockIdx.x;
   const int c = static_cast<int>(plane % d.c);
@@ -65,8 +65,8 @@ __global__ void forward_tiled_kernel(const T* x, const T* w, const T* bias, T* y
   for (int i = tid; i < d.r * d.s; i += nthreads) wsm[i] = to_acc(w[int64_t(c) * d.r * d.s + i]);
   for (int i = tid; i < in_h * in_w; i += nthreads) {
     const int hh = h0 + i / in_w, ww = w0 + i % in_w;
-    tile[i] = (hh >= 0 && hh < d.h && ww >= 0 && ww < d.w) ? to_acc(xp[int64_t(hh) * d.w + ww])
-                                                           : A(0);
+    tile[i] =
+        (hh >= 0 && hh < d.h && ww >= 0 && ww < d.w) ? to_acc(xp[int64_t(hh) * d.w + ww]) : A(0);
   }
   __syncthreads();
   const A b = bias ? to_acc(bias[c]) : A(0);
@@ -87,7 +87,7 @@ __global__ void backward_data_tiled_kernel(const T* dy, const T* w, T* dx, Dims 
   using A = acc_t<T>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   A* wsm = reinterpret_cast<A*>(smem_raw);  // R * S
-  A* tile = wsm + d.r * d.s;                 // tp x tq region of dy
+  A* tile = wsm + d.r * d.s;                // tp x tq region of dy
   const int64_t plane = blockIdx.x;
   const int c = static_cast<int>(plane % d.c);
   const int w0 = blockIdx.y * kTileW, h0 = blockIdx.z * kTileH;  // this block's dx tile
@@ -102,8 +102,8 @@ __global__ void backward_data_tiled_kernel(const T* dy, const T* w, T* dx, Dims 
   for (int i = tid; i < d.r * d.s; i += nthreads) wsm[i] = to_acc(w[int64_t(c) * d.r * d.s + i]);
   for (int i = tid; i < tp * tq; i += nthreads) {
     const int pp = p_start + i / tq, qq = q_start + i % tq;
-    tile[i] = (pp >= 0 && pp < d.p && qq >= 0 && qq < d.q) ? to_acc(dyp[int64_t(pp) * d.q + qq])
-                                                           : A(0);
+    tile[i] =
+        (pp >= 0 && pp < d.p && qq >= 0 && qq < d.q) ? to_acc(dyp[int64_t(pp) * d.q + qq]) : A(0);
   }
   __syncthreads();
   const int col = w0 + threadIdx.x;
@@ -126,15 +126,15 @@ __global__ void backward_data_tiled_kernel(const T* dy, const T* w, T* dx, Dims 
 }
 
 // partial[(split * C + c) * (R*S + 1) + tap]: tap < R*S is dw[c][tap], tap == R*S the bias.
-template <class T>
-__global__ void backward_filter_tiled_kernel(const T* x, const T* dy, double* partial, Dims d,
-                                             int splits) {
+template <class T> __global__ void backward_filter_tiled_kernel(const T* x, const T* dy,
+                                                                double* partial, Dims d,
+                                                                int splits) {
   using A = acc_t<T>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const int taps = d.r * d.s + 1;
   double* tap_acc = reinterpret_cast<double*>(smem_raw);  // taps
-  A* dys = reinterpret_cast<A*>(tap_acc + taps);           // kTileH x kTileW
-  A* xs = dys + kTileH * kTileW;                           // in_h x in_w
+  A* dys = reinterpret_cast<A*>(tap_acc + taps);          // kTileH x kTileW
+  A* xs = dys + kTileH * kTileW;                          // in_h x in_w
   const int in_h = (kTileH - 1) * d.stride + d.r, in_w = (kTileW - 1) * d.stride + d.s;
   const int c = blockIdx.x, split = blockIdx.y;
   const int tid = threadIdx.y * blockDim.x + threadIdx.x, nthreads = blockDim.x * blockDim.y;
@@ -156,9 +156,8 @@ __global__ void backward_filter_tiled_kernel(const T* x, const T* dy, double* pa
         }
         for (int i = tid; i < in_h * in_w; i += nthreads) {
           const int hh = h0 + i / in_w, ww = w0 + i % in_w;
-          xs[i] = (hh >= 0 && hh < d.h && ww >= 0 && ww < d.w)
-                      ? to_acc(xp[int64_t(hh) * d.w + ww])
-                      : A(0);
+          xs[i] = (hh >= 0 && hh < d.h && ww >= 0 && ww < d.w) ? to_acc(xp[int64_t(hh) * d.w + ww])
+                                                               : A(0);
         }
         __syncthreads();
         for (int tap = warp; tap < taps; tap += warps) {
@@ -182,7 +181,7 @@ __global__ void backward_filter_tiled_kernel(const T* x, const T* dy, double* pa
     partial[(int64_t(split) * d.c + c) * taps + i] = tap_acc[i];
 }
 
-// ---- naive kernels (one thread per output element, global memory only) ----------------------------
+// ---- naive kernels (one thread per output element, global memory only) --------------------------
 
 template <class T>
 __global__ void forward_naive_kernel(const T* x, const T* w, const T* bias, T* y, Dims d) {
@@ -263,9 +262,9 @@ __global__ void backward_filter_naive_kernel(const T* x, const T* dy, T* dw, T* 
 }
 
 // dw[c][tap] (and db[c]) = sum over splits of partial, in split order.
-template <class T>
-__global__ void backward_filter_finish_kernel(const double* partial, int splits, int c_count,
-                                              int taps, T* dw, T* db) {
+template <class T> __global__ void backward_filter_finish_kernel(const double* partial, int splits,
+                                                                 int c_count, int taps, T* dw,
+                                                                 T* db) {
   const int64_t total = int64_t(c_count) * taps;
   DSC_GRID_STRIDE(i, total) {
     const int c = static_cast<int>(i / taps), tap = static_cast<int>(i % taps);
@@ -279,7 +278,7 @@ __global__ void backward_filter_finish_kernel(const double* partial, int splits,
   }
 }
 
-// ---- host side -------------------------------------------------------------------------------------
+// ---- host side ----------------------------------------------------------------------------------
 
 void check_depthwise(const char* op, const ConvShape& s, const Tensor& x, const Tensor& w,
                      const Tensor& y) {
@@ -294,8 +293,8 @@ dim3 tile_grid(const Dims& d, int rows, int cols) {
   const int64_t planes = int64_t(d.n) * d.c;
   const int tiles_h = (rows + kTileH - 1) / kTileH, tiles_w = (cols + kTileW - 1) / kTileW;
   DSC_CHECK(planes < (int64_t(1) << 31) && tiles_h <= 65535 && tiles_w <= 65535,
-            "depthwise conv: shape too large for the tiled kernel (", planes, " planes, ",
-            tiles_h, "x", tiles_w, " tiles); use DSC_DEPTHWISE=cudnn");
+            "depthwise conv: shape too large for the tiled kernel (", planes, " planes, ", tiles_h,
+            "x", tiles_w, " tiles); use DSC_DEPTHWISE=cudnn");
   return dim3(static_cast<unsigned>(planes), tiles_w, tiles_h);
 }
 
@@ -315,9 +314,9 @@ void depthwise_forward(const ConvShape& s, const Tensor& x, const Tensor& w, con
       DSC_LAUNCH_CHECK("depthwise forward_naive_kernel");
       return;
     }
-    forward_tiled_kernel<T><<<tile_grid(d, d.p, d.q), dim3(kTileW, kBlockY), smem,
-                              compute_stream()>>>(dptr<T>(x), dptr<T>(w), dptr_opt<T>(b),
-                                                  dptr<T>(y), d);
+    forward_tiled_kernel<T>
+        <<<tile_grid(d, d.p, d.q), dim3(kTileW, kBlockY), smem, compute_stream()>>>(
+            dptr<T>(x), dptr<T>(w), dptr_opt<T>(b), dptr<T>(y), d);
     DSC_LAUNCH_CHECK("depthwise forward_tiled_kernel");
   });
 }
@@ -336,8 +335,9 @@ void depthwise_backward_data(const ConvShape& s, const Tensor& dy, const Tensor&
       DSC_LAUNCH_CHECK("depthwise backward_data_naive_kernel");
       return;
     }
-    backward_data_tiled_kernel<T><<<tile_grid(d, d.h, d.w), dim3(kTileW, kBlockY), smem,
-                                    compute_stream()>>>(dptr<T>(dy), dptr<T>(w), dptr<T>(dx), d);
+    backward_data_tiled_kernel<T>
+        <<<tile_grid(d, d.h, d.w), dim3(kTileW, kBlockY), smem, compute_stream()>>>(
+            dptr<T>(dy), dptr<T>(w), dptr<T>(dx), d);
     DSC_LAUNCH_CHECK("depthwise backward_data_tiled_kernel");
   });
 }
@@ -345,8 +345,9 @@ void depthwise_backward_data(const ConvShape& s, const Tensor& dy, const Tensor&
 void depthwise_backward_filter(const ConvShape& s, const Tensor& x, const Tensor& dy, Tensor& dw,
                                Tensor* db, bool naive) {
   check_depthwise("depthwise conv backward-filter", s, x, dw, dy);
-  if (db) DSC_CHECK(db->numel() == s.c, "depthwise conv backward-filter: bias gradient ",
-                    db->str(), " for ", s.c, " channels");
+  if (db)
+    DSC_CHECK(db->numel() == s.c, "depthwise conv backward-filter: bias gradient ", db->str(),
+              " for ", s.c, " channels");
   const Dims d = dims_of(s);
   const int taps = d.r * d.s + 1;
   dispatch_float(dw.dtype(), "depthwise conv backward-filter", [&](auto tag) {
@@ -365,13 +366,13 @@ void depthwise_backward_filter(const ConvShape& s, const Tensor& x, const Tensor
     const int target_blocks = 4 * sm_count();
     const int splits = std::max(1, std::min(std::min(d.n, 65535), (target_blocks + d.c - 1) / d.c));
     DeviceBuffer partial(sizeof(double) * size_t(splits) * d.c * taps);
-    backward_filter_tiled_kernel<T><<<dim3(d.c, splits), dim3(kTileW, kBlockY), smem,
-                                      compute_stream()>>>(dptr<T>(x), dptr<T>(dy),
-                                                          partial.as<double>(), d, splits);
+    backward_filter_tiled_kernel<T>
+        <<<dim3(d.c, splits), dim3(kTileW, kBlockY), smem, compute_stream()>>>(
+            dptr<T>(x), dptr<T>(dy), partial.as<double>(), d, splits);
     DSC_LAUNCH_CHECK("depthwise backward_filter_tiled_kernel");
-    backward_filter_finish_kernel<T><<<grid_for(int64_t(d.c) * taps), kThreads, 0,
-                                       compute_stream()>>>(partial.as<double>(), splits, d.c,
-                                                           taps, dptr<T>(dw), dptr_opt<T>(db));
+    backward_filter_finish_kernel<T>
+        <<<grid_for(int64_t(d.c) * taps), kThreads, 0, compute_stream()>>>(
+            partial.as<double>(), splits, d.c, taps, dptr<T>(dw), dptr_opt<T>(db));
     DSC_LAUNCH_CHECK("depthwise backward_filter_finish_kernel");
   });
 }

@@ -1,7 +1,8 @@
 // device_info() and gpu_description() (see device_info.h and core/gpu_info.h): queries device 0's
 // properties and the driver, runtime, cuDNN and cuBLAS versions without throwing, and formats them.
 // The architectures built come from nvcc's __CUDA_ARCH_LIST__ (e.g. 800,900).
-// Tested (runs and says something sensible with or without a GPU) in tests/cuda/test_cuda_runtime.cpp.
+// Tested (runs and says something sensible with or without a GPU) in
+// tests/cuda/test_cuda_runtime.cpp.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
@@ -19,16 +20,22 @@
 namespace dsc::cuda {
 namespace {
 
-// "800,900" -> "sm_80, sm_90".
-std::string format_arch_list(const std::string& list) {
-  std::string out, item;
+// "800,900" -> {80, 90}.
+std::vector<int> parse_arch_list(const std::string& list) {
+  std::vector<int> out;
+  std::string item;
   std::istringstream in(list);
   while (std::getline(in, item, ',')) {
     const int v = std::atoi(item.c_str());
-    if (v <= 0) continue;
-    if (!out.empty()) out += ", ";
-    out += "sm_" + std::to_string(v / 10);
+    if (v > 0) out.push_back(v / 10);
   }
+  return out;
+}
+
+// {80, 90} -> "sm_80, sm_90".
+std::string format_arch_list(const std::vector<int>& archs) {
+  std::string out;
+  for (int a : archs) out += (out.empty() ? "sm_" : ", sm_") + std::to_string(a);
   return out.empty() ? "unknown" : out;
 }
 
@@ -47,10 +54,9 @@ std::string cuda_version(int v) {  // 13000 -> "13.0"
 DeviceInfo device_info() {
   DeviceInfo info;
 #ifdef __CUDA_ARCH_LIST__
-  info.architectures_built = format_arch_list(DSC_STRINGIFY(__CUDA_ARCH_LIST__));
-#else
-  info.architectures_built = "unknown";
+  info.arch_list = parse_arch_list(DSC_STRINGIFY(__CUDA_ARCH_LIST__));
 #endif
+  info.architectures_built = format_arch_list(info.arch_list);
   info.cudnn_compiled = CUDNN_VERSION;
   info.cudnn_loaded = cudnnGetVersion();
   info.cublas_compiled = CUBLAS_VERSION;
@@ -64,8 +70,9 @@ DeviceInfo device_info() {
   (void)cudaGetLastError();
 
   if (info.cudnn_loaded / 100 != info.cudnn_compiled / 100)
-    info.warnings.push_back("cuDNN " + version3(info.cudnn_loaded) + " is loaded but the build used " +
-                            version3(info.cudnn_compiled) + " headers");
+    info.warnings.push_back("cuDNN " + version3(info.cudnn_loaded) +
+                            " is loaded but the build used " + version3(info.cudnn_compiled) +
+                            " headers");
   if (info.driver_version != 0 && info.driver_version < info.runtime_version)
     info.warnings.push_back("the driver supports CUDA " + cuda_version(info.driver_version) +
                             ", older than the runtime's " + cuda_version(info.runtime_version));
@@ -109,6 +116,28 @@ std::string to_string(const DeviceInfo& info) {
      << version3(size_t(info.cublas_compiled)) << ")\n";
   os << "kernels built for " << info.architectures_built;
   for (const std::string& w : info.warnings) os << "\nwarning: " << w;
+  return os.str();
+}
+
+bool arch_supported(const DeviceInfo& info) {
+  if (!info.available || info.arch_list.empty()) return true;
+  const int cc = info.cc_major * 10 + info.cc_minor;
+  for (int a : info.arch_list)
+    if (a <= cc) return true;
+  return false;
+}
+
+std::string no_kernel_image_reason(const DeviceInfo& info) {
+  std::ostringstream os;
+  os << "this build has no CUDA kernels for ";
+  if (info.available) {
+    os << info.name << " (sm_" << info.cc_major << info.cc_minor << ")";
+  } else {
+    os << "GPU 0";
+  }
+  os << ": it was compiled for " << info.architectures_built << "; rebuild with "
+     << "-DCMAKE_CUDA_ARCHITECTURES=" << (info.available ? info.cc_major * 10 + info.cc_minor : 0)
+     << " or use --device cpu";
   return os.str();
 }
 

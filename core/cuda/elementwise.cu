@@ -13,7 +13,7 @@
 namespace dsc::cuda {
 namespace {
 
-// ---- kernels --------------------------------------------------------------------------------------
+// ---- kernels ------------------------------------------------------------------------------------
 
 template <class T> __global__ void fill_kernel(T* p, int64_t n, double v) {
   const T x = cast_to<T>(v);
@@ -40,8 +40,7 @@ template <class T> __global__ void relu_forward_kernel(const T* x, T* y, int64_t
   DSC_GRID_STRIDE(i, n) y[i] = to_acc(x[i]) > 0 ? x[i] : cast_to<T>(0.0f);
 }
 
-template <class T>
-__global__ void relu_backward_kernel(const T* y, const T* dy, T* dx, int64_t n) {
+template <class T> __global__ void relu_backward_kernel(const T* y, const T* dy, T* dx, int64_t n) {
   DSC_GRID_STRIDE(i, n) dx[i] = to_acc(y[i]) > 0 ? dy[i] : cast_to<T>(0.0f);
 }
 
@@ -95,7 +94,7 @@ __global__ void channel_sum_kernel(const T* dy, int64_t outer, int k, int64_t in
 
 const void* probe_kernel() { return reinterpret_cast<const void*>(&fill_kernel<float>); }
 
-// ---- table entries --------------------------------------------------------------------------------
+// ---- table entries ------------------------------------------------------------------------------
 
 void fill(Tensor& t, double value) {
   const int64_t n = t.numel();
@@ -124,8 +123,8 @@ void cast(const Tensor& src, Tensor& dst) {
     using S = typename decltype(s)::type;
     dispatch_float(dst.dtype(), "cast", [&](auto d) {
       using D = typename decltype(d)::type;
-      cast_kernel<S, D><<<grid_for(n), kThreads, 0, compute_stream()>>>(dptr<S>(src),
-                                                                          dptr<D>(dst), n);
+      cast_kernel<S, D>
+          <<<grid_for(n), kThreads, 0, compute_stream()>>>(dptr<S>(src), dptr<D>(dst), n);
       DSC_LAUNCH_CHECK("cast_kernel");
     });
   });
@@ -161,8 +160,8 @@ void mul(const Tensor& a, const Tensor& b, Tensor& out) {
   if (n == 0) return;
   dispatch_float(out.dtype(), "mul", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    mul_kernel<T><<<grid_for(n), kThreads, 0, compute_stream()>>>(dptr<T>(a), dptr<T>(b),
-                                                                   dptr<T>(out), n);
+    mul_kernel<T>
+        <<<grid_for(n), kThreads, 0, compute_stream()>>>(dptr<T>(a), dptr<T>(b), dptr<T>(out), n);
     DSC_LAUNCH_CHECK("mul_kernel");
   });
 }
@@ -175,15 +174,15 @@ void sum(const Tensor& x, Tensor& out) {
   if (n > 0) {
     dispatch_float(x.dtype(), "sum", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      sum_partial_kernel<T><<<parts, kThreads, 0, compute_stream()>>>(dptr<T>(x), n,
-                                                                      partial.as<double>());
+      sum_partial_kernel<T>
+          <<<parts, kThreads, 0, compute_stream()>>>(dptr<T>(x), n, partial.as<double>());
       DSC_LAUNCH_CHECK("sum_partial_kernel");
     });
   }
   dispatch_float(out.dtype(), "sum", [&](auto tag) {
     using O = typename decltype(tag)::type;
     sum_final_kernel<O><<<1, kThreads, 0, compute_stream()>>>(partial.as<double>(),
-                                                             n > 0 ? int(parts) : 0, dptr<O>(out));
+                                                              n > 0 ? int(parts) : 0, dptr<O>(out));
     DSC_LAUNCH_CHECK("sum_final_kernel");
   });
 }
@@ -195,8 +194,9 @@ void check_finite(const Tensor& x, Tensor& found_inf) {
   if (n == 0) return;
   dispatch_float(x.dtype(), "check_finite", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    check_finite_kernel<T><<<std::min<unsigned>(grid_for(n), 4096), kThreads, 0,
-                             compute_stream()>>>(dptr<T>(x), n, dptr<float>(found_inf));
+    check_finite_kernel<T>
+        <<<std::min<unsigned>(grid_for(n), 4096), kThreads, 0, compute_stream()>>>(
+            dptr<T>(x), n, dptr<float>(found_inf));
     DSC_LAUNCH_CHECK("check_finite_kernel");
   });
 }
@@ -207,8 +207,8 @@ void relu_forward(const Tensor& x, Tensor& y) {
   if (n == 0) return;
   dispatch_float(y.dtype(), "relu", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    relu_forward_kernel<T><<<grid_for(n), kThreads, 0, compute_stream()>>>(dptr<T>(x),
-                                                                           dptr<T>(y), n);
+    relu_forward_kernel<T>
+        <<<grid_for(n), kThreads, 0, compute_stream()>>>(dptr<T>(x), dptr<T>(y), n);
     DSC_LAUNCH_CHECK("relu_forward_kernel");
   });
 }
@@ -220,21 +220,21 @@ void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
   if (n == 0) return;
   dispatch_float(dx.dtype(), "relu backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    relu_backward_kernel<T><<<grid_for(n), kThreads, 0, compute_stream()>>>(
-        dptr<T>(y), dptr<T>(dy), dptr<T>(dx), n);
+    relu_backward_kernel<T>
+        <<<grid_for(n), kThreads, 0, compute_stream()>>>(dptr<T>(y), dptr<T>(dy), dptr<T>(dx), n);
     DSC_LAUNCH_CHECK("relu_backward_kernel");
   });
 }
 
 void add_channel_bias(Tensor& y, const Tensor& b, int k, int64_t inner) {
-  DSC_CHECK(b.numel() == k && inner > 0 && y.numel() % (int64_t(k) * inner) == 0,
-            "bias add: bias ", b.str(), " does not fit output ", y.str());
+  DSC_CHECK(b.numel() == k && inner > 0 && y.numel() % (int64_t(k) * inner) == 0, "bias add: bias ",
+            b.str(), " does not fit output ", y.str());
   const int64_t n = y.numel();
   if (n == 0) return;
   dispatch_float(y.dtype(), "bias add", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    add_channel_bias_kernel<T><<<grid_for(n), kThreads, 0, compute_stream()>>>(
-        dptr<T>(y), dptr<T>(b), n, k, inner);
+    add_channel_bias_kernel<T>
+        <<<grid_for(n), kThreads, 0, compute_stream()>>>(dptr<T>(y), dptr<T>(b), n, k, inner);
     DSC_LAUNCH_CHECK("add_channel_bias_kernel");
   });
 }
@@ -246,8 +246,8 @@ void channel_sum(const Tensor& dy, int k, int64_t inner, Tensor& db) {
   const int64_t outer = dy.numel() / (int64_t(k) * inner);
   dispatch_float(db.dtype(), "bias gradient", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    channel_sum_kernel<T><<<k, kThreads, 0, compute_stream()>>>(dptr<T>(dy), outer, k, inner,
-                                                                dptr<T>(db));
+    channel_sum_kernel<T>
+        <<<k, kThreads, 0, compute_stream()>>>(dptr<T>(dy), outer, k, inner, dptr<T>(db));
     DSC_LAUNCH_CHECK("channel_sum_kernel");
   });
 }

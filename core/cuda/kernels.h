@@ -71,8 +71,7 @@ void batchnorm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
                         Tensor& dgamma, Tensor& dbeta);
 
 // ---- loss ----
-void softmax_xent_forward(const Tensor& logits, const Tensor& labels, Tensor& loss,
-                          Tensor& probs);
+void softmax_xent_forward(const Tensor& logits, const Tensor& labels, Tensor& loss, Tensor& probs);
 void softmax_xent_backward(const Tensor& probs, const Tensor& labels, const Tensor& dloss,
                            Tensor& dlogits);
 void count_correct(const Tensor& logits, const Tensor& labels, Tensor& correct);

@@ -1,9 +1,10 @@
 // Linear layer on the GPU through cuBLAS: x [N, I], w [O, I], b [O], y [N, O], all row-major.
 // cuBLAS is column-major, and a row-major [r, c] matrix is the column-major [c, r] matrix of its
 // transpose, so each row-major product is issued transposed:
-//   y  = x w^T   ->  y^T [O, N]  = (w^T)^T x^T   : gemm(T, N, m=O, n=N, k=I, A=w (ld I), B=x (ld I))
-//   dx = dy w    ->  dx^T [I, N] = w^T dy^T      : gemm(N, N, m=I, n=N, k=O, A=w (ld I), B=dy (ld O))
-//   dw = dy^T x  ->  dw^T [I, O] = x^T dy        : gemm(N, T, m=I, n=O, k=N, A=x (ld I), B=dy (ld O))
+//   y  = x w^T   ->  y^T [O, N]  = (w^T)^T x^T   : gemm(T, N, m=O, n=N, k=I, A=w (ld I), B=x (ld
+//   I)) dx = dy w    ->  dx^T [I, N] = w^T dy^T      : gemm(N, N, m=I, n=N, k=O, A=w (ld I), B=dy
+//   (ld O)) dw = dy^T x  ->  dw^T [I, O] = x^T dy        : gemm(N, T, m=I, n=O, k=N, A=x (ld I),
+//   B=dy (ld O))
 // cublasGemmEx with CUBLAS_COMPUTE_32F for f32 (pure FP32, no TF32) and f16 (f16 inputs and
 // outputs on tensor cores, f32 accumulation), CUBLAS_COMPUTE_64F for f64. The bias is added and its
 // gradient reduced by the per-channel kernels of elementwise.cu (inner = 1).
@@ -24,8 +25,7 @@ GemmTypes gemm_types(DType t, const char* op) {
     case DType::F32: return {CUDA_R_32F, CUBLAS_COMPUTE_32F};
     case DType::F16: return {CUDA_R_16F, CUBLAS_COMPUTE_32F};
     case DType::F64: return {CUDA_R_64F, CUBLAS_COMPUTE_64F};
-    default:
-      throw Error(detail::cat(op, " on cuda: unsupported dtype ", dtype_name(t)));
+    default: throw Error(detail::cat(op, " on cuda: unsupported dtype ", dtype_name(t)));
   }
 }
 
@@ -76,8 +76,9 @@ void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor*
   const int n = int(x.dim(0)), in = int(x.dim(1)), out = int(w.dim(0));
   DSC_CHECK(dw.numel() == w.numel() && dw.dtype() == w.dtype(), "linear backward: dw ", dw.str(),
             " for w ", w.str());
-  if (dx) DSC_CHECK(dx->numel() == x.numel() && dx->dtype() == x.dtype(), "linear backward: dx ",
-                    dx->str(), " for x ", x.str());
+  if (dx)
+    DSC_CHECK(dx->numel() == x.numel() && dx->dtype() == x.dtype(), "linear backward: dx ",
+              dx->str(), " for x ", x.str());
   if (n == 0) {  // empty batch: zero gradients
     fill(dw, 0.0);
     if (db) fill(*db, 0.0);

@@ -18,9 +18,8 @@ namespace {
 
 constexpr int kRowsPerBlock = 8;  // one warp per row
 
-template <class T>
-__global__ void xent_forward_kernel(const T* logits, const int32_t* labels, int n, int m, T* probs,
-                                    double* row_loss) {
+template <class T> __global__ void xent_forward_kernel(const T* logits, const int32_t* labels,
+                                                       int n, int m, T* probs, double* row_loss) {
   const int row = blockIdx.x * kRowsPerBlock + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
   if (row >= n) return;  // whole warps leave together
@@ -47,8 +46,7 @@ __global__ void xent_forward_kernel(const T* logits, const int32_t* labels, int 
   }
 }
 
-template <class O>
-__global__ void xent_mean_kernel(const double* row_loss, int n, O* loss) {
+template <class O> __global__ void xent_mean_kernel(const double* row_loss, int n, O* loss) {
   __shared__ double scratch[32];
   double acc = 0;
   for (int i = threadIdx.x; i < n; i += blockDim.x) acc += row_loss[i];
@@ -64,9 +62,9 @@ __device__ double load_scalar(const void* p, DType t) {
   }
 }
 
-template <class T>
-__global__ void xent_backward_kernel(const T* probs, const int32_t* labels, int n, int m,
-                                     const void* dloss, DType dloss_type, T* dlogits) {
+template <class T> __global__ void xent_backward_kernel(const T* probs, const int32_t* labels,
+                                                        int n, int m, const void* dloss,
+                                                        DType dloss_type, T* dlogits) {
   const double k = load_scalar(dloss, dloss_type) / n;
   const int64_t total = int64_t(n) * m;
   DSC_GRID_STRIDE(i, total) {
@@ -78,9 +76,8 @@ __global__ void xent_backward_kernel(const T* probs, const int32_t* labels, int 
   }
 }
 
-template <class T>
-__global__ void count_correct_kernel(const T* logits, const int32_t* labels, int n, int m,
-                                     int32_t* correct) {
+template <class T> __global__ void count_correct_kernel(const T* logits, const int32_t* labels,
+                                                        int n, int m, int32_t* correct) {
   DSC_GRID_STRIDE(row, n) {
     const T* r = logits + row * m;
     int best = 0;
@@ -97,8 +94,7 @@ __global__ void count_correct_kernel(const T* logits, const int32_t* labels, int
 }
 
 void check_xent(const char* op, const Tensor& logits, const Tensor& labels) {
-  DSC_CHECK(logits.ndim() == 2 && labels.numel() == logits.dim(0) &&
-                labels.dtype() == DType::I32,
+  DSC_CHECK(logits.ndim() == 2 && labels.numel() == logits.dim(0) && labels.dtype() == DType::I32,
             op, ": logits ", logits.str(), " and labels ", labels.str(),
             " (expected [N, M] and i32 [N])");
   DSC_CHECK(logits.dim(1) > 0, op, ": no classes in ", logits.str());
@@ -106,8 +102,7 @@ void check_xent(const char* op, const Tensor& logits, const Tensor& labels) {
 
 }  // namespace
 
-void softmax_xent_forward(const Tensor& logits, const Tensor& labels, Tensor& loss,
-                          Tensor& probs) {
+void softmax_xent_forward(const Tensor& logits, const Tensor& labels, Tensor& loss, Tensor& probs) {
   check_xent("cross_entropy", logits, labels);
   same_numel("cross_entropy", logits, probs);
   DSC_CHECK(loss.numel() == 1, "cross_entropy: loss must have one element, got ", loss.str());
@@ -124,8 +119,8 @@ void softmax_xent_forward(const Tensor& logits, const Tensor& labels, Tensor& lo
   }
   dispatch_float(loss.dtype(), "cross_entropy", [&](auto tag) {
     using O = typename decltype(tag)::type;
-    xent_mean_kernel<O><<<1, kThreads, 0, compute_stream()>>>(row_loss.as<double>(), n,
-                                                             dptr<O>(loss));
+    xent_mean_kernel<O>
+        <<<1, kThreads, 0, compute_stream()>>>(row_loss.as<double>(), n, dptr<O>(loss));
     DSC_LAUNCH_CHECK("xent_mean_kernel");
   });
 }
@@ -143,8 +138,7 @@ void softmax_xent_backward(const Tensor& probs, const Tensor& labels, const Tens
   dispatch_float(probs.dtype(), "cross_entropy backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     xent_backward_kernel<T><<<grid_for(int64_t(n) * m), kThreads, 0, compute_stream()>>>(
-        dptr<T>(probs), dptr<int32_t>(labels), n, m, dloss.raw(), dloss.dtype(),
-        dptr<T>(dlogits));
+        dptr<T>(probs), dptr<int32_t>(labels), n, m, dloss.raw(), dloss.dtype(), dptr<T>(dlogits));
     DSC_LAUNCH_CHECK("xent_backward_kernel");
   });
 }

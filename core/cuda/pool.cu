@@ -12,9 +12,8 @@
 namespace dsc::cuda {
 namespace {
 
-template <class T>
-__global__ void maxpool_forward_kernel(const T* x, int64_t total, int h, int w, int p, int q,
-                                       int k, int st, T* y) {
+template <class T> __global__ void maxpool_forward_kernel(const T* x, int64_t total, int h, int w,
+                                                          int p, int q, int k, int st, T* y) {
   DSC_GRID_STRIDE(i, total) {
     const int j = static_cast<int>(i % q);
     const int ii = static_cast<int>((i / q) % p);
@@ -35,9 +34,9 @@ __global__ void maxpool_forward_kernel(const T* x, int64_t total, int h, int w, 
   }
 }
 
-template <class T>
-__global__ void maxpool_backward_kernel(const T* x, const T* y, const T* dy, int64_t total,
-                                        int h, int w, int p, int q, int k, int st, T* dx) {
+template <class T> __global__ void maxpool_backward_kernel(const T* x, const T* y, const T* dy,
+                                                           int64_t total, int h, int w, int p,
+                                                           int q, int k, int st, T* dx) {
   using A = acc_t<T>;
   DSC_GRID_STRIDE(i, total) {
     const int col = static_cast<int>(i % w);
@@ -69,8 +68,8 @@ __global__ void maxpool_backward_kernel(const T* x, const T* y, const T* dy, int
 }
 
 void check_pool(const char* op, const Tensor& x, int k, int st, const Tensor& y) {
-  DSC_CHECK(x.ndim() == 4 && y.ndim() == 4 && k >= 1 && st >= 1 && x.dim(2) >= k &&
-                x.dim(3) >= k && y.dim(0) == x.dim(0) && y.dim(1) == x.dim(1) &&
+  DSC_CHECK(x.ndim() == 4 && y.ndim() == 4 && k >= 1 && st >= 1 && x.dim(2) >= k && x.dim(3) >= k &&
+                y.dim(0) == x.dim(0) && y.dim(1) == x.dim(1) &&
                 y.dim(2) == (x.dim(2) - k) / st + 1 && y.dim(3) == (x.dim(3) - k) / st + 1,
             op, ": window ", k, " stride ", st, " does not map ", x.str(), " to ", y.str());
 }
@@ -100,8 +99,8 @@ void maxpool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, int k,
   dispatch_float(x.dtype(), "max_pool2d backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     maxpool_backward_kernel<T><<<grid_for(total), kThreads, 0, compute_stream()>>>(
-        dptr<T>(x), dptr<T>(y), dptr<T>(dy), total, int(x.dim(2)), int(x.dim(3)),
-        int(y.dim(2)), int(y.dim(3)), k, st, dptr<T>(dx));
+        dptr<T>(x), dptr<T>(y), dptr<T>(dy), total, int(x.dim(2)), int(x.dim(3)), int(y.dim(2)),
+        int(y.dim(3)), k, st, dptr<T>(dx));
     DSC_LAUNCH_CHECK("maxpool_backward_kernel");
   });
 }

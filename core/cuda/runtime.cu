@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/cuda/check.h"
+#include "core/cuda/device_info.h"
 #include "core/cuda/runtime.h"
 
 namespace dsc::cuda {
@@ -29,10 +30,8 @@ bool is_sticky(cudaError_t e) {
     case cudaErrorInvalidPc:
     case cudaErrorHardwareStackError:
     case cudaErrorAssert:
-    case cudaErrorLaunchTimeout:
-      return true;
-    default:
-      return false;
+    case cudaErrorLaunchTimeout: return true;
+    default: return false;
   }
 }
 
@@ -43,14 +42,15 @@ void ensure_device() {
 
 }  // namespace
 
-// ---- errors --------------------------------------------------------------------------------------
+// ---- errors -------------------------------------------------------------------------------------
 
 void throw_cuda_error(cudaError_t e, const char* call, const char* file, int line) {
   std::string msg = detail::cat("CUDA error ", cudaGetErrorName(e), " (", cudaGetErrorString(e),
                                 ") in ", call, " at ", short_path(file), ":", line);
   if (is_sticky(e))
-    msg += "; the CUDA context is now unusable (restart the process; run with DSC_CUDA_SYNC=1 to "
-           "find the kernel that failed)";
+    msg +=
+        "; the CUDA context is now unusable (restart the process; run with DSC_CUDA_SYNC=1 to "
+        "find the kernel that failed)";
   throw Error(msg);
 }
 
@@ -74,6 +74,10 @@ bool sync_after_launch() {
 
 void check_launch(const char* kernel, const char* file, int line) {
   const cudaError_t e = cudaGetLastError();
+  if (e == cudaErrorNoKernelImageForDevice || e == cudaErrorUnsupportedPtxVersion) {
+    throw Error(detail::cat(no_kernel_image_reason(device_info()), " (launch of ", kernel, " at ",
+                            short_path(file), ":", line, ")"));
+  }
   if (e != cudaSuccess) {
     const std::string call = std::string("launch of ") + kernel;
     throw_cuda_error(e, call.c_str(), file, line);
@@ -87,7 +91,7 @@ void check_launch(const char* kernel, const char* file, int line) {
   }
 }
 
-// ---- streams and handles -------------------------------------------------------------------------
+// ---- streams and handles ------------------------------------------------------------------------
 
 cudaStream_t compute_stream() {
   static cudaStream_t stream = [] {
@@ -146,7 +150,7 @@ int sm_count() {
 
 void synchronize() { DSC_CUDA_CHECK(cudaStreamSynchronize(compute_stream())); }
 
-// ---- workspace -------------------------------------------------------------------------------------
+// ---- workspace ----------------------------------------------------------------------------------
 
 void* workspace(size_t bytes) {
   static std::mutex mu;
@@ -163,7 +167,7 @@ void* workspace(size_t bytes) {
   return ptr;
 }
 
-// ---- copies ------------------------------------------------------------------------------------------
+// ---- copies -------------------------------------------------------------------------------------
 
 namespace {
 
@@ -214,8 +218,8 @@ void copy_bytes(void* dst, Device dd, const void* src, Device sd, size_t bytes) 
     const size_t n = std::min(chunk, bytes - off);
     if (dd == Device::CUDA) {  // host -> device
       std::memcpy(buf, static_cast<const char*>(src) + off, n);
-      DSC_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(dst) + off, buf, n,
-                                     cudaMemcpyHostToDevice, stream));
+      DSC_CUDA_CHECK(
+          cudaMemcpyAsync(static_cast<char*>(dst) + off, buf, n, cudaMemcpyHostToDevice, stream));
       DSC_CUDA_CHECK(cudaStreamSynchronize(stream));
     } else {  // device -> host (ordered after every kernel queued so far)
       DSC_CUDA_CHECK(cudaMemcpyAsync(buf, static_cast<const char*>(src) + off, n,

@@ -37,7 +37,7 @@ bool sync_after_launch();        // DSC_CUDA_SYNC=1
 // cudaStreamSynchronize(compute stream).
 void synchronize();
 
-// ---- caching allocator ---------------------------------------------------------------------------
+// ---- caching allocator --------------------------------------------------------------------------
 // Blocks are rounded up to a size class (multiples of 512 bytes up to 1 MiB, then quarter steps of
 // each power of two) and kept on a free list per class when freed; cudaMalloc is called only when a
 // class's list is empty, and on failure the cache is released and the call retried once before an
@@ -46,11 +46,11 @@ void* device_alloc(size_t bytes);
 void device_free(void* ptr);  // never throws; null is ignored
 
 struct AllocatorStats {
-  size_t in_use_bytes = 0;       // handed out, rounded sizes
-  size_t cached_bytes = 0;       // on the free lists
+  size_t in_use_bytes = 0;  // handed out, rounded sizes
+  size_t cached_bytes = 0;  // on the free lists
   size_t peak_in_use_bytes = 0;
-  int64_t cuda_mallocs = 0;      // calls to cudaMalloc so far
-  int64_t cache_hits = 0;        // allocations served from the free lists
+  int64_t cuda_mallocs = 0;  // calls to cudaMalloc so far
+  int64_t cache_hits = 0;    // allocations served from the free lists
 };
 AllocatorStats allocator_stats();
 // Synchronises the device and cudaFree's every cached block; returns the bytes released.
@@ -61,7 +61,8 @@ size_t release_cached_memory();
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
-  explicit DeviceBuffer(size_t bytes) : ptr_(bytes ? device_alloc(bytes) : nullptr), bytes_(bytes) {}
+  explicit DeviceBuffer(size_t bytes)
+      : ptr_(bytes ? device_alloc(bytes) : nullptr), bytes_(bytes) {}
   ~DeviceBuffer() { device_free(ptr_); }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
@@ -78,7 +79,7 @@ class DeviceBuffer {
 // the next call to workspace(). Used for cuDNN's convolution workspaces.
 void* workspace(size_t bytes);
 
-// ---- copies ----------------------------------------------------------------------------------------
+// ---- copies -------------------------------------------------------------------------------------
 // The table's copy_bytes: host->device and device->host go through a pinned staging buffer with
 // cudaMemcpyAsync on the compute stream and a synchronisation (so the host side may be reused on
 // return); device->device is queued on the compute stream without synchronising.

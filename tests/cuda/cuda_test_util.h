@@ -58,7 +58,8 @@ inline double rtol_for(DType t) {
 }
 
 // Checks a CUDA result against the CPU reference (same shape); rtol = 0 demands equality.
-inline void check_close(const Tensor& got, const Tensor& ref, double rtol, const std::string& what) {
+inline void check_close(const Tensor& got, const Tensor& ref, double rtol,
+                        const std::string& what) {
   REQUIRE_MESSAGE(got.numel() == ref.numel(), what, ": ", got.str(), " vs ", ref.str());
   const std::vector<double> g = got.to_vector(), r = ref.to_vector();
   double scale = 0;
@@ -68,8 +69,8 @@ inline void check_close(const Tensor& got, const Tensor& ref, double rtol, const
   for (size_t i = 0; i < r.size(); ++i) {
     const double err = std::abs(g[i] - r[i]);
     const double lim = rtol * (std::abs(r[i]) + scale);
-    const bool ok = rtol == 0 ? (g[i] == r[i] || (std::isnan(g[i]) && std::isnan(r[i])))
-                              : err <= lim;
+    const bool ok =
+        rtol == 0 ? (g[i] == r[i] || (std::isnan(g[i]) && std::isnan(r[i]))) : err <= lim;
     if (!ok && bad++ == 0) first = i;
     if (scale > 0 && err / scale > worst) worst = err / scale;
   }

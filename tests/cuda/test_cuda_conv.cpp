@@ -37,10 +37,9 @@ ConvShape shape(int n, int c, int h, int w, int k, int r, int s, int stride, int
 
 std::string describe(const ConvShape& s, DType t) {
   return std::string(dtype_name(t)) + " n" + std::to_string(s.n) + " c" + std::to_string(s.c) +
-         " " + std::to_string(s.h) + "x" + std::to_string(s.w) + " k" + std::to_string(s.k) +
-         " f" + std::to_string(s.r) + "x" + std::to_string(s.s) + " st" +
-         std::to_string(s.stride) + " pad" + std::to_string(s.pad) + " g" +
-         std::to_string(s.groups);
+         " " + std::to_string(s.h) + "x" + std::to_string(s.w) + " k" + std::to_string(s.k) + " f" +
+         std::to_string(s.r) + "x" + std::to_string(s.s) + " st" + std::to_string(s.stride) +
+         " pad" + std::to_string(s.pad) + " g" + std::to_string(s.groups);
 }
 
 // All three directions of one shape, CUDA vs CPU.
@@ -82,10 +81,10 @@ const ConvShape kNormal[] = {
 };
 
 const ConvShape kDepthwise[] = {
-    shape(2, 5, 11, 13, 0, 3, 3, 1, 1, true),  shape(3, 4, 37, 35, 0, 3, 3, 1, 1, true),
-    shape(2, 3, 12, 17, 0, 3, 3, 2, 1, true),  shape(2, 6, 15, 14, 0, 5, 5, 1, 2, true),
-    shape(1, 4, 9, 10, 0, 3, 3, 1, 0, true),   shape(2, 3, 20, 19, 0, 3, 5, 1, 1, true),
-    shape(2, 4, 16, 17, 0, 7, 7, 3, 3, true),  shape(5, 16, 32, 32, 0, 3, 3, 1, 1, true),
+    shape(2, 5, 11, 13, 0, 3, 3, 1, 1, true), shape(3, 4, 37, 35, 0, 3, 3, 1, 1, true),
+    shape(2, 3, 12, 17, 0, 3, 3, 2, 1, true), shape(2, 6, 15, 14, 0, 5, 5, 1, 2, true),
+    shape(1, 4, 9, 10, 0, 3, 3, 1, 0, true),  shape(2, 3, 20, 19, 0, 3, 5, 1, 1, true),
+    shape(2, 4, 16, 17, 0, 7, 7, 3, 3, true), shape(5, 16, 32, 32, 0, 3, 3, 1, 1, true),
 };
 
 }  // namespace
@@ -120,7 +119,8 @@ TEST_CASE("cuda depthwise conv2d, cuDNN grouped convolution" * doctest::skip(no_
 TEST_CASE("cuda conv2d explains what it cannot do" * doctest::skip(no_cuda())) {
   std::mt19937_64 rng(500);
   const ConvShape s = shape(1, 2, 5, 5, 3, 3, 3, 1, 1, false);
-  Tensor x = on_gpu(randn({1, 2, 5, 5}, rng, DType::F64)), w = on_gpu(randn({3, 2, 3, 3}, rng, DType::F64));
+  Tensor x = on_gpu(randn({1, 2, 5, 5}, rng, DType::F64)),
+         w = on_gpu(randn({3, 2, 3, 3}, rng, DType::F64));
   Tensor y = poisoned({1, 3, 5, 5}, DType::F64);
   CHECK_THROWS_WITH_AS(cuda_table().conv2d_forward(s, x, w, nullptr, y),
                        doctest::Contains("CPU-only"), dsc::Error);

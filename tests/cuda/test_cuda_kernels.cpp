@@ -1,9 +1,9 @@
-// Every CUDA table entry except convolution (see test_cuda_conv.cpp) against the CPU table, on fresh
-// random inputs with odd shapes, CUDA outputs poisoned with NaN first: elementwise ops, casts,
-// reductions, relu, max pooling, linear, batch norm, softmax cross-entropy, count_correct, Adam and
-// SGD. Tolerances (cuda_test_util.h): f32 1e-4, f16 1e-2, f64 1e-10, relative to the output's
-// magnitude; exact where the arithmetic is the same (fill, cast, relu, pooling forward, counts).
-// Skipped (doctest "skipped") where no usable GPU is present.
+// Every CUDA table entry except convolution (see test_cuda_conv.cpp) against the CPU table, on
+// fresh random inputs with odd shapes, CUDA outputs poisoned with NaN first: elementwise ops,
+// casts, reductions, relu, max pooling, linear, batch norm, softmax cross-entropy, count_correct,
+// Adam and SGD. Tolerances (cuda_test_util.h): f32 1e-4, f16 1e-2, f64 1e-10, relative to the
+// output's magnitude; exact where the arithmetic is the same (fill, cast, relu, pooling forward,
+// counts). Skipped (doctest "skipped") where no usable GPU is present.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -84,7 +84,8 @@ TEST_CASE("cuda sum accumulates like the CPU" * doctest::skip(no_cuda())) {
       Tensor ref = cpu_out({1}, out_t), got = poisoned({1}, out_t);
       cpu_table().sum(x, ref);
       cuda_table().sum(on_gpu(x), got);
-      check_close(got, ref, t == DType::F64 ? 1e-12 : 1e-6, name("sum", t) + " n=" + std::to_string(n));
+      check_close(got, ref, t == DType::F64 ? 1e-12 : 1e-6,
+                  name("sum", t) + " n=" + std::to_string(n));
     }
   }
 }
@@ -96,9 +97,9 @@ TEST_CASE("cuda check_finite sets the flag and never clears it" * doctest::skip(
     Tensor flag = Tensor::zeros({1}, DType::F32, Device::CUDA);
     cuda_table().check_finite(on_gpu(x), flag);
     CHECK_MESSAGE(flag.item() == 0.0, name("finite input", t));
-    for (double bad : {std::numeric_limits<double>::infinity(),
-                       -std::numeric_limits<double>::infinity(),
-                       std::numeric_limits<double>::quiet_NaN()}) {
+    for (double bad :
+         {std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity(),
+          std::numeric_limits<double>::quiet_NaN()}) {
       std::vector<double> v = x.to_vector();
       v.back() = bad;  // the very last element: catches an off-by-one in the grid-stride loop
       Tensor y = Tensor::from(v, x.shape(), t);
@@ -134,8 +135,11 @@ TEST_CASE("cuda max pooling forward and backward (first maximum)" * doctest::ski
     int k, st;
   };
   // Non-overlapping (the seed's 4x4), overlapping windows, uncovered border rows and columns.
-  const Case cases[] = {{{2, 3, 16, 16}, 4, 4}, {{3, 2, 9, 11}, 2, 2}, {{2, 3, 10, 9}, 3, 2},
-                        {{1, 4, 7, 8}, 3, 1},   {{2, 1, 13, 5}, 5, 3}};
+  const Case cases[] = {{{2, 3, 16, 16}, 4, 4},
+                        {{3, 2, 9, 11}, 2, 2},
+                        {{2, 3, 10, 9}, 3, 2},
+                        {{1, 4, 7, 8}, 3, 1},
+                        {{2, 1, 13, 5}, 5, 3}};
   for (DType t : kFloatTypes)
     for (const Case& c : cases) {
       CAPTURE(c.k);
@@ -179,7 +183,8 @@ TEST_CASE("cuda linear forward and backward (cuBLAS)" * doctest::skip(no_cuda())
       cuda_table().linear_forward(on_gpu(x), on_gpu(w), bias ? &bg : nullptr, y);
       check_close(y, y_ref, rtol_for(t), name("linear forward", t));
 
-      Tensor dx_ref = cpu_out({n, in}, t), dw_ref = cpu_out({out, in}, t), db_ref = cpu_out({out}, t);
+      Tensor dx_ref = cpu_out({n, in}, t), dw_ref = cpu_out({out, in}, t),
+             db_ref = cpu_out({out}, t);
       Tensor dx = poisoned({n, in}, t), dw = poisoned({out, in}, t), db = poisoned({out}, t);
       cpu_table().linear_backward(x, w, dy, &dx_ref, dw_ref, bias ? &db_ref : nullptr);
       cuda_table().linear_backward(on_gpu(x), on_gpu(w), on_gpu(dy), &dx, dw, bias ? &db : nullptr);
@@ -233,7 +238,8 @@ TEST_CASE("cuda batch norm train, eval and backward" * doctest::skip(no_cuda()))
       Tensor dx_ref = cpu_out(s, xt), dg_ref = cpu_out(c, pt), db_ref = cpu_out(c, pt);
       Tensor dx = poisoned(s, xt), dg = poisoned(c, pt), db = poisoned(c, pt);
       cpu_table().batchnorm_backward(x, dy, gamma, sm_ref, si_ref, dx_ref, dg_ref, db_ref);
-      cuda_table().batchnorm_backward(xg, on_gpu(dy), gg, on_gpu(sm_ref), on_gpu(si_ref), dx, dg, db);
+      cuda_table().batchnorm_backward(xg, on_gpu(dy), gg, on_gpu(sm_ref), on_gpu(si_ref), dx, dg,
+                                      db);
       check_close(dx, dx_ref, rtol, name("bn dx", xt));
       check_close(dg, dg_ref, xt == DType::F16 ? rtol : prtol, name("bn dgamma", xt));
       check_close(db, db_ref, xt == DType::F16 ? rtol : prtol, name("bn dbeta", xt));
@@ -275,7 +281,8 @@ TEST_CASE("cuda softmax cross-entropy and count_correct" * doctest::skip(no_cuda
         l2[i] = best;
       }
       Tensor labels2 = Tensor::from(l2, {n}, DType::I32);
-      Tensor c_ref = Tensor::zeros({1}, DType::I32), c = Tensor::full({1}, -7, DType::I32, Device::CUDA);
+      Tensor c_ref = Tensor::zeros({1}, DType::I32),
+             c = Tensor::full({1}, -7, DType::I32, Device::CUDA);
       cpu_table().count_correct(logits, labels2, c_ref);
       cuda_table().count_correct(on_gpu(logits), on_gpu(labels2), c);
       CHECK_MESSAGE(c.item() == c_ref.item(), name("count_correct", t));

@@ -33,7 +33,8 @@ std::vector<Batch> make_batches(int count, int n, uint64_t seed) {
   for (int i = 0; i < count; ++i) {
     std::vector<double> l(n);
     for (double& v : l) v = cls(rng);
-    out.push_back({Tensor::uniform({n, 3, 32, 32}, rng, -1.0, 1.0), Tensor::from(l, {n}, DType::I32)});
+    out.push_back(
+        {Tensor::uniform({n, 3, 32, 32}, rng, -1.0, 1.0), Tensor::from(l, {n}, DType::I32)});
   }
   return out;
 }
