@@ -248,6 +248,18 @@ void print_footer(std::ostream& out, bool cuda) {
   out << "\n";
 }
 
+// What every measured point of a layer run or a sweep shares.
+RunContext make_context(const LayerFlags& f, Device d, const std::string& command,
+                        std::ostream& out, std::ostream& err, const BenchHooks& hooks) {
+  RunContext ctx;
+  ctx.timing = f.timing;
+  ctx.ceilings = load_ceilings(f, d, out, err);
+  ctx.threads = cpu::num_threads();
+  ctx.command = command;
+  ctx.before_point = hooks.before_point;
+  return ctx;
+}
+
 int run_layer(const LayerFlags& f, const std::string& command, std::ostream& out, std::ostream& err,
               const BenchHooks& hooks) {
   const Device d = resolve_device(f.device);
@@ -263,12 +275,7 @@ int run_layer(const LayerFlags& f, const std::string& command, std::ostream& out
   }
   const LayerSpec first = spec_of(f, d, t, f.kinds[0], f.batches[0], f.channels, f.filters, 224);
   print_header(out, "bench layer", first, command);
-  RunContext ctx;
-  ctx.timing = f.timing;
-  ctx.ceilings = load_ceilings(f, d, out, err);
-  ctx.threads = cpu::num_threads();
-  ctx.command = command;
-  ctx.before_point = hooks.before_point;
+  const RunContext ctx = make_context(f, d, command, out, err, hooks);
   RowWriter writer(f.json_path, f.csv_path);
   out << table_header() << "\n" << std::flush;
   for (int64_t b : f.batches) {
@@ -314,12 +321,7 @@ int run_sweep(const LayerFlags& f, const std::string& command, std::ostream& out
                "bench sweep (C = K over " + std::to_string(widths.size()) + " widths, batch " +
                    std::to_string(batch) + ")",
                first, command);
-  RunContext ctx;
-  ctx.timing = f.timing;
-  ctx.ceilings = load_ceilings(f, d, out, err);
-  ctx.threads = cpu::num_threads();
-  ctx.command = command;
-  ctx.before_point = hooks.before_point;
+  const RunContext ctx = make_context(f, d, command, out, err, hooks);
   RowWriter writer(f.json_path, f.csv_path);
   out << table_header() << "\n" << std::flush;
   int oom = 0;
