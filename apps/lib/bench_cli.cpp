@@ -248,6 +248,16 @@ void print_footer(std::ostream& out, bool cuda) {
   out << "\n";
 }
 
+// Checks the flags a layer run and a sweep share, sets the threads, and picks device and dtype.
+std::pair<Device, DType> prepare_run(const LayerFlags& f) {
+  const Device d = resolve_device(f.device);
+  const DType t = resolve_dtype(f.dtype, d);
+  check_timing(f.timing);
+  check_kinds(f.kinds);
+  apply_threads(f.threads);
+  return {d, t};
+}
+
 // What every measured point of a layer run or a sweep shares.
 RunContext make_context(const LayerFlags& f, Device d, const std::string& command,
                         std::ostream& out, std::ostream& err, const BenchHooks& hooks) {
@@ -262,11 +272,7 @@ RunContext make_context(const LayerFlags& f, Device d, const std::string& comman
 
 int run_layer(const LayerFlags& f, const std::string& command, std::ostream& out, std::ostream& err,
               const BenchHooks& hooks) {
-  const Device d = resolve_device(f.device);
-  const DType t = resolve_dtype(f.dtype, d);
-  check_timing(f.timing);
-  check_kinds(f.kinds);
-  apply_threads(f.threads);
+  const auto [d, t] = prepare_run(f);
   if (f.batches.empty()) throw UsageError("--batch: expected one or more batch sizes");
   if (!f.channels_list.empty()) throw UsageError("--channels-list belongs to `bench sweep`");
   for (int64_t b : f.batches) {
@@ -295,11 +301,7 @@ int run_layer(const LayerFlags& f, const std::string& command, std::ostream& out
 
 int run_sweep(const LayerFlags& f, const std::string& command, std::ostream& out, std::ostream& err,
               const BenchHooks& hooks) {
-  const Device d = resolve_device(f.device);
-  const DType t = resolve_dtype(f.dtype, d);
-  check_timing(f.timing);
-  check_kinds(f.kinds);
-  apply_threads(f.threads);
+  const auto [d, t] = prepare_run(f);
   const bool gpu = d == Device::CUDA;
   const int64_t batch = f.batch.value_or(gpu ? 16 : 1);
   const int64_t default_size = gpu ? 224 : 56;

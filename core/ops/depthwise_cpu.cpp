@@ -197,6 +197,19 @@ void forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
   }
 }
 
+// The generic (strided) paths: calls fn(tap, input index) for every filter tap r * S + t of
+// output (p, q) that lands inside the unpadded H x W plane.
+template <class F> inline void for_each_tap(const ConvShape& s, int p, int q, F&& fn) {
+  for (int r = 0; r < s.r; ++r) {
+    const int h = p * s.stride - s.pad + r;
+    if (h < 0 || h >= s.h) continue;
+    for (int t = 0; t < s.s; ++t) {
+      const int ww = q * s.stride - s.pad + t;
+      if (ww >= 0 && ww < s.w) fn(r * s.s + t, int64_t(h) * s.w + ww);
+    }
+  }
+}
+
 template <class T>
 void backward_data(const ConvShape& s, const T* dy, const T* w, T* dx) {
   const int P = s.p(), Q = s.q(), H = s.h, W = s.w, R = s.r, S = s.s;
@@ -228,14 +241,7 @@ void backward_data(const ConvShape& s, const T* dy, const T* w, T* dx) {
       for (int p = 0; p < P; ++p)
         for (int q = 0; q < Q; ++q) {
           const T g = dyp[p * Q + q];
-          for (int r = 0; r < R; ++r) {
-            const int h = p * s.stride - s.pad + r;
-            if (h < 0 || h >= H) continue;
-            for (int t = 0; t < S; ++t) {
-              const int ww = q * s.stride - s.pad + t;
-              if (ww >= 0 && ww < W) dxp[h * W + ww] += g * f[r * S + t];
-            }
-          }
+          for_each_tap(s, p, q, [&](int tap, int64_t in) { dxp[in] += g * f[tap]; });
         }
     }
     store_fence();
@@ -277,14 +283,7 @@ void backward_filter(const ConvShape& s, const T* x, const T* dy, T* dw, T* dbia
         for (int p = 0; p < P; ++p)
           for (int q = 0; q < Q; ++q) {
             const T g = dyp[p * Q + q];
-            for (int r = 0; r < R; ++r) {
-              const int h = p * s.stride - s.pad + r;
-              if (h < 0 || h >= H) continue;
-              for (int t = 0; t < S; ++t) {
-                const int ww = q * s.stride - s.pad + t;
-                if (ww >= 0 && ww < W) acc[r * S + t] += g * xp[h * W + ww];
-              }
-            }
+            for_each_tap(s, p, q, [&](int tap, int64_t in) { acc[tap] += g * xp[in]; });
           }
       }
       T db = 0;
