@@ -14,6 +14,7 @@
 #include <string>
 
 #include "core/ops/conv2d.h"
+#include "core/ops/depsep.h"
 #include "core/tensor.h"
 
 namespace dsc {
@@ -67,6 +68,16 @@ struct KernelTable {
                                Tensor& dx) = nullptr;
   void (*conv2d_backward_filter)(const ConvShape& s, const Tensor& x, const Tensor& dy,
                                  Tensor& dw, Tensor* db) = nullptr;
+
+  // ---- fused depthwise-separable convolution (see core/ops/depsep.h) ----
+  // Optional: a backend without them gets ops::depsep_conv2d composed of conv2d (depthwise),
+  // conv2d (pointwise) and relu. x [N, C, H, W], wd [C, 1, R, S], wp [K, C, 1, 1], b [K],
+  // y [N, K, P, Q]; backward reads y for the ReLU mask, dy is the gradient at y.
+  void (*depsep_forward)(const DepSepShape& s, const Tensor& x, const Tensor& wd,
+                         const Tensor& wp, const Tensor* b, Tensor& y) = nullptr;
+  void (*depsep_backward)(const DepSepShape& s, const Tensor& x, const Tensor& wd,
+                          const Tensor& wp, const Tensor& y, const Tensor& dy, Tensor* dx,
+                          Tensor& dwd, Tensor& dwp, Tensor* db) = nullptr;
 
   // ---- linear: x [N, I], w [O, I], b [O], y [N, O]; y = x w^T + b ----
   void (*linear_forward)(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y) = nullptr;

@@ -13,6 +13,7 @@
 #include "core/half.h"
 #include "core/ops/batchnorm.h"
 #include "core/ops/conv2d.h"
+#include "core/ops/depsep.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/gemm.h"
 #include "core/ops/optimizer.h"
@@ -215,6 +216,36 @@ void cpu_conv_bwd_filter(const ConvShape& s, const Tensor& x, const Tensor& dy, 
   if (db) narrow_into(dbo, *db);
 }
 
+// ---- fused depthwise-separable convolution -----------------------------------------------------
+
+void cpu_depsep_fwd(const DepSepShape& s, const Tensor& x, const Tensor& wd, const Tensor& wp,
+                    const Tensor* b, Tensor& y) {
+  Tensor xw = widen(x), wdw = widen(wd), wpw = widen(wp), bw = b ? widen(*b) : Tensor();
+  Tensor yo = scratch_for(y);
+  by_dtype(yo.dtype(), [&]<class T>() {
+    cpu::depsep_forward<T>(s, ptr<T>(xw), ptr<T>(wdw), ptr<T>(wpw), b ? ptr<T>(bw) : nullptr,
+                           ptr<T>(yo));
+  });
+  narrow_into(yo, y);
+}
+
+void cpu_depsep_bwd(const DepSepShape& s, const Tensor& x, const Tensor& wd, const Tensor& wp,
+                    const Tensor& y, const Tensor& dy, Tensor* dx, Tensor& dwd, Tensor& dwp,
+                    Tensor* db) {
+  Tensor xw = widen(x), wdw = widen(wd), wpw = widen(wp), yw = widen(y), dyw = widen(dy);
+  Tensor dxo = dx ? scratch_for(*dx) : Tensor(), dwdo = scratch_for(dwd), dwpo = scratch_for(dwp);
+  Tensor dbo = db ? scratch_for(*db) : Tensor();
+  by_dtype(dwdo.dtype(), [&]<class T>() {
+    cpu::depsep_backward<T>(s, ptr<T>(xw), ptr<T>(wdw), ptr<T>(wpw), ptr<T>(yw), ptr<T>(dyw),
+                            dx ? ptr<T>(dxo) : nullptr, ptr<T>(dwdo), ptr<T>(dwpo),
+                            db ? ptr<T>(dbo) : nullptr);
+  });
+  if (dx) narrow_into(dxo, *dx);
+  narrow_into(dwdo, dwd);
+  narrow_into(dwpo, dwp);
+  if (db) narrow_into(dbo, *db);
+}
+
 // ---- linear ------------------------------------------------------------------------------------
 
 void cpu_linear_fwd(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y) {
@@ -402,6 +433,8 @@ void register_cpu_kernels(KernelTable& t) {
   t.conv2d_forward = cpu_conv_fwd;
   t.conv2d_backward_data = cpu_conv_bwd_data;
   t.conv2d_backward_filter = cpu_conv_bwd_filter;
+  t.depsep_forward = cpu_depsep_fwd;
+  t.depsep_backward = cpu_depsep_bwd;
   t.linear_forward = cpu_linear_fwd;
   t.linear_backward = cpu_linear_bwd;
   t.relu_forward = cpu_relu_fwd;

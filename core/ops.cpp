@@ -89,6 +89,86 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int
   return y;
 }
 
+// ---- depthwise-separable conv2d ------------------------------------------------------------------
+
+namespace {
+struct DepSepNode : Node {
+  DepSepShape s;
+  Tensor y;  // detached output, for the ReLU mask
+  const char* name() const override { return "depsep_conv2d"; }
+  std::vector<Tensor> backward(const Tensor& dy_in) override {
+    const Tensor& x = inputs[0];
+    const Tensor& wd = inputs[1];
+    const Tensor& wp = inputs[2];
+    const Tensor& b = inputs[3];
+    Tensor dy = dy_in.dtype() == x.dtype() ? dy_in : dy_in.to(x.dtype());
+    Tensor dx = wants_grad(x) ? Tensor::empty(x.shape(), x.dtype(), x.device()) : Tensor();
+    Tensor dwd = Tensor::empty(wd.shape(), wd.dtype(), wd.device());
+    Tensor dwp = Tensor::empty(wp.shape(), wp.dtype(), wp.device());
+    Tensor db = b.defined() ? Tensor::empty(b.shape(), b.dtype(), b.device()) : Tensor();
+    kernels(x.device()).depsep_backward(s, x, wd, wp, y, dy, dx.defined() ? &dx : nullptr, dwd,
+                                        dwp, db.defined() ? &db : nullptr);
+    return {dx, wants_grad(wd) ? dwd : Tensor(), wants_grad(wp) ? dwp : Tensor(),
+            wants_grad(b) ? db : Tensor()};
+  }
+};
+}  // namespace
+
+Tensor depsep_conv2d(const Tensor& x, const Tensor& wd, const Tensor& wp, const Tensor& b,
+                     int stride, int pad, bool relu) {
+  DSC_CHECK(x.ndim() == 4 && wd.ndim() == 4 && wp.ndim() == 4,
+            "depsep_conv2d: expected input [N, C, H, W], depthwise weight [C, 1, R, S] and "
+            "pointwise weight [K, C, 1, 1], got ",
+            shape_str(x.shape()), ", ", shape_str(wd.shape()), " and ", shape_str(wp.shape()));
+  DSC_CHECK(wd.dim(0) == x.dim(1) && wd.dim(1) == 1 && wp.dim(1) == x.dim(1) && wp.dim(2) == 1 &&
+                wp.dim(3) == 1,
+            "depsep_conv2d: input ", shape_str(x.shape()), " does not match depthwise weight ",
+            shape_str(wd.shape()), " (expected [", x.dim(1), ", 1, R, S]) and pointwise weight ",
+            shape_str(wp.shape()), " (expected [K, ", x.dim(1), ", 1, 1])");
+  const KernelTable& k = kernels(x.device());
+  if (!k.depsep_forward || !k.depsep_backward) {
+    Tensor t = conv2d(x, wd, Tensor(), stride, pad, int(x.dim(1)));
+    Tensor y = conv2d(t, wp, b, 1, 0);
+    return relu ? ops::relu(y) : y;
+  }
+  same_device("depsep_conv2d", x, wd);
+  same_device("depsep_conv2d", x, wp);
+  same_dtype("depsep_conv2d", x, wd);
+  same_dtype("depsep_conv2d", x, wp);
+  DSC_CHECK(stride >= 1 && pad >= 0, "depsep_conv2d: stride ", stride, " and padding ", pad,
+            " (expected stride >= 1, padding >= 0)");
+  DepSepShape s;
+  s.dw.n = int(x.dim(0));
+  s.dw.c = s.dw.k = s.dw.groups = int(x.dim(1));
+  s.dw.h = int(x.dim(2));
+  s.dw.w = int(x.dim(3));
+  s.dw.r = int(wd.dim(2));
+  s.dw.s = int(wd.dim(3));
+  s.dw.stride = stride;
+  s.dw.pad = pad;
+  s.k = int(wp.dim(0));
+  s.relu = relu;
+  DSC_CHECK(s.dw.h + 2 * pad >= s.dw.r && s.dw.w + 2 * pad >= s.dw.s, "depsep_conv2d: kernel ",
+            s.dw.r, "x", s.dw.s, " larger than the padded input ", shape_str(x.shape()),
+            " with padding ", pad);
+  if (b.defined()) {
+    DSC_CHECK(b.ndim() == 1 && b.dim(0) == s.k, "depsep_conv2d: bias ", shape_str(b.shape()),
+              " for pointwise weight ", shape_str(wp.shape()), " (expected [", s.k, "])");
+    same_device("depsep_conv2d", x, b);
+    same_dtype("depsep_conv2d", x, b);
+  }
+  Tensor y = Tensor::empty({s.dw.n, s.k, s.p(), s.q()}, x.dtype(), x.device());
+  k.depsep_forward(s, x, wd, wp, b.defined() ? &b : nullptr, y);
+  if (needs_grad({&x, &wd, &wp, &b})) {
+    auto node = std::make_shared<DepSepNode>();
+    node->s = s;
+    node->y = y.detach();
+    node->inputs = {x, wd, wp, b};
+    record(y, node);
+  }
+  return y;
+}
+
 // ---- linear -------------------------------------------------------------------------------------
 
 namespace {

@@ -10,6 +10,12 @@ namespace dsc::ops {
 // x [N, C, H, W], w [K, C/groups, R, S], b [K] or undefined; groups is 1 or C (depthwise).
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad,
               int groups = 1);
+// Depthwise-separable convolution, Keras' SeparableConv2D: y = act(conv2d(conv2d(x, wd, {},
+// stride, pad, C), wp, b)) with wd [C, 1, R, S] (no bias), wp [K, C, 1, 1], b [K] or undefined,
+// act = ReLU if relu. Fused where the device has depsep kernels (the CPU: the depthwise output
+// never leaves the cache); elsewhere composed of those three ops, with the same result.
+Tensor depsep_conv2d(const Tensor& x, const Tensor& wd, const Tensor& wp, const Tensor& b,
+                     int stride, int pad, bool relu);
 // x [N, I], w [O, I], b [O] or undefined -> [N, O].
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 Tensor relu(const Tensor& x);

@@ -17,8 +17,12 @@ namespace {
 std::string conv_desc(const char* what, int in, int out, int k, const Conv2dOptions& o) {
   std::ostringstream os;
   os << what << "(" << in << " -> " << out << ", " << k << "x" << k << ", stride " << o.stride
-     << ", pad " << o.padding << (o.bias ? ", bias" : ", no bias") << ")";
+     << ", pad " << o.padding << (o.bias ? ", bias" : ", no bias")
+     << (o.activation == Activation::ReLU ? ", relu" : "") << ")";
   return os.str();
+}
+Tensor activate(const Tensor& y, Activation a) {
+  return a == Activation::ReLU ? ops::relu(y) : y;
 }
 void check_positive(const char* layer, const char* what, int v) {
   DSC_CHECK(v >= 1, layer, ": ", what, " must be >= 1, got ", v);
@@ -39,7 +43,9 @@ Conv2d::Conv2d(int in_channels, int out_channels, int kernel, Conv2dOptions opt,
 }
 
 Tensor Conv2d::forward(const Tensor& x) {
-  return ops::conv2d(x, compute_view(weight, x), compute_view(bias, x), opt_.stride, opt_.padding);
+  return activate(
+      ops::conv2d(x, compute_view(weight, x), compute_view(bias, x), opt_.stride, opt_.padding),
+      opt_.activation);
 }
 
 std::string Conv2d::describe() const { return conv_desc("Conv2d", in_, out_, kernel_, opt_); }
@@ -56,8 +62,9 @@ DepthwiseConv2d::DepthwiseConv2d(int channels, int kernel, Conv2dOptions opt, st
 }
 
 Tensor DepthwiseConv2d::forward(const Tensor& x) {
-  return ops::conv2d(x, compute_view(weight, x), compute_view(bias, x), opt_.stride, opt_.padding,
-                     channels_);
+  return activate(ops::conv2d(x, compute_view(weight, x), compute_view(bias, x), opt_.stride,
+                              opt_.padding, channels_),
+                  opt_.activation);
 }
 
 std::string DepthwiseConv2d::describe() const {
@@ -87,7 +94,8 @@ std::string PointwiseConv2d::describe() const {
 // ---- DepSepConv2d ---------------------------------------------------------------------------------
 
 DepSepConv2d::DepSepConv2d(int in_channels, int out_channels, int kernel, Conv2dOptions opt,
-                           std::mt19937_64& rng) {
+                           std::mt19937_64& rng)
+    : opt_(opt) {
   depthwise = register_module(
       "depthwise", std::make_shared<DepthwiseConv2d>(
                        in_channels, kernel, Conv2dOptions{opt.stride, opt.padding, false}, rng));
@@ -95,10 +103,15 @@ DepSepConv2d::DepSepConv2d(int in_channels, int out_channels, int kernel, Conv2d
       "pointwise", std::make_shared<PointwiseConv2d>(in_channels, out_channels, opt.bias, rng));
 }
 
-Tensor DepSepConv2d::forward(const Tensor& x) { return pointwise->forward(depthwise->forward(x)); }
+Tensor DepSepConv2d::forward(const Tensor& x) {
+  return ops::depsep_conv2d(x, compute_view(depthwise->weight, x),
+                            compute_view(pointwise->weight, x), compute_view(pointwise->bias, x),
+                            opt_.stride, opt_.padding, opt_.activation == Activation::ReLU);
+}
 
 std::string DepSepConv2d::describe() const {
-  return "DepSepConv2d[" + depthwise->describe() + " + " + pointwise->describe() + "]";
+  return "DepSepConv2d[" + depthwise->describe() + " + " + pointwise->describe() +
+         (opt_.activation == Activation::ReLU ? ", relu" : "") + "]";
 }
 
 // ---- BatchNorm2d ----------------------------------------------------------------------------------

@@ -12,13 +12,17 @@
 
 namespace dsc {
 
+// Applied to a layer's output, like Keras' `activation=` argument.
+enum class Activation { None, ReLU };
+
 struct Conv2dOptions {
   int stride = 1;
   int padding = 0;
   bool bias = true;
+  Activation activation = Activation::None;
 };
 
-// Normal convolution: weight [out, in, k, k], bias [out].
+// Normal convolution: weight [out, in, k, k], bias [out], then the activation.
 class Conv2d : public Module {
  public:
   Conv2d(int in_channels, int out_channels, int kernel, Conv2dOptions opt, std::mt19937_64& rng);
@@ -32,7 +36,8 @@ class Conv2d : public Module {
   Conv2dOptions opt_;
 };
 
-// Depthwise convolution (one k x k filter per channel): weight [C, 1, k, k], bias [C] if asked.
+// Depthwise convolution (one k x k filter per channel): weight [C, 1, k, k], bias [C] if asked,
+// then the activation.
 class DepthwiseConv2d : public Module {
  public:
   DepthwiseConv2d(int channels, int kernel, Conv2dOptions opt, std::mt19937_64& rng);
@@ -60,7 +65,10 @@ class PointwiseConv2d : public Module {
   bool has_bias_;
 };
 
-// Depthwise k x k (no bias) then pointwise 1x1 (bias if opt.bias), like Keras' SeparableConv2D.
+// Depthwise k x k (no bias) then pointwise 1x1 (bias if opt.bias), then the activation, like
+// Keras' SeparableConv2D: one fused op (ops::depsep_conv2d), so on the CPU the depthwise output
+// never leaves the cache. The children hold the parameters ("depthwise.weight",
+// "pointwise.weight", "pointwise.bias").
 class DepSepConv2d : public Module {
  public:
   DepSepConv2d(int in_channels, int out_channels, int kernel, Conv2dOptions opt,
@@ -70,6 +78,9 @@ class DepSepConv2d : public Module {
   std::string describe() const override;
   std::shared_ptr<DepthwiseConv2d> depthwise;
   std::shared_ptr<PointwiseConv2d> pointwise;
+
+ private:
+  Conv2dOptions opt_;
 };
 
 struct BatchNormOptions {

@@ -25,7 +25,8 @@ std::shared_ptr<Sequential> make_seed_cnn(ModelKind kind, uint64_t seed,
                                           const SeedCnnOptions& opt) {
   std::mt19937_64 rng(seed);
   auto net = std::make_shared<Sequential>();
-  const Conv2dOptions same{1, 1, true};  // 3x3 'same' padding at stride 1
+  // 3x3 'same' padding at stride 1, bias, ReLU (Keras: activation='relu')
+  const Conv2dOptions same{1, 1, true, Activation::ReLU};
   int in = opt.in_channels;
   for (int i = 1; i <= opt.convs; ++i) {
     const std::string name = "conv" + std::to_string(i);
@@ -34,7 +35,6 @@ std::shared_ptr<Sequential> make_seed_cnn(ModelKind kind, uint64_t seed,
     } else {
       net->add(name, std::make_shared<DepSepConv2d>(in, opt.channels, 3, same, rng));
     }
-    net->add("relu" + std::to_string(i), std::make_shared<ReLU>());
     in = opt.channels;
   }
   net->add("pool", std::make_shared<MaxPool2d>(opt.pool));

@@ -2,7 +2,9 @@
 // Tested in tests/apps/test_train_cli.cpp.
 #include "apps/lib/run_log.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <iomanip>
 #include <sstream>
@@ -87,34 +89,105 @@ std::string fmt_pct(const nlohmann::json& v) {
 }
 }  // namespace
 
+namespace {
+struct RunRow {
+  nlohmann::json header, summary, last_epoch;
+  int epochs = 0;
+  nlohmann::json get(const char* key) const {
+    if (summary.contains(key)) return summary[key];
+    return header.contains(key) ? header[key] : nlohmann::json();
+  }
+};
+
+RunRow read_run_row(const std::string& path) {
+  RunRow row;
+  for (const nlohmann::json& r : read_run_log(path)) {
+    const std::string type = r.value("type", "");
+    if (type == "header") row.header = r;
+    if (type == "summary") row.summary = r;
+    if (type == "epoch") ++row.epochs, row.last_epoch = r;
+  }
+  DSC_CHECK(!row.header.is_null(), "run log '", path, "' has no header line");
+  return row;
+}
+
+// "mean ± sd" of the finite numbers in `values` (sample standard deviation), scaled by `scale`.
+std::string mean_sd(const std::vector<double>& values, double scale, int decimals,
+                    const char* unit) {
+  if (values.empty()) return "-";
+  double mean = 0, ss = 0;
+  for (double v : values) mean += v;
+  mean /= double(values.size());
+  for (double v : values) ss += (v - mean) * (v - mean);
+  const double sd = values.size() > 1 ? std::sqrt(ss / double(values.size() - 1)) : 0.0;
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(decimals) << mean * scale << unit << " ± " << sd * scale
+     << unit;
+  return os.str();
+}
+}  // namespace
+
 std::string compare_runs(const std::vector<std::string>& paths) {
   std::ostringstream os;
   os << "| run | framework | model | device | precision | batch | params | epochs | peak img/s | "
         "median img/s | train acc | test acc |\n"
      << "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  std::vector<RunRow> rows;
   for (const std::string& path : paths) {
-    nlohmann::json header, summary;
-    int epochs = 0;
-    for (const nlohmann::json& r : read_run_log(path)) {
-      const std::string type = r.value("type", "");
-      if (type == "header") header = r;
-      if (type == "summary") summary = r;
-      if (type == "epoch") ++epochs;
-    }
-    DSC_CHECK(!header.is_null(), "run log '", path, "' has no header line");
-    auto get = [&](const char* key) {
-      if (summary.contains(key)) return summary[key];
-      return header.contains(key) ? header[key] : nlohmann::json();
-    };
+    const RunRow& row = rows.emplace_back(read_run_row(path));
+    const nlohmann::json& header = row.header;
     std::string name = path.substr(path.find_last_of('/') + 1);
     os << "| " << name << " | " << header.value("framework", "ours") << " | "
        << header.value("model", "?") << " | " << header.value("device", "?") << " | "
-       << header.value("precision", "?") << " | " << fmt_num(get("batch"), 0, false) << " | "
-       << fmt_num(get("params"), 0, true) << " | " << epochs << " | "
-       << fmt_num(get("peak_images_per_sec"), 0, true) << " | "
-       << fmt_num(get("median_images_per_sec"), 0, true) << " | " << fmt_pct(get("train_acc"))
-       << " | " << fmt_pct(get("test_acc")) << " |"
-       << (summary.is_null() ? " (unfinished)" : "") << "\n";
+       << header.value("precision", "?") << " | " << fmt_num(row.get("batch"), 0, false) << " | "
+       << fmt_num(row.get("params"), 0, true) << " | " << row.epochs << " | "
+       << fmt_num(row.get("peak_images_per_sec"), 0, true) << " | "
+       << fmt_num(row.get("median_images_per_sec"), 0, true) << " | "
+       << fmt_pct(row.get("train_acc")) << " | " << fmt_pct(row.get("test_acc")) << " |"
+       << (row.summary.is_null() ? " (unfinished)" : "") << "\n";
+  }
+
+  // Finished runs of the same setup (several seeds, say) summarised as mean ± sd, in the order
+  // each setup first appears; printed only when some setup has more than one run.
+  std::vector<std::pair<std::string, std::vector<const RunRow*>>> groups;
+  for (const RunRow& row : rows) {
+    if (row.summary.is_null()) continue;
+    const nlohmann::json& h = row.header;
+    const std::string key = h.value("framework", "ours") + " | " + h.value("model", "?") + " | " +
+                            h.value("device", "?") + " | " + h.value("precision", "?") + " | " +
+                            fmt_num(row.get("batch"), 0, false) + " | " +
+                            std::to_string(row.epochs);
+    auto it = std::find_if(groups.begin(), groups.end(),
+                           [&](const auto& g) { return g.first == key; });
+    if (it == groups.end()) it = groups.insert(groups.end(), {key, {}});
+    it->second.push_back(&row);
+  }
+  if (std::none_of(groups.begin(), groups.end(),
+                   [](const auto& g) { return g.second.size() > 1; })) {
+    return os.str();
+  }
+  os << "\n| framework | model | device | precision | batch | epochs | runs | median img/s | "
+        "last-epoch train loss | train acc | test acc |\n"
+     << "|---|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const auto& [key, members] : groups) {
+    auto collect = [&](auto&& value_of) {
+      std::vector<double> out;
+      for (const RunRow* r : members) {
+        const nlohmann::json v = value_of(*r);
+        if (v.is_number()) out.push_back(v.get<double>());
+      }
+      return out;
+    };
+    os << "| " << key << " | " << members.size() << " | "
+       << mean_sd(collect([](const RunRow& r) { return r.get("median_images_per_sec"); }), 1.0, 0,
+                  "")
+       << " | "
+       << mean_sd(collect([](const RunRow& r) { return r.last_epoch.value("train_loss",
+                                                                           nlohmann::json()); }),
+                  1.0, 3, "")
+       << " | " << mean_sd(collect([](const RunRow& r) { return r.get("train_acc"); }), 100.0, 1, "%")
+       << " | " << mean_sd(collect([](const RunRow& r) { return r.get("test_acc"); }), 100.0, 1, "%")
+       << " |\n";
   }
   return os.str();
 }

@@ -26,7 +26,9 @@ class RunLog {
 std::vector<nlohmann::json> read_run_log(const std::string& path);
 
 // The seed's results table for several runs, as markdown: one row per run with model, device,
-// precision, batch, parameters, peak and median images/sec, train and test accuracy, and epochs.
+// precision, batch, parameters, peak and median images/sec, train and test accuracy, and epochs;
+// then, when several finished runs share a setup (framework, model, device, precision, batch,
+// epochs; several seeds, say), one row per setup with the mean ± sample sd over its runs.
 std::string compare_runs(const std::vector<std::string>& paths);
 
 }  // namespace dsc

@@ -6,9 +6,7 @@
 
 #include <string>
 
-#ifndef DSC_GIT_COMMIT
-#define DSC_GIT_COMMIT "unknown"
-#endif
+#include "dsc_git_commit.h"  // generated at build time: DSC_GIT_COMMIT
 
 namespace dsc {
 

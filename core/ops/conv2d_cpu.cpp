@@ -8,8 +8,6 @@
 // forward and backward-data run on the AVX-512 micro-kernel of winograd_gemm.h (bias fused,
 // outputs streamed), and with C < 16 its forward is plain vectorised rows.
 // Tested against naive nested loops in tests/kernels/test_conv_cpu.cpp.
-#include <omp.h>
-
 #include <algorithm>
 #include <type_traits>
 #include <vector>
@@ -18,6 +16,7 @@
 #include "core/ops/conv2d.h"
 #include "core/ops/depthwise.h"
 #include "core/ops/gemm.h"
+#include "core/ops/parallel.h"
 #include "core/ops/winograd.h"
 #include "core/ops/winograd_gemm.h"
 
@@ -74,20 +73,6 @@ void col2im(const ConvShape& s, const T* col, T* dx) {
           }
         }
       }
-}
-
-// Runs body(n, thread) for every image: in parallel over images (single-threaded GEMMs inside)
-// when there are at least as many images as threads, else serially (then each GEMM is split over
-// the threads by gemm()).
-template <class F>
-void for_each_image(int n_images, F&& body) {
-  const int threads = num_threads();
-  if (n_images >= threads && threads > 1) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int n = 0; n < n_images; ++n) body(n, omp_get_thread_num());
-  } else {
-    for (int n = 0; n < n_images; ++n) body(n, 0);
-  }
 }
 
 // 1x1, stride 1, pad 0: the image [C, H*W] is already the im2col matrix.

@@ -53,7 +53,7 @@ void pad_plane(const T* src, int h, int w, int pad, int wp, T* buf) {
 // out [P, Q] = bias + sum_{r,t} f[r * S + t] * padded[p + r][q + t] (stride 1).
 template <class T>
 void stencil(const T* __restrict padded, int wp, const T* __restrict f, int R, int S, T bias, int P,
-             int Q, T* __restrict out) {
+             int Q, T* __restrict out, bool /*stream*/) {
   for (int p = 0; p < P; ++p) {
     T* __restrict o = out + int64_t(p) * Q;
 #pragma omp simd
@@ -70,12 +70,12 @@ void stencil(const T* __restrict padded, int wp, const T* __restrict f, int R, i
 }
 
 #ifdef __AVX512F__
-// The float stencil with each 16-wide output chunk kept in a register; full, aligned chunks are
-// written with non-temporal stores (the outputs are larger than the caches and read back only by
-// the next layer), so the store costs no read-for-ownership.
+// The float stencil with each 16-wide output chunk kept in a register. With stream, full, aligned
+// chunks are written with non-temporal stores (a whole batch's outputs are larger than the caches
+// and read back only by the next layer), so the store costs no read-for-ownership.
 template <>
 void stencil<float>(const float* __restrict padded, int wp, const float* __restrict f, int R, int S,
-                    float bias, int P, int Q, float* __restrict out) {
+                    float bias, int P, int Q, float* __restrict out, bool stream) {
   const __m512 b = _mm512_set1_ps(bias);
   for (int p = 0; p < P; ++p) {
     float* o = out + int64_t(p) * Q;
@@ -86,7 +86,7 @@ void stencil<float>(const float* __restrict padded, int wp, const float* __restr
         for (int t = 0; t < S; ++t)
           acc = _mm512_fmadd_ps(_mm512_set1_ps(f[r * S + t]), _mm512_loadu_ps(row + t), acc);
       }
-      if (q0 + 16 <= Q && (reinterpret_cast<uintptr_t>(o + q0) & 63) == 0)
+      if (stream && q0 + 16 <= Q && (reinterpret_cast<uintptr_t>(o + q0) & 63) == 0)
         _mm512_stream_ps(o + q0, acc);
       else
         _mm512_mask_storeu_ps(o + q0, __mmask16((1u << std::min(16, Q - q0)) - 1), acc);
@@ -172,31 +172,6 @@ inline void store_fence() {
 #endif
 }
 
-}  // namespace
-
-template <class T>
-void forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
-  const int P = s.p(), Q = s.q(), H = s.h, W = s.w, R = s.r, S = s.s;
-  const int64_t planes = int64_t(s.n) * s.c;
-  const int wp = W + 2 * s.pad + 16;
-#pragma omp parallel num_threads(num_threads())
-  {
-#pragma omp for schedule(static) nowait
-    for (int64_t pl = 0; pl < planes; ++pl) {
-      const int c = int(pl % s.c);
-      const T b = bias ? bias[c] : T(0);
-      if (s.stride == 1) {
-        T* buf = scratch<T>(size_t(H + 2 * s.pad) * wp);
-        pad_plane(x + pl * H * W, H, W, s.pad, wp, buf);
-        stencil(buf, wp, w + int64_t(c) * R * S, R, S, b, P, Q, y + pl * P * Q);
-      } else {
-        plane_forward_any(s, x + pl * H * W, w + int64_t(c) * R * S, b, y + pl * P * Q);
-      }
-    }
-    store_fence();  // by each storing thread, before the region's closing barrier
-  }
-}
-
 // The generic (strided) paths: calls fn(tap, input index) for every filter tap r * S + t of
 // output (p, q) that lands inside the unpadded H x W plane.
 template <class F> inline void for_each_tap(const ConvShape& s, int p, int q, F&& fn) {
@@ -210,103 +185,171 @@ template <class F> inline void for_each_tap(const ConvShape& s, int p, int q, F&
   }
 }
 
+// ---- one plane (one image's channel c), on the calling thread --------------------------------
+
 template <class T>
-void backward_data(const ConvShape& s, const T* dy, const T* w, T* dx) {
-  const int P = s.p(), Q = s.q(), H = s.h, W = s.w, R = s.r, S = s.s;
-  const int64_t planes = int64_t(s.n) * s.c;
-  // Stride 1 with pad <= R - 1, S - 1: dx = stencil of dy padded by R-1-pad, flipped filter.
-  const int pr = R - 1 - s.pad, ps = S - 1 - s.pad;
-  const bool fast = s.stride == 1 && pr >= 0 && ps >= 0 && pr == ps;
-  const int wp = Q + 2 * pr + 16;
-  std::vector<T> flipped(fast ? size_t(s.c) * R * S : 0);  // w[c][R-1-r][S-1-t]
-  for (size_t i = 0; i < flipped.size(); ++i) {
-    const size_t c = i / (R * S), j = i % (R * S);
-    flipped[i] = w[c * R * S + (R * S - 1 - j)];
+void plane_forward(const ConvShape& s, int c, const T* xp, const T* w, T b, T* yp, bool stream) {
+  const T* f = w + int64_t(c) * s.r * s.s;
+  if (s.stride != 1) return plane_forward_any(s, xp, f, b, yp);
+  const int wp = s.w + 2 * s.pad + 16;
+  T* buf = scratch<T>(size_t(s.h + 2 * s.pad) * wp);
+  pad_plane(xp, s.h, s.w, s.pad, wp, buf);
+  stencil(buf, wp, f, s.r, s.s, b, s.p(), s.q(), yp, stream);
+}
+
+// Stride 1 with pad <= R - 1 (and R == S): dx = stencil of dy padded by R - 1 - pad with the
+// flipped filter.
+bool backward_data_is_stencil(const ConvShape& s) {
+  const int pr = s.r - 1 - s.pad, ps = s.s - 1 - s.pad;
+  return s.stride == 1 && pr >= 0 && ps >= 0 && pr == ps;
+}
+
+// w[c][R-1-r][S-1-t] for every channel, when backward_data_is_stencil(s).
+template <class T>
+std::vector<T> flipped_filters(const ConvShape& s, const T* w) {
+  const int RS = s.r * s.s;
+  std::vector<T> flipped(backward_data_is_stencil(s) ? size_t(s.c) * RS : 0);
+  for (size_t i = 0; i < flipped.size(); ++i) flipped[i] = w[(i / RS) * RS + (RS - 1 - i % RS)];
+  return flipped;
+}
+
+template <class T>
+void plane_backward_data(const ConvShape& s, int c, const T* dyp, const T* w, const T* flipped,
+                         T* dxp, bool stream) {
+  const int P = s.p(), Q = s.q(), RS = s.r * s.s;
+  if (backward_data_is_stencil(s)) {
+    const int pr = s.r - 1 - s.pad, wp = Q + 2 * pr + 16;
+    T* buf = scratch<T>(size_t(P + 2 * pr) * wp);
+    pad_plane(dyp, P, Q, pr, wp, buf);
+    stencil(buf, wp, flipped + int64_t(c) * RS, s.r, s.s, T(0), s.h, s.w, dxp, stream);
+    return;
   }
+  const T* f = w + int64_t(c) * RS;
+  std::fill(dxp, dxp + s.h * s.w, T(0));
+  for (int p = 0; p < P; ++p)
+    for (int q = 0; q < Q; ++q) {
+      const T g = dyp[p * Q + q];
+      for_each_tap(s, p, q, [&](int tap, int64_t in) { dxp[in] += g * f[tap]; });
+    }
+}
+
+// acc[0 .. R*S) += filter gradient taps, acc[R*S] += bias gradient, for one plane.
+template <class T>
+void plane_backward_filter(const ConvShape& s, const T* xp, const T* dyp, double* acc) {
+  const int P = s.p(), Q = s.q(), H = s.h, W = s.w, R = s.r, S = s.s;
+  if (s.stride == 1) {
+    const int wp = W + 2 * s.pad + 16;
+    T* buf = scratch<T>(size_t(H + 2 * s.pad) * wp + size_t(R) * S * Q);
+    pad_plane(xp, H, W, s.pad, wp, buf);
+    bool done = false;
+#ifdef __AVX512F__
+    if constexpr (std::is_same_v<T, float>) {
+      if (R == 3 && S == 3) {
+        filter_grad_plane_3x3(buf, wp, dyp, P, Q, acc);
+        done = true;
+      }
+    }
+#endif
+    if (!done) filter_grad_plane(buf, wp, dyp, R, S, P, Q, buf + size_t(H + 2 * s.pad) * wp, acc);
+  } else {
+    for (int p = 0; p < P; ++p)
+      for (int q = 0; q < Q; ++q) {
+        const T g = dyp[p * Q + q];
+        for_each_tap(s, p, q, [&](int tap, int64_t in) { acc[tap] += g * xp[in]; });
+      }
+  }
+  T db = 0;
+#pragma omp simd reduction(+ : db)
+  for (int i = 0; i < P * Q; ++i) db += dyp[i];
+  acc[R * S] += db;
+}
+
+}  // namespace
+
+// ---- whole batch, planes spread over the OpenMP threads -----------------------------------------
+
+template <class T>
+void forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
+  const int64_t planes = int64_t(s.n) * s.c, in = int64_t(s.h) * s.w, out = int64_t(s.p()) * s.q();
 #pragma omp parallel num_threads(num_threads())
   {
 #pragma omp for schedule(static) nowait
     for (int64_t pl = 0; pl < planes; ++pl) {
       const int c = int(pl % s.c);
-      const T* dyp = dy + pl * P * Q;
-      const T* f = w + int64_t(c) * R * S;
-      T* dxp = dx + pl * H * W;
-      if (fast) {
-        T* buf = scratch<T>(size_t(P + 2 * pr) * wp);
-        pad_plane(dyp, P, Q, pr, wp, buf);
-        stencil(buf, wp, flipped.data() + int64_t(c) * R * S, R, S, T(0), H, W, dxp);
-        continue;
-      }
-      std::fill(dxp, dxp + H * W, T(0));
-      for (int p = 0; p < P; ++p)
-        for (int q = 0; q < Q; ++q) {
-          const T g = dyp[p * Q + q];
-          for_each_tap(s, p, q, [&](int tap, int64_t in) { dxp[in] += g * f[tap]; });
-        }
+      plane_forward(s, c, x + pl * in, w, bias ? bias[c] : T(0), y + pl * out, true);
     }
+    store_fence();  // by each storing thread, before the region's closing barrier
+  }
+}
+
+template <class T>
+void backward_data(const ConvShape& s, const T* dy, const T* w, T* dx) {
+  const int64_t planes = int64_t(s.n) * s.c, in = int64_t(s.h) * s.w, out = int64_t(s.p()) * s.q();
+  const std::vector<T> flipped = flipped_filters(s, w);
+#pragma omp parallel num_threads(num_threads())
+  {
+#pragma omp for schedule(static) nowait
+    for (int64_t pl = 0; pl < planes; ++pl)
+      plane_backward_data(s, int(pl % s.c), dy + pl * out, w, flipped.data(), dx + pl * in, true);
     store_fence();
   }
 }
 
 template <class T>
 void backward_filter(const ConvShape& s, const T* x, const T* dy, T* dw, T* dbias) {
-  const int P = s.p(), Q = s.q(), H = s.h, W = s.w, R = s.r, S = s.s, C = s.c;
-  const int64_t planes = int64_t(s.n) * C;
-  const int threads = num_threads();
-  const int per = R * S + 1;  // R*S filter taps, then the bias gradient
-  std::vector<double> partial(size_t(threads) * C * per, 0.0);
-  const int wp = W + 2 * s.pad + 16;
+  const int64_t planes = int64_t(s.n) * s.c, in = int64_t(s.h) * s.w, out = int64_t(s.p()) * s.q();
+  const int threads = num_threads(), per = s.r * s.s + 1;  // R*S taps, then the bias gradient
+  std::vector<double> partial(size_t(threads) * s.c * per, 0.0);
 #pragma omp parallel num_threads(threads)
   {
-    double* mine = partial.data() + size_t(omp_get_thread_num()) * C * per;
+    double* mine = partial.data() + size_t(omp_get_thread_num()) * s.c * per;
 #pragma omp for schedule(static)
-    for (int64_t pl = 0; pl < planes; ++pl) {
-      const int c = int(pl % C);
-      const T* dyp = dy + pl * P * Q;
-      const T* xp = x + pl * H * W;
-      double* acc = mine + int64_t(c) * per;
-      if (s.stride == 1) {
-        T* buf = scratch<T>(size_t(H + 2 * s.pad) * wp + size_t(R) * S * Q);
-        pad_plane(xp, H, W, s.pad, wp, buf);
-        bool done = false;
-#ifdef __AVX512F__
-        if constexpr (std::is_same_v<T, float>) {
-          if (R == 3 && S == 3) {
-            filter_grad_plane_3x3(buf, wp, dyp, P, Q, acc);
-            done = true;
-          }
-        }
-#endif
-        if (!done)
-          filter_grad_plane(buf, wp, dyp, R, S, P, Q, buf + size_t(H + 2 * s.pad) * wp, acc);
-      } else {
-        for (int p = 0; p < P; ++p)
-          for (int q = 0; q < Q; ++q) {
-            const T g = dyp[p * Q + q];
-            for_each_tap(s, p, q, [&](int tap, int64_t in) { acc[tap] += g * xp[in]; });
-          }
-      }
-      T db = 0;
-#pragma omp simd reduction(+ : db)
-      for (int i = 0; i < P * Q; ++i) db += dyp[i];
-      acc[R * S] += db;
-    }
+    for (int64_t pl = 0; pl < planes; ++pl)
+      plane_backward_filter(s, x + pl * in, dy + pl * out, mine + (pl % s.c) * per);
   }
-  for (int c = 0; c < C; ++c)
+  for (int c = 0; c < s.c; ++c)
     for (int i = 0; i < per; ++i) {
       double sum = 0;
-      for (int th = 0; th < threads; ++th) sum += partial[(size_t(th) * C + c) * per + i];
-      if (i < R * S)
-        dw[int64_t(c) * R * S + i] = T(sum);
+      for (int th = 0; th < threads; ++th) sum += partial[(size_t(th) * s.c + c) * per + i];
+      if (i < per - 1)
+        dw[int64_t(c) * (per - 1) + i] = T(sum);
       else if (dbias)
         dbias[c] = T(sum);
     }
 }
 
-#define DSC_INSTANTIATE(T)                                                      \
-  template void forward<T>(const ConvShape&, const T*, const T*, const T*, T*); \
-  template void backward_data<T>(const ConvShape&, const T*, const T*, T*);     \
-  template void backward_filter<T>(const ConvShape&, const T*, const T*, T*, T*);
+// ---- one image on the calling thread (for fused callers; outputs stay in cache) ----------------
+
+template <class T>
+void image_forward(const ConvShape& s, const T* x, const T* w, T* y) {
+  const int64_t in = int64_t(s.h) * s.w, out = int64_t(s.p()) * s.q();
+  for (int c = 0; c < s.c; ++c) plane_forward(s, c, x + c * in, w, T(0), y + c * out, false);
+}
+
+template <class T>
+void image_backward_data(const ConvShape& s, const T* dy, const T* w, T* dx, bool stream) {
+  const int64_t in = int64_t(s.h) * s.w, out = int64_t(s.p()) * s.q();
+  const std::vector<T> flipped = flipped_filters(s, w);
+  for (int c = 0; c < s.c; ++c)
+    plane_backward_data(s, c, dy + c * out, w, flipped.data(), dx + c * in, stream);
+  if (stream) store_fence();
+}
+
+template <class T>
+void image_backward_filter(const ConvShape& s, const T* x, const T* dy, double* acc) {
+  const int64_t in = int64_t(s.h) * s.w, out = int64_t(s.p()) * s.q();
+  const int per = s.r * s.s + 1;
+  for (int c = 0; c < s.c; ++c)
+    plane_backward_filter(s, x + c * in, dy + c * out, acc + int64_t(c) * per);
+}
+
+#define DSC_INSTANTIATE(T)                                                        \
+  template void forward<T>(const ConvShape&, const T*, const T*, const T*, T*);   \
+  template void backward_data<T>(const ConvShape&, const T*, const T*, T*);       \
+  template void backward_filter<T>(const ConvShape&, const T*, const T*, T*, T*); \
+  template void image_forward<T>(const ConvShape&, const T*, const T*, T*);       \
+  template void image_backward_data<T>(const ConvShape&, const T*, const T*, T*, bool); \
+  template void image_backward_filter<T>(const ConvShape&, const T*, const T*, double*);
 DSC_INSTANTIATE(float)
 DSC_INSTANTIATE(double)
 #undef DSC_INSTANTIATE

@@ -4,7 +4,8 @@
 // Layouts: U packed as [kp / 8][C][8] (kp a multiple of 8, rows k >= the real count zero-filled);
 // V row-major with row stride ldv; out row-major with row stride ldo; n % 32 == 0. Register
 // block: 8 rows x 32 columns = 16 accumulators; per c two vector loads of V and eight broadcasts
-// of U. With stream = true, 64-byte-aligned rows are written with non-temporal stores. Also the
+// of U. With stream = true, 64-byte-aligned rows are written with non-temporal stores; with
+// relu = true, max(0, .) is applied after the bias. Also the
 // 16x16 register transpose the Winograd transforms use. Tested through conv2d_* in
 // tests/kernels/test_conv_cpu.cpp.
 #pragma once
@@ -36,7 +37,7 @@ inline void pack_u(const float* src, int64_t row_stride, int64_t col_stride, int
 
 inline void packed_gemm(const float* __restrict U, const float* __restrict V, int64_t ldv, int kp,
                         int C, int n, float* __restrict out, int64_t ldo, int k_valid,
-                        const float* bias, bool stream) {
+                        const float* bias, bool stream, bool relu = false) {
   const bool aligned = stream && (reinterpret_cast<uintptr_t>(out) & 63) == 0 && (ldo & 15) == 0;
   for (int j = 0; j < n; j += 32) {  // column panel outer: V's panel stays in L1 across kb
     if (j + 32 < n)  // the next panel, row by row (V rows may be far apart: no HW prefetch)
@@ -63,6 +64,11 @@ inline void packed_gemm(const float* __restrict U, const float* __restrict V, in
           acc[r][1] = _mm512_fmadd_ps(ur, v1, acc[r][1]);
         }
       }
+      if (relu)
+        for (int r = 0; r < 8; ++r) {
+          acc[r][0] = _mm512_max_ps(acc[r][0], _mm512_setzero_ps());
+          acc[r][1] = _mm512_max_ps(acc[r][1], _mm512_setzero_ps());
+        }
       for (int r = 0; r < rows; ++r) {
         float* o = out + int64_t(kb * 8 + r) * ldo + j;
         if (aligned) {

@@ -167,3 +167,39 @@ TEST_CASE("train on a few hundred real images: accuracy rises well above chance,
   CHECK(cmp.rc == 0);
   CHECK(cmp.out.find("depsep") != std::string::npos);
 }
+
+TEST_CASE("compare summarises runs of the same setup as mean ± sd") {
+  const fs::path dir = temp_dir("compare_groups");
+  auto write_run = [&](const std::string& name, const std::string& framework, double ips,
+                       double loss, double train_acc, double test_acc, bool finished) {
+    std::ofstream f(dir / name);
+    f << R"({"type":"header","framework":")" << framework
+      << R"(","model":"depsep","device":"cpu","precision":"fp32","batch":128,"params":135973})"
+      << "\n"
+      << R"({"type":"epoch","epoch":1,"train_loss":)" << loss << "}\n";
+    if (finished) {
+      f << R"({"type":"summary","peak_images_per_sec":)" << ips << R"(,"median_images_per_sec":)"
+        << ips << R"(,"train_acc":)" << train_acc << R"(,"test_acc":)" << test_acc << "}\n";
+    }
+    return (dir / name).string();
+  };
+  const std::vector<std::string> logs = {
+      write_run("a0.jsonl", "ours", 360, 1.30, 0.50, 0.40, true),
+      write_run("b0.jsonl", "pytorch", 170, 1.20, 0.61, 0.55, true),
+      write_run("a1.jsonl", "ours", 370, 1.28, 0.60, 0.50, true),
+      write_run("b1.jsonl", "pytorch", 180, 1.24, 0.63, 0.57, true),
+      write_run("a2.jsonl", "ours", 999, 9.99, 0.99, 0.99, false),  // unfinished: not averaged
+  };
+  const std::string table = dsc::compare_runs(logs);
+  INFO(table);
+  CHECK(table.find("| a2.jsonl | ours | depsep | cpu | fp32 | 128 | 135,973 | 1 | - | - | - | - | "
+                   "(unfinished)") != std::string::npos);
+  // sd of {0.40, 0.50} is 0.0707; of {360, 370} 7.07; of {1.30, 1.28} 0.0141.
+  CHECK(table.find("| ours | depsep | cpu | fp32 | 128 | 1 | 2 | 365 ± 7 | 1.290 ± 0.014 | "
+                   "55.0% ± 7.1% | 45.0% ± 7.1% |") != std::string::npos);
+  CHECK(table.find("| pytorch | depsep | cpu | fp32 | 128 | 1 | 2 | 175 ± 7 | 1.220 ± 0.028 | "
+                   "62.0% ± 1.4% | 56.0% ± 1.4% |") != std::string::npos);
+  // One run per setup: no summary table.
+  CHECK(dsc::compare_runs({logs[0], logs[1]}).find("± ") == std::string::npos);
+  fs::remove_all(dir);
+}

@@ -113,6 +113,93 @@ TEST_CASE("grad: conv2d in f32 (Winograd / GEMM / depthwise) matches the f64 gra
   }
 }
 
+struct DepSepGradCase {
+  int n, c, k, h, w, r, stride, pad;
+  bool bias, relu;
+};
+
+std::string name_of(const DepSepGradCase& g) {
+  std::ostringstream os;
+  os << "depsep_conv2d N" << g.n << " C" << g.c << " K" << g.k << " " << g.h << "x" << g.w << " k"
+     << g.r << " s" << g.stride << " p" << g.pad << (g.bias ? " bias" : "")
+     << (g.relu ? " relu" : "");
+  return os.str();
+}
+
+// The pre-activation of depsep_conv2d, to keep gradient checks away from the ReLU kink.
+double min_abs_preactivation(const Tensor& x, const Tensor& wd, const Tensor& wp, const Tensor& b,
+                             const DepSepGradCase& g) {
+  NoGradGuard no_grad;
+  const std::vector<double> z =
+      ops::depsep_conv2d(x, wd, wp, b, g.stride, g.pad, false).to_vector();
+  double m = 1e30;
+  for (double v : z) m = std::min(m, std::abs(v));
+  return m;
+}
+
+TEST_CASE("grad: depsep_conv2d (fused) w.r.t. x, both weights and b, with and without ReLU") {
+  const std::vector<DepSepGradCase> cases = {
+      {2, 3, 5, 6, 7, 3, 1, 1, true, true},   {2, 5, 4, 7, 5, 3, 1, 0, false, true},
+      {2, 4, 6, 7, 6, 3, 2, 1, true, false},  {3, 5, 3, 6, 7, 3, 2, 0, true, true},
+      {2, 17, 5, 4, 8, 3, 1, 1, true, true},  // C >= 16, PQ % 32 == 0 (f32 micro-kernel shape)
+  };
+  std::mt19937_64 rng(41);
+  for (const DepSepGradCase& g : cases) {
+    Tensor x = leaf_uniform({g.n, g.c, g.h, g.w}, rng);
+    Tensor wd = leaf_uniform({g.c, 1, g.r, g.r}, rng);
+    Tensor wp = leaf_uniform({g.k, g.c, 1, 1}, rng);
+    Tensor b = g.bias ? leaf_uniform({g.k}, rng) : Tensor();
+    if (g.relu) REQUIRE(min_abs_preactivation(x, wd, wp, b, g) > 1e-3);
+    const int p = (g.h + 2 * g.pad - g.r) / g.stride + 1, q = (g.w + 2 * g.pad - g.r) / g.stride + 1;
+    Tensor r = Tensor::randn({g.n, g.k, p, q}, rng, 1.0, DType::F64);
+    auto loss = [&] {
+      return weighted_sum(ops::depsep_conv2d(x, wd, wp, b, g.stride, g.pad, g.relu), r);
+    };
+    const std::vector<Tensor> inputs =
+        g.bias ? std::vector<Tensor>{x, wd, wp, b} : std::vector<Tensor>{x, wd, wp};
+    check_gradients(name_of(g), loss, inputs, samples(60));
+  }
+}
+
+TEST_CASE("grad: depsep_conv2d in f32 matches depthwise conv2d, pointwise conv2d and relu") {
+  // The fused op against the three unfused ops it replaces: outputs and all four gradients.
+  std::mt19937_64 rng(43);
+  for (const DepSepGradCase& g : std::vector<DepSepGradCase>{{3, 16, 24, 8, 8, 3, 1, 1, true, true},
+                                                             {2, 3, 16, 9, 7, 3, 1, 1, true, true},
+                                                             {2, 7, 5, 9, 8, 3, 2, 0, false, false}}) {
+    Tensor x = Tensor::uniform({g.n, g.c, g.h, g.w}, rng, -1, 1);
+    Tensor wd = Tensor::uniform({g.c, 1, g.r, g.r}, rng, -1, 1);
+    Tensor wp = Tensor::uniform({g.k, g.c, 1, 1}, rng, -1, 1);
+    Tensor b = g.bias ? Tensor::uniform({g.k}, rng, -1, 1) : Tensor();
+    const int p = (g.h + 2 * g.pad - g.r) / g.stride + 1, q = (g.w + 2 * g.pad - g.r) / g.stride + 1;
+    Tensor r = Tensor::randn({g.n, g.k, p, q}, rng);
+    std::vector<Tensor> leaves = {x, wd, wp, b};
+    auto fresh = [&] {
+      std::vector<Tensor> out;
+      for (const Tensor& t : leaves) {
+        Tensor c = t.defined() ? t.clone() : Tensor();
+        if (c.defined()) c.set_requires_grad(true);
+        out.push_back(c);
+      }
+      return out;
+    };
+    std::vector<Tensor> f = fresh(), u = fresh();
+    Tensor yf = ops::depsep_conv2d(f[0], f[1], f[2], f[3], g.stride, g.pad, g.relu);
+    Tensor yu = ops::conv2d(ops::conv2d(u[0], u[1], Tensor(), g.stride, g.pad, g.c), u[2], u[3], 1, 0);
+    if (g.relu) yu = ops::relu(yu);
+    const std::vector<double> want = yu.detach().to_vector();
+    test::check_close(yf.detach(), want, 1e-5 * test::max_abs(want), 1e-5, name_of(g) + " forward");
+    weighted_sum(yf, r).backward();
+    weighted_sum(yu, r).backward();
+    const char* what[] = {"dx", "d depthwise w", "d pointwise w", "db"};
+    for (int i = 0; i < 4; ++i) {
+      if (!leaves[i].defined()) continue;
+      const std::vector<double> gu = u[i].grad().to_vector();
+      test::check_close(f[i].grad(), gu, 1e-4 * test::max_abs(gu), 1e-4, name_of(g) + " " + what[i]);
+    }
+  }
+}
+
 TEST_CASE("grad: linear w.r.t. x, w, b") {
   std::mt19937_64 rng(41);
   for (bool bias : {true, false}) {

@@ -135,6 +135,24 @@ TEST_CASE("layers: Conv2d, DepthwiseConv2d, PointwiseConv2d, DepSepConv2d, Linea
                    [](const Tensor& x, const std::vector<Tensor>& p) {
                      return ops::conv2d(ops::conv2d(x, p[0], Tensor(), 2, 1, 5), p[1], p[2], 1, 0);
                    }});
+  // activation = ReLU (Keras' activation='relu'): the same ops followed by relu.
+  const Conv2dOptions relu_same{1, 1, true, Activation::ReLU};
+  cases.push_back({"Conv2d 3->5 3x3 s1 p1 relu", std::make_shared<Conv2d>(3, 5, 3, relu_same, rng),
+                   {2, 3, 7, 6},
+                   [](const Tensor& x, const std::vector<Tensor>& p) {
+                     return ops::relu(ops::conv2d(x, p[0], p[1], 1, 1));
+                   }});
+  cases.push_back({"DepthwiseConv2d 5 3x3 s1 p1 relu",
+                   std::make_shared<DepthwiseConv2d>(5, 3, relu_same, rng), {2, 5, 6, 7},
+                   [](const Tensor& x, const std::vector<Tensor>& p) {
+                     return ops::relu(ops::conv2d(x, p[0], p[1], 1, 1, 5));
+                   }});
+  cases.push_back({"DepSepConv2d 17->6 3x3 s1 p1 relu",
+                   std::make_shared<DepSepConv2d>(17, 6, 3, relu_same, rng), {2, 17, 4, 8},
+                   [](const Tensor& x, const std::vector<Tensor>& p) {
+                     return ops::relu(
+                         ops::conv2d(ops::conv2d(x, p[0], Tensor(), 1, 1, 17), p[1], p[2], 1, 0));
+                   }});
   cases.push_back({"Linear 7->4", std::make_shared<Linear>(7, 4, rng), {3, 7},
                    [](const Tensor& x, const std::vector<Tensor>& p) { return ops::linear(x, p[0], p[1]); }});
   cases.push_back({"Linear 6->5 no bias", std::make_shared<Linear>(6, 5, rng, false), {4, 6},

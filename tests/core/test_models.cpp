@@ -66,7 +66,7 @@ TEST_CASE("models: summary prints the layers and the Keras totals") {
   CHECK(s.find("(None, 10)") != std::string::npos);
   CHECK(s.find("147,584") != std::string::npos);  // conv2's row
   CHECK(s.find("81,930") != std::string::npos);   // the dense layer's row
-  for (const char* layer : {"conv1", "conv4", "relu4", "pool", "bn", "flatten", "fc"}) {
+  for (const char* layer : {"conv1", "conv4", "relu)", "pool", "bn", "flatten", "fc"}) {
     CHECK_MESSAGE(s.find(layer) != std::string::npos, layer);
   }
   CHECK(normal->training());  // summary() restores the mode it found
@@ -76,6 +76,7 @@ TEST_CASE("models: summary prints the layers and the Keras totals") {
   CHECK(d.find("Trainable params: 135,717") != std::string::npos);
   CHECK(d.find("17,664") != std::string::npos);  // a 128 -> 128 separable block
   CHECK(d.find("DepSepConv2d") != std::string::npos);
+  CHECK(d.find(", relu]") != std::string::npos);  // the activation is part of the block
 }
 
 TEST_CASE("models: output shape [N, 10], same seed -> same model") {
