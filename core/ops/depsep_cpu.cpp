@@ -137,22 +137,30 @@ void depsep_backward(const DepSepShape& s, const T* x, const T* wd, const T* wp,
     const T* dyn = dy + n * y_image;
     T* t = buffer<T, 0>(size_t(C) * PQ);
     depthwise::image_forward(s.dw, xn, wd, t);
-    // g = dy masked by the ReLU, and the bias gradient.
+    // g = dy masked by the ReLU, and the bias gradient, row by row in one pass.
     const T* g = dyn;
-    if (s.relu) {
-      T* gm = buffer<T, 1>(size_t(K) * PQ);
-      const T* yn = y + n * y_image;
-      for (int64_t i = 0; i < y_image; ++i) gm[i] = yn[i] > T(0) ? dyn[i] : T(0);
-      g = gm;
-    }
+    T* gm = s.relu ? buffer<T, 1>(size_t(K) * PQ) : nullptr;
+    const T* yn = s.relu ? y + n * y_image : nullptr;
     double* dbt = db_part.data() + size_t(th) * K;
     for (int k = 0; k < K; ++k) {
-      const T* row = g + int64_t(k) * PQ;
+      const T* __restrict d = dyn + int64_t(k) * PQ;
       T acc = 0;
+      if (s.relu) {
+        const T* __restrict yr = yn + int64_t(k) * PQ;
+        T* __restrict gr = gm + int64_t(k) * PQ;
 #pragma omp simd reduction(+ : acc)
-      for (int i = 0; i < PQ; ++i) acc += row[i];
+        for (int i = 0; i < PQ; ++i) {
+          const T v = yr[i] > T(0) ? d[i] : T(0);
+          gr[i] = v;
+          acc += v;
+        }
+      } else {
+#pragma omp simd reduction(+ : acc)
+        for (int i = 0; i < PQ; ++i) acc += d[i];
+      }
       dbt[k] += acc;
     }
+    if (s.relu) g = gm;
     // dWp += g t^T, then t <- Wp^T g (the gradient at the depthwise output).
     gemm(false, true, K, C, PQ, T(1), g, PQ, t, PQ, T(1), dwp_part.data() + size_t(th) * K * C, C);
     bool done = false;

@@ -9,9 +9,12 @@
 
 #include <random>
 #include <string>
+#include <vector>
 
 #include "core/backend.h"
+#include "core/autograd.h"
 #include "core/error.h"
+#include "core/ops.h"
 #include "cuda/cuda_test_util.h"
 
 using namespace dsc;
@@ -130,4 +133,41 @@ TEST_CASE("cuda conv2d explains what it cannot do" * doctest::skip(no_cuda())) {
   ScopedEnv env("DSC_DEPTHWISE", "fastest");
   CHECK_THROWS_WITH_AS(cuda_table().conv2d_forward(d, xd, wd, nullptr, yd),
                        doctest::Contains("DSC_DEPTHWISE"), dsc::Error);
+}
+
+TEST_CASE("cuda depsep_conv2d (composed on the GPU) matches the CPU's fused kernels" *
+          doctest::skip(no_cuda())) {
+  // The op as a layer calls it: output and the gradients of x, both weights and the bias, with
+  // the loss sum(y * r); ReLU on and off; the CPU runs core/ops/depsep_cpu.cpp.
+  std::mt19937_64 rng(600);
+  struct Case {
+    int n, c, k, h, w, stride, pad;
+    bool relu;
+  };
+  for (const Case& g : {Case{4, 16, 24, 8, 8, 1, 1, true}, Case{3, 3, 16, 9, 7, 1, 1, true},
+                        Case{2, 7, 5, 9, 8, 2, 0, false}}) {
+    const std::string what = "depsep N" + std::to_string(g.n) + " C" + std::to_string(g.c) +
+                             " K" + std::to_string(g.k) + (g.relu ? " relu" : "");
+    const Tensor x = randn({g.n, g.c, g.h, g.w}, rng), wd = randn({g.c, 1, 3, 3}, rng),
+                 wp = randn({g.k, g.c, 1, 1}, rng), b = randn({g.k}, rng);
+    const int p = (g.h + 2 * g.pad - 3) / g.stride + 1, q = (g.w + 2 * g.pad - 3) / g.stride + 1;
+    const Tensor r = randn({g.n, g.k, p, q}, rng);
+    std::vector<Tensor> outs[2];
+    for (int dev = 0; dev < 2; ++dev) {
+      const Device d = dev ? Device::CUDA : Device::CPU;
+      std::vector<Tensor> leaves;
+      for (const Tensor& t : {x, wd, wp, b}) {
+        Tensor l = t.to(d);
+        l.set_requires_grad(true);
+        leaves.push_back(l);
+      }
+      Tensor y = ops::depsep_conv2d(leaves[0], leaves[1], leaves[2], leaves[3], g.stride, g.pad,
+                                    g.relu);
+      ops::sum(ops::mul(y, r.to(d))).backward();
+      outs[dev] = {y.detach().to(Device::CPU)};
+      for (const Tensor& l : leaves) outs[dev].push_back(l.grad().to(Device::CPU));
+    }
+    const char* names[] = {"y", "dx", "d depthwise w", "d pointwise w", "db"};
+    for (int i = 0; i < 5; ++i) check_close(outs[1][i], outs[0][i], 1e-4, what + " " + names[i]);
+  }
 }
