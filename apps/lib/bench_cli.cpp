@@ -63,7 +63,9 @@ void add_common(CLI::App* s, LayerFlags& f) {
       ->capture_default_str();
   s->add_flag("--backward", f.backward,
               "time forward + backward (input and weight gradients) instead of forward only");
-  s->add_option("--kinds", f.kinds, "which layers: normal,depsep")
+  s->add_option("--kinds", f.kinds,
+                "which layers: normal, depsep (depthwise then pointwise, two ops, as the seed ran "
+                "it), depsep-fused (one fused op: ops::depsep_conv2d)")
       ->delimiter(',')
       ->capture_default_str();
   s->add_option("--threads", f.threads, "CPU threads (0 = all cores)")->capture_default_str();
@@ -196,10 +198,10 @@ void check_spec(const LayerSpec& s, const LayerFlags& f) {
 }
 
 void check_kinds(const std::vector<std::string>& kinds) {
-  if (kinds.empty()) throw UsageError("--kinds: expected normal and/or depsep");
+  if (kinds.empty()) throw UsageError("--kinds: expected normal, depsep and/or depsep-fused");
   for (const auto& k : kinds) {
-    if (k != "normal" && k != "depsep") {
-      throw UsageError("--kinds: expected normal or depsep, got '" + k + "'");
+    if (k != "normal" && k != "depsep" && k != "depsep-fused") {
+      throw UsageError("--kinds: expected normal, depsep or depsep-fused, got '" + k + "'");
     }
   }
 }
@@ -238,8 +240,8 @@ void print_footer(std::ostream& out, bool cuda) {
   out << "conv/s = images per second (median over repeats, min - max in brackets); TFLOP/s counts "
          "2 FLOPs per multiply-add, \"TFLOPS\" is the seed's unit (10^12 multiply-adds/s); GB/s "
          "min = the seed's minimal traffic (params + input + output), unf = DepSep with the "
-         "depthwise output written and read back; %roof = conv/s over the roofline bound (DepSep: "
-         "separate kernels).";
+         "depthwise output written and read back; %roof = conv/s over the roofline bound (depsep: "
+         "separate kernels, traffic 'unf'; depsep-fused: the fused, minimal traffic).";
   if (!cuda) {
     out << " SM%/mem% are NVML figures, n/a on the CPU. Winograd does fewer multiplies than the "
            "direct convolution the model counts: its FLOP/s and %roof are effective rates and "
@@ -290,7 +292,8 @@ int run_layer(const LayerFlags& f, const std::string& command, std::ostream& out
       const BenchRow row = run_point(spec_of(f, d, t, kind, b, f.channels, f.filters, 224), ctx);
       writer.write(row);
       out << table_line(row) << "\n" << std::flush;
-      (kind == "normal" ? normal : depsep) = row;
+      if (kind == "normal") normal = row;
+      if (kind == "depsep") depsep = row;
     }
     print_ratio(out, normal ? &*normal : nullptr, depsep ? &*depsep : nullptr,
                 "batch " + std::to_string(b));
@@ -334,7 +337,8 @@ int run_sweep(const LayerFlags& f, const std::string& command, std::ostream& out
       if (row.status == "oom") ++oom;
       writer.write(row);
       out << table_line(row) << "\n" << std::flush;
-      (kind == "normal" ? normal : depsep) = row;
+      if (kind == "normal") normal = row;
+      if (kind == "depsep") depsep = row;
     }
     print_ratio(out, normal ? &*normal : nullptr, depsep ? &*depsep : nullptr,
                 "C = K = " + std::to_string(c));

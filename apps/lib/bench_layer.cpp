@@ -73,6 +73,15 @@ std::string cpu_kernels(const LayerSpec& s, int pad) {
       fwd = "im2col+gemm";
       bwd = "im2col+gemm (data: gemm+col2im)";
     }
+  } else if (s.kind == "depsep-fused") {
+    const bool micro = kMicroKernelBuilt && p * q % 32 == 0 && s.channels >= 16;
+    const std::string pw = s.channels < 16 ? "pointwise rows (C < 16)"
+                           : micro        ? "pointwise gemm (AVX-512 micro-kernel)"
+                                          : "pointwise gemm (OpenBLAS)";
+    fwd = "fused per image: depthwise stencil into a cached buffer + " + pw;
+    bwd = "fused per image: depthwise recomputed, ReLU mask + bias gradient, pointwise gemms (" +
+          std::string(micro ? "AVX-512 micro-kernel" : "OpenBLAS") +
+          ", filter: OpenBLAS), depthwise stencils";
   } else {
     fwd = "depthwise stencil + " + cpu_pointwise_forward(s.channels, p * q);
     bwd = "depthwise stencil + " + cpu_pointwise_backward(s.channels, p * q);
@@ -109,6 +118,8 @@ std::string cuda_kernels(const LayerSpec& s) {
       dw = "DSC_DEPTHWISE=" + impl + " (invalid: the run will fail)";
     }
     out = dw + " + pointwise " + cudnn_name() + " + dsc bias kernel";
+    // No fused CUDA kernels yet: ops::depsep_conv2d composes the same two ops.
+    if (s.kind == "depsep-fused") out = "composed (no fused CUDA kernel): " + out;
   }
   if (s.dtype == DType::F16) out += " [f16 data, f32 accumulation]";
   return out;
@@ -145,8 +156,8 @@ std::vector<std::string> validate(const LayerSpec& s) {
       ok = false;
     }
   }
-  if (s.kind != "normal" && s.kind != "depsep") {
-    e.push_back("--kinds: expected normal or depsep, got '" + s.kind + "'");
+  if (s.kind != "normal" && s.kind != "depsep" && s.kind != "depsep-fused") {
+    e.push_back("--kinds: expected normal, depsep or depsep-fused, got '" + s.kind + "'");
   }
   const int pad = padding_pixels(s.padding, s.kernel);
   if (pad < 0) {
@@ -235,6 +246,22 @@ std::function<void()> make_layer_step(const LayerSpec& s, uint64_t seed) {
   Tensor wp =
       random_tensor({s.filters, s.channels, 1, 1}, rng, 1.0 / std::sqrt(double(s.channels)), s);
   Tensor bp = random_tensor({s.filters}, rng, 1.0, s);
+  if (s.kind == "depsep-fused") {
+    if (!s.backward) {
+      return [=] {
+        NoGradGuard no_grad;
+        Tensor y = ops::depsep_conv2d(x, wd, wp, bp, 1, pad, false);
+      };
+    }
+    x.set_requires_grad(true);
+    wd.set_requires_grad(true);
+    wp.set_requires_grad(true);
+    bp.set_requires_grad(true);
+    return [=] {
+      Tensor y = ops::depsep_conv2d(x, wd, wp, bp, 1, pad, false);
+      std::vector<Tensor> g = y.grad_fn()->backward(dy);  // dx, dwd, dwp, dbp
+    };
+  }
   if (!s.backward) {
     return [=] {
       NoGradGuard no_grad;
@@ -275,10 +302,11 @@ LayerRates layer_rates(const LayerSpec& s, double conv_per_sec,
     r.bytes_per_sec_unfused = double(scaled(a.depsep_separate).memory_bytes) * batches_per_sec;
   }
   if (ceilings) {
-    // The kind as our code runs it: a normal conv, or DepSep as two kernels (separate); the fused
-    // ideal is reported next to it.
-    const intensity::RooflinePoint bound =
-        intensity::roofline_point(normal ? minimal : scaled(a.depsep_separate), s.batch, *ceilings);
+    // The kind as our code runs it: a normal conv, DepSep as two kernels (separate), or fused
+    // DepSep (minimal traffic); the fused ideal is reported next to the DepSep kinds.
+    const bool fused = s.kind == "depsep-fused";
+    const intensity::RooflinePoint bound = intensity::roofline_point(
+        normal || fused ? minimal : scaled(a.depsep_separate), s.batch, *ceilings);
     r.roofline_fraction = conv_per_sec / bound.images_per_s;
     r.roofline_bound = intensity::bound_name(bound.bound);
     if (!normal) {

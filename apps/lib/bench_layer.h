@@ -34,7 +34,7 @@
 namespace dsc::bench {
 
 struct LayerSpec {
-  std::string kind = "normal";  // normal | depsep
+  std::string kind = "normal";  // normal | depsep (two ops) | depsep-fused (ops::depsep_conv2d)
   Device device = Device::CPU;
   DType dtype = DType::F32;  // F32 or F16 (on the CPU: f16 storage, f32 compute)
   int64_t batch = 1, channels = 128, filters = 128, height = 224, width = 224, kernel = 3;
@@ -64,7 +64,7 @@ std::function<void()> make_layer_step(const LayerSpec& s, uint64_t seed = 1);
 struct LayerRates {
   double macs_per_sec = 0, bytes_per_sec_min_traffic = 0;
   std::optional<double> bytes_per_sec_unfused;  // depsep
-  std::optional<double> roofline_fraction;      // depsep: separate kernels
+  std::optional<double> roofline_fraction;      // depsep: separate kernels; depsep-fused: fused
   std::optional<double> roofline_fraction_fused;
   std::string roofline_bound;  // compute | memory (of the bound used for roofline_fraction)
 };

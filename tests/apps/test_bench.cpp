@@ -254,6 +254,19 @@ TEST_CASE("bench layer runs fp16 (f16 storage, f32 compute) and --kinds on the C
   CHECK(lines[0]["kernels"].get<std::string>().find("f16") != std::string::npos);
 }
 
+TEST_CASE("bench layer --kinds depsep-fused times the fused op") {
+  const fs::path d = temp_dir("fused");
+  Run r = bench(tiny({"layer", "--kinds", "depsep,depsep-fused", "--backward", "--json",
+                      (d / "f.jsonl").string(), "--no-ceilings"}));
+  INFO(r.out, r.err);
+  REQUIRE(r.rc == 0);
+  const auto lines = read_jsonl(d / "f.jsonl");
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[1]["kind"] == "depsep-fused");
+  CHECK(lines[1]["conv_per_sec"].get<double>() > 0);
+  CHECK(lines[1]["kernels"].get<std::string>().find("fused per image") != std::string::npos);
+}
+
 TEST_CASE(
     "bench sweep on the CPU writes one row per width and kind, with the columns plot.py reads") {
   const fs::path d = temp_dir("sweep");
@@ -396,6 +409,11 @@ TEST_CASE("% of roofline follows a hand computation from a fake ceilings file") 
   spec.kind = "depsep";
   const auto rates = dsc::bench::layer_rates(spec, 500.0, dsc::bench::read_ceilings(ceilings));
   CHECK(*rates.roofline_fraction == doctest::Approx(500.0 / depsep_bound).epsilon(1e-12));
+  // The fused kind is held to the fused (minimal-traffic) bound.
+  spec.kind = "depsep-fused";
+  const auto fused = dsc::bench::layer_rates(spec, 500.0, dsc::bench::read_ceilings(ceilings));
+  CHECK(*fused.roofline_fraction == doctest::Approx(500.0 / depsep_fused_bound).epsilon(1e-12));
+  CHECK(*fused.roofline_fraction_fused == *fused.roofline_fraction);
 }
 
 TEST_CASE("an out-of-memory sweep point is recorded as oom and the sweep continues") {
@@ -510,6 +528,13 @@ TEST_CASE("kernel names follow the backends' dispatch rules") {
   CHECK(same.find("depthwise stencil + pointwise gemm") == 0);
   s.padding = "valid";  // 54 x 54 = 2916 pixels: not a multiple of 32, OpenBLAS
   CHECK(kernels_used(s) == "depthwise stencil + pointwise gemm (OpenBLAS)");
+  s.kind = "depsep-fused";
+  CHECK(kernels_used(s) ==
+        "fused per image: depthwise stencil into a cached buffer + pointwise gemm (OpenBLAS)");
+  s.device = dsc::Device::CUDA;
+  CHECK(kernels_used(s).find("composed (no fused CUDA kernel): ") == 0);
+  s.device = dsc::Device::CPU;
+  s.kind = "depsep";
 
   s.device = dsc::Device::CUDA;
   s.dtype = dsc::DType::F16;
