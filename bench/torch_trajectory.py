@@ -27,6 +27,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--channels-last", action="store_true", help="NHWC memory format (faster on CPUs)")
     ap.add_argument("--json", default=None, help="also write one JSON line per step here")
+    ap.add_argument("--torch-init", type=int, default=None, metavar="SEED",
+                    help="start from PyTorch's own he_uniform draw (torch.manual_seed(SEED)) "
+                         "instead of our initial weights: separates the initial draw from the rest")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -52,6 +55,10 @@ def main(argv=None):
             offset += n
     if offset != flat.size:
         sys.exit(f"error: params.bin holds {flat.size} floats, the parameters need {offset}")
+    if args.torch_init is not None:
+        from torch_peer import init_weights
+        torch.manual_seed(args.torch_init)
+        init_weights(model, "he_uniform")
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model)
