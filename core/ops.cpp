@@ -12,6 +12,14 @@ namespace {
 
 bool wants_grad(const Tensor& t) { return t.defined() && (t.requires_grad() || t.grad_fn()); }
 
+// An uninitialised tensor with t's shape, dtype and device (kernels overwrite their outputs).
+Tensor empty_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
+
+// t in like's dtype: an incoming gradient converted to the dtype its op computes in.
+Tensor in_dtype_of(const Tensor& t, const Tensor& like) {
+  return t.dtype() == like.dtype() ? t : t.to(like.dtype());
+}
+
 void same_device(const char* op, const Tensor& a, const Tensor& b) {
   DSC_CHECK(a.device() == b.device(), op, ": tensors on different devices: ", a.str(), " and ",
             b.str());
@@ -31,15 +39,15 @@ struct Conv2dNode : Node {
     const Tensor& w = inputs[1];
     const Tensor& b = inputs[2];
     const KernelTable& k = kernels(x.device());
-    Tensor dy = dy_in.dtype() == x.dtype() ? dy_in : dy_in.to(x.dtype());
+    Tensor dy = in_dtype_of(dy_in, x);
     Tensor dx, dw, db;
     if (wants_grad(x)) {
-      dx = Tensor::empty(x.shape(), x.dtype(), x.device());
+      dx = empty_like(x);
       k.conv2d_backward_data(s, dy, w, dx);
     }
     if (wants_grad(w) || wants_grad(b)) {
-      dw = Tensor::empty(w.shape(), w.dtype(), w.device());
-      if (b.defined()) db = Tensor::empty(b.shape(), b.dtype(), b.device());
+      dw = empty_like(w);
+      if (b.defined()) db = empty_like(b);
       k.conv2d_backward_filter(s, x, dy, dw, b.defined() ? &db : nullptr);
     }
     return {dx, wants_grad(w) ? dw : Tensor(), wants_grad(b) ? db : Tensor()};
@@ -101,11 +109,11 @@ struct DepSepNode : Node {
     const Tensor& wd = inputs[1];
     const Tensor& wp = inputs[2];
     const Tensor& b = inputs[3];
-    Tensor dy = dy_in.dtype() == x.dtype() ? dy_in : dy_in.to(x.dtype());
-    Tensor dx = wants_grad(x) ? Tensor::empty(x.shape(), x.dtype(), x.device()) : Tensor();
-    Tensor dwd = Tensor::empty(wd.shape(), wd.dtype(), wd.device());
-    Tensor dwp = Tensor::empty(wp.shape(), wp.dtype(), wp.device());
-    Tensor db = b.defined() ? Tensor::empty(b.shape(), b.dtype(), b.device()) : Tensor();
+    Tensor dy = in_dtype_of(dy_in, x);
+    Tensor dx = wants_grad(x) ? empty_like(x) : Tensor();
+    Tensor dwd = empty_like(wd);
+    Tensor dwp = empty_like(wp);
+    Tensor db = b.defined() ? empty_like(b) : Tensor();
     kernels(x.device()).depsep_backward(s, x, wd, wp, y, dy, dx.defined() ? &dx : nullptr, dwd,
                                         dwp, db.defined() ? &db : nullptr);
     return {dx, wants_grad(wd) ? dwd : Tensor(), wants_grad(wp) ? dwp : Tensor(),
@@ -178,10 +186,10 @@ struct LinearNode : Node {
     const Tensor& x = inputs[0];
     const Tensor& w = inputs[1];
     const Tensor& b = inputs[2];
-    Tensor dy = dy_in.dtype() == x.dtype() ? dy_in : dy_in.to(x.dtype());
-    Tensor dx = wants_grad(x) ? Tensor::empty(x.shape(), x.dtype(), x.device()) : Tensor();
-    Tensor dw = Tensor::empty(w.shape(), w.dtype(), w.device());
-    Tensor db = b.defined() ? Tensor::empty(b.shape(), b.dtype(), b.device()) : Tensor();
+    Tensor dy = in_dtype_of(dy_in, x);
+    Tensor dx = wants_grad(x) ? empty_like(x) : Tensor();
+    Tensor dw = empty_like(w);
+    Tensor db = b.defined() ? empty_like(b) : Tensor();
     kernels(x.device()).linear_backward(x, w, dy, dx.defined() ? &dx : nullptr, dw,
                                         db.defined() ? &db : nullptr);
     return {dx, wants_grad(w) ? dw : Tensor(), wants_grad(b) ? db : Tensor()};
@@ -217,15 +225,15 @@ struct ReluNode : Node {
   Tensor y;  // detached output (holding the output itself would make a reference cycle)
   const char* name() const override { return "relu"; }
   std::vector<Tensor> backward(const Tensor& dy) override {
-    Tensor dx = Tensor::empty(y.shape(), y.dtype(), y.device());
-    kernels(y.device()).relu_backward(y, dy.dtype() == y.dtype() ? dy : dy.to(y.dtype()), dx);
+    Tensor dx = empty_like(y);
+    kernels(y.device()).relu_backward(y, in_dtype_of(dy, y), dx);
     return {dx};
   }
 };
 }  // namespace
 
 Tensor relu(const Tensor& x) {
-  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor y = empty_like(x);
   kernels(x.device()).relu_forward(x, y);
   if (needs_grad({&x})) {
     auto node = std::make_shared<ReluNode>();
@@ -245,9 +253,8 @@ struct MaxPoolNode : Node {
   const char* name() const override { return "max_pool2d"; }
   std::vector<Tensor> backward(const Tensor& dy) override {
     const Tensor& x = inputs[0];
-    Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
-    kernels(x.device()).maxpool_backward(x, y, dy.dtype() == x.dtype() ? dy : dy.to(x.dtype()), k,
-                                         st, dx);
+    Tensor dx = empty_like(x);
+    kernels(x.device()).maxpool_backward(x, y, in_dtype_of(dy, x), k, st, dx);
     return {dx};
   }
 };
@@ -280,11 +287,11 @@ struct BatchNormNode : Node {
   std::vector<Tensor> backward(const Tensor& dy) override {
     const Tensor& x = inputs[0];
     const Tensor& gamma = inputs[1];
-    Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
-    Tensor dgamma = Tensor::empty(gamma.shape(), gamma.dtype(), gamma.device());
-    Tensor dbeta = Tensor::empty(gamma.shape(), gamma.dtype(), gamma.device());
-    kernels(x.device()).batchnorm_backward(x, dy.dtype() == x.dtype() ? dy : dy.to(x.dtype()),
-                                           gamma, save_mean, save_invstd, dx, dgamma, dbeta);
+    Tensor dx = empty_like(x);
+    Tensor dgamma = empty_like(gamma);
+    Tensor dbeta = empty_like(gamma);
+    kernels(x.device()).batchnorm_backward(x, in_dtype_of(dy, x), gamma, save_mean, save_invstd,
+                                           dx, dgamma, dbeta);
     return {wants_grad(x) ? dx : Tensor(), dgamma, dbeta};
   }
 };
@@ -308,7 +315,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
     same_device("batch_norm", x, *t);
   }
   BatchNormParams p{momentum, eps};
-  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor y = empty_like(x);
   const KernelTable& k = kernels(x.device());
   if (!training) {
     k.batchnorm_forward_eval(x, gamma, beta, running_mean, running_var, p, y);
@@ -343,7 +350,7 @@ struct CrossEntropyNode : Node {
   Tensor probs, labels;
   const char* name() const override { return "cross_entropy"; }
   std::vector<Tensor> backward(const Tensor& dloss) override {
-    Tensor d = Tensor::empty(probs.shape(), probs.dtype(), probs.device());
+    Tensor d = empty_like(probs);
     kernels(probs.device()).softmax_xent_backward(probs, labels, dloss, d);
     return {d};
   }
@@ -358,7 +365,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
   same_device("cross_entropy", logits, labels);
   const DType loss_type = logits.dtype() == DType::F64 ? DType::F64 : DType::F32;
   Tensor loss = Tensor::empty({1}, loss_type, logits.device());
-  Tensor probs = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
+  Tensor probs = empty_like(logits);
   kernels(logits.device()).softmax_xent_forward(logits, labels, loss, probs);
   if (needs_grad({&logits})) {
     auto node = std::make_shared<CrossEntropyNode>();
@@ -394,11 +401,11 @@ struct MulNode : Node {
     Tensor da, db;
     const KernelTable& k = kernels(a.device());
     if (wants_grad(a)) {
-      da = Tensor::empty(a.shape(), a.dtype(), a.device());
+      da = empty_like(a);
       k.mul(dy, b, da);
     }
     if (wants_grad(b)) {
-      db = Tensor::empty(b.shape(), b.dtype(), b.device());
+      db = empty_like(b);
       k.mul(dy, a, db);
     }
     return {da, db};
@@ -466,7 +473,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
             shape_str(b.shape()));
   same_device("mul", a, b);
   same_dtype("mul", a, b);
-  Tensor y = Tensor::empty(a.shape(), a.dtype(), a.device());
+  Tensor y = empty_like(a);
   kernels(a.device()).mul(a, b, y);
   if (needs_grad({&a, &b})) {
     auto node = std::make_shared<MulNode>();

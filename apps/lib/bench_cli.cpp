@@ -10,6 +10,7 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <vector>
 
 #include "apps/lib/bench_device.h"
 #include "core/backend.h"
@@ -216,9 +217,16 @@ std::string describe(const LayerSpec& s) {
   return os.str();
 }
 
-void print_ratio(std::ostream& out, const BenchRow* normal, const BenchRow* depsep,
-                 const std::string& label) {
-  if (!normal || !depsep || normal->status != "ok" || depsep->status != "ok") return;
+// depsep over normal for the rows of one point (one batch or width), when both kinds ran there.
+void print_ratio(std::ostream& out, const std::vector<BenchRow>& point, const std::string& label) {
+  auto find = [&](const char* kind) -> const BenchRow* {
+    for (const BenchRow& r : point)
+      if (r.kind == kind && r.status == "ok") return &r;
+    return nullptr;
+  };
+  const BenchRow* normal = find("normal");
+  const BenchRow* depsep = find("depsep");
+  if (!normal || !depsep) return;
   char buf[256];
   std::snprintf(buf, sizeof buf,
                 "  depsep/normal (%s): conv/s %.2fx, time %.2fx, multiply-adds/s %.3gx\n",
@@ -287,16 +295,14 @@ int run_layer(const LayerFlags& f, const std::string& command, std::ostream& out
   RowWriter writer(f.json_path, f.csv_path);
   out << table_header() << "\n" << std::flush;
   for (int64_t b : f.batches) {
-    std::optional<BenchRow> normal, depsep;
+    std::vector<BenchRow> point;
     for (const auto& kind : f.kinds) {
-      const BenchRow row = run_point(spec_of(f, d, t, kind, b, f.channels, f.filters, 224), ctx);
+      const BenchRow& row =
+          point.emplace_back(run_point(spec_of(f, d, t, kind, b, f.channels, f.filters, 224), ctx));
       writer.write(row);
       out << table_line(row) << "\n" << std::flush;
-      if (kind == "normal") normal = row;
-      if (kind == "depsep") depsep = row;
     }
-    print_ratio(out, normal ? &*normal : nullptr, depsep ? &*depsep : nullptr,
-                "batch " + std::to_string(b));
+    print_ratio(out, point, "batch " + std::to_string(b));
   }
   print_footer(out, d == Device::CUDA);
   return 0;
@@ -331,17 +337,15 @@ int run_sweep(const LayerFlags& f, const std::string& command, std::ostream& out
   out << table_header() << "\n" << std::flush;
   int oom = 0;
   for (int64_t c : widths) {
-    std::optional<BenchRow> normal, depsep;
+    std::vector<BenchRow> point;
     for (const auto& kind : f.kinds) {
-      const BenchRow row = run_point(spec_of(f, d, t, kind, batch, c, c, default_size), ctx);
+      const BenchRow& row =
+          point.emplace_back(run_point(spec_of(f, d, t, kind, batch, c, c, default_size), ctx));
       if (row.status == "oom") ++oom;
       writer.write(row);
       out << table_line(row) << "\n" << std::flush;
-      if (kind == "normal") normal = row;
-      if (kind == "depsep") depsep = row;
     }
-    print_ratio(out, normal ? &*normal : nullptr, depsep ? &*depsep : nullptr,
-                "C = K = " + std::to_string(c));
+    print_ratio(out, point, "C = K = " + std::to_string(c));
   }
   if (oom > 0) out << oom << " point(s) ran out of memory (status \"oom\" in the rows)\n";
   print_footer(out, gpu);

@@ -74,14 +74,10 @@ std::string cpu_kernels(const LayerSpec& s, int pad) {
       bwd = "im2col+gemm (data: gemm+col2im)";
     }
   } else if (s.kind == "depsep-fused") {
-    const bool micro = kMicroKernelBuilt && p * q % 32 == 0 && s.channels >= 16;
-    const std::string pw = s.channels < 16 ? "pointwise rows (C < 16)"
-                           : micro        ? "pointwise gemm (AVX-512 micro-kernel)"
-                                          : "pointwise gemm (OpenBLAS)";
-    fwd = "fused per image: depthwise stencil into a cached buffer + " + pw;
-    bwd = "fused per image: depthwise recomputed, ReLU mask + bias gradient, pointwise gemms (" +
-          std::string(micro ? "AVX-512 micro-kernel" : "OpenBLAS") +
-          ", filter: OpenBLAS), depthwise stencils";
+    fwd = "fused per image: depthwise stencil into a cached buffer + " +
+          cpu_pointwise_forward(s.channels, p * q);
+    bwd = "fused per image: depthwise recomputed, ReLU mask + bias gradient, " +
+          cpu_pointwise_backward(s.channels, p * q) + ", depthwise stencils";
   } else {
     fwd = "depthwise stencil + " + cpu_pointwise_forward(s.channels, p * q);
     bwd = "depthwise stencil + " + cpu_pointwise_backward(s.channels, p * q);

@@ -6,7 +6,7 @@
 // y_n = W * col; col = W^T * dy_n then col2im; dW = sum_n dy_n * col^T). Pointwise 1x1 (stride 1,
 // pad 0) skips im2col: the image [C, H*W] is the column matrix; in float with H*W % 32 == 0 its
 // forward and backward-data run on the AVX-512 micro-kernel of winograd_gemm.h (bias fused,
-// outputs streamed), and with C < 16 its forward is plain vectorised rows.
+// outputs streamed); forward products with C*R*S < 16 are plain vectorised rows (pointwise.h).
 // Tested against naive nested loops in tests/kernels/test_conv_cpu.cpp.
 #include <algorithm>
 #include <type_traits>
@@ -17,6 +17,7 @@
 #include "core/ops/depthwise.h"
 #include "core/ops/gemm.h"
 #include "core/ops/parallel.h"
+#include "core/ops/pointwise.h"
 #include "core/ops/winograd.h"
 #include "core/ops/winograd_gemm.h"
 
@@ -122,29 +123,7 @@ void gemm_forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* 
       im2col(s, xn, buf);
       col = buf;
     }
-    T* yn = y + int64_t(n) * s.k * PQ;
-    if (direct && s.c < 16) {  // few input channels (the first layer): plain rows beat a GEMM
-      for (int k = 0; k < s.k; ++k) {
-        T* __restrict row = yn + int64_t(k) * PQ;
-        const T b = bias ? bias[k] : T(0);
-        for (int i = 0; i < PQ; ++i) row[i] = b;
-        for (int c = 0; c < s.c; ++c) {
-          const T wk = w[k * s.c + c];
-          const T* __restrict xc = col + int64_t(c) * PQ;
-#pragma omp simd
-          for (int i = 0; i < PQ; ++i) row[i] += wk * xc[i];
-        }
-      }
-      return;
-    }
-    gemm(false, false, s.k, PQ, CRS, T(1), w, CRS, col, PQ, T(0), yn, PQ);
-    if (bias)
-      for (int k = 0; k < s.k; ++k) {
-        T* row = yn + int64_t(k) * PQ;
-        const T b = bias[k];
-#pragma omp simd
-        for (int i = 0; i < PQ; ++i) row[i] += b;
-      }
+    pointwise_image(CRS, s.k, PQ, col, w, bias, /*relu=*/false, y + int64_t(n) * s.k * PQ);
   });
 }
 

@@ -15,6 +15,7 @@
 #include "core/ops/depthwise.h"
 #include "core/ops/gemm.h"
 #include "core/ops/parallel.h"
+#include "core/ops/pointwise.h"
 #include "core/ops/winograd_gemm.h"
 
 namespace dsc::cpu {
@@ -35,42 +36,6 @@ bool micro_kernel(const DepSepShape& s) {
 #else
   return false;
 #endif
-}
-
-// y [K, PQ] = act(Wp t + b) for one image, without the micro-kernel.
-template <class T>
-void pointwise_generic(const DepSepShape& s, const T* t, const T* wp, const T* b, T* y) {
-  const int PQ = s.p() * s.q(), C = s.dw.c;
-  if (C < 16) {  // few input channels: plain rows beat a GEMM
-    for (int k = 0; k < s.k; ++k) {
-      T* __restrict row = y + int64_t(k) * PQ;
-      const T bk = b ? b[k] : T(0);
-      for (int i = 0; i < PQ; ++i) row[i] = bk;
-      for (int c = 0; c < C; ++c) {
-        const T wk = wp[k * C + c];
-        const T* __restrict tc = t + int64_t(c) * PQ;
-#pragma omp simd
-        for (int i = 0; i < PQ; ++i) row[i] += wk * tc[i];
-      }
-      if (s.relu)
-#pragma omp simd
-        for (int i = 0; i < PQ; ++i) row[i] = row[i] > T(0) ? row[i] : T(0);
-    }
-    return;
-  }
-  gemm(false, false, s.k, PQ, C, T(1), wp, C, t, PQ, T(0), y, PQ);
-  if (!b && !s.relu) return;
-  for (int k = 0; k < s.k; ++k) {
-    T* __restrict row = y + int64_t(k) * PQ;
-    const T bk = b ? b[k] : T(0);
-    if (s.relu) {
-#pragma omp simd
-      for (int i = 0; i < PQ; ++i) row[i] = row[i] + bk > T(0) ? row[i] + bk : T(0);
-    } else {
-#pragma omp simd
-      for (int i = 0; i < PQ; ++i) row[i] += bk;
-    }
-  }
 }
 
 void check(const DepSepShape& s) {
@@ -111,7 +76,7 @@ void depsep_forward(const DepSepShape& s, const T* x, const T* wd, const T* wp, 
       }
     }
 #endif
-    pointwise_generic(s, t, wp, b, yn);
+    pointwise_image(C, s.k, PQ, t, wp, b, s.relu, yn);
   });
 }
 
@@ -125,6 +90,7 @@ void depsep_backward(const DepSepShape& s, const T* x, const T* wd, const T* wp,
   std::vector<T> dwp_part(size_t(threads) * K * C, T(0));
   std::vector<double> db_part(size_t(threads) * K, 0.0);
   std::vector<double> dwd_part(size_t(threads) * C * (RS + 1), 0.0);  // taps, then an unused bias
+  const std::vector<T> flipped = depthwise::flipped_filters(s.dw, wd);
   std::vector<float> u;  // Wp^T packed for the micro-kernel: rows c, columns k
 #ifdef __AVX512F__
   if (micro_kernel<T>(s)) {
@@ -174,7 +140,9 @@ void depsep_backward(const DepSepShape& s, const T* x, const T* wd, const T* wp,
     }
 #endif
     if (!done) gemm(true, false, C, PQ, K, T(1), wp, C, g, PQ, T(0), t, PQ);
-    if (dx) depthwise::image_backward_data(s.dw, t, wd, dx + n * x_image, /*stream=*/true);
+    if (dx)
+      depthwise::image_backward_data(s.dw, t, wd, flipped.data(), dx + n * x_image,
+                                     /*stream=*/true);
     depthwise::image_backward_filter(s.dw, xn, t, dwd_part.data() + size_t(th) * C * (RS + 1));
   });
   for (int64_t i = 0; i < int64_t(K) * C; ++i) {

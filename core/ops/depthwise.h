@@ -6,6 +6,8 @@
 // in tests/kernels/test_conv_cpu.cpp.
 #pragma once
 
+#include <vector>
+
 #include "core/ops/conv2d.h"
 
 namespace dsc::cpu::depthwise {
@@ -24,8 +26,13 @@ void backward_filter(const ConvShape& s, const T* x, const T* dy, T* dw, T* dbia
 // then the bias gradient) in f64.
 template <class T>
 void image_forward(const ConvShape& s, const T* x, const T* w, T* y);
+// The filters flipped for the stride-1 backward-data stencil (w[c][R-1-r][S-1-t]); empty when that
+// path does not apply. Computed once per weight, passed to every image_backward_data call.
 template <class T>
-void image_backward_data(const ConvShape& s, const T* dy, const T* w, T* dx, bool stream);
+std::vector<T> flipped_filters(const ConvShape& s, const T* w);
+template <class T>
+void image_backward_data(const ConvShape& s, const T* dy, const T* w, const T* flipped, T* dx,
+                         bool stream);
 template <class T>
 void image_backward_filter(const ConvShape& s, const T* x, const T* dy, double* acc);
 

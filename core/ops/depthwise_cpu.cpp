@@ -204,15 +204,6 @@ bool backward_data_is_stencil(const ConvShape& s) {
   return s.stride == 1 && pr >= 0 && ps >= 0 && pr == ps;
 }
 
-// w[c][R-1-r][S-1-t] for every channel, when backward_data_is_stencil(s).
-template <class T>
-std::vector<T> flipped_filters(const ConvShape& s, const T* w) {
-  const int RS = s.r * s.s;
-  std::vector<T> flipped(backward_data_is_stencil(s) ? size_t(s.c) * RS : 0);
-  for (size_t i = 0; i < flipped.size(); ++i) flipped[i] = w[(i / RS) * RS + (RS - 1 - i % RS)];
-  return flipped;
-}
-
 template <class T>
 void plane_backward_data(const ConvShape& s, int c, const T* dyp, const T* w, const T* flipped,
                          T* dxp, bool stream) {
@@ -265,6 +256,14 @@ void plane_backward_filter(const ConvShape& s, const T* xp, const T* dyp, double
 }
 
 }  // namespace
+
+template <class T>
+std::vector<T> flipped_filters(const ConvShape& s, const T* w) {
+  const int RS = s.r * s.s;
+  std::vector<T> flipped(backward_data_is_stencil(s) ? size_t(s.c) * RS : 0);
+  for (size_t i = 0; i < flipped.size(); ++i) flipped[i] = w[(i / RS) * RS + (RS - 1 - i % RS)];
+  return flipped;
+}
 
 // ---- whole batch, planes spread over the OpenMP threads -----------------------------------------
 
@@ -327,11 +326,11 @@ void image_forward(const ConvShape& s, const T* x, const T* w, T* y) {
 }
 
 template <class T>
-void image_backward_data(const ConvShape& s, const T* dy, const T* w, T* dx, bool stream) {
+void image_backward_data(const ConvShape& s, const T* dy, const T* w, const T* flipped, T* dx,
+                         bool stream) {
   const int64_t in = int64_t(s.h) * s.w, out = int64_t(s.p()) * s.q();
-  const std::vector<T> flipped = flipped_filters(s, w);
   for (int c = 0; c < s.c; ++c)
-    plane_backward_data(s, c, dy + c * out, w, flipped.data(), dx + c * in, stream);
+    plane_backward_data(s, c, dy + c * out, w, flipped, dx + c * in, stream);
   if (stream) store_fence();
 }
 
@@ -348,7 +347,8 @@ void image_backward_filter(const ConvShape& s, const T* x, const T* dy, double* 
   template void backward_data<T>(const ConvShape&, const T*, const T*, T*);       \
   template void backward_filter<T>(const ConvShape&, const T*, const T*, T*, T*); \
   template void image_forward<T>(const ConvShape&, const T*, const T*, T*);       \
-  template void image_backward_data<T>(const ConvShape&, const T*, const T*, T*, bool); \
+  template std::vector<T> flipped_filters<T>(const ConvShape&, const T*);                  \
+  template void image_backward_data<T>(const ConvShape&, const T*, const T*, const T*, T*, bool); \
   template void image_backward_filter<T>(const ConvShape&, const T*, const T*, double*);
 DSC_INSTANTIATE(float)
 DSC_INSTANTIATE(double)

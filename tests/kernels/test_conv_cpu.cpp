@@ -19,10 +19,13 @@
 
 #include "core/ops/conv2d.h"
 #include "core/ops/gemm.h"
+#include "kernels/kernel_check.h"
 
 namespace {
 
 using dsc::ConvShape;
+using dsc::test::cast;
+using dsc::test::check_close;
 
 struct Reference {
   std::vector<double> y, dx, dw, db;
@@ -62,34 +65,6 @@ Reference naive(const ConvShape& s, const std::vector<double>& x, const std::vec
         }
     }
   return ref;
-}
-
-template <class T>
-void check_close(const std::vector<T>& out, const std::vector<double>& ref, double rtol,
-                 const std::string& what) {
-  REQUIRE(out.size() == ref.size());
-  double scale = 0;
-  for (double v : ref) scale = std::max(scale, std::abs(v));
-  double worst = 0;  // max of |out - ref| / (|ref| + scale)
-  size_t bad = 0, first_bad = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    const double err = std::abs(double(out[i]) - ref[i]);
-    const double lim = rtol * (std::abs(ref[i]) + scale);
-    if (!(err <= lim)) {  // also catches NaN (unwritten outputs)
-      if (bad++ == 0) first_bad = i;
-    }
-    if (std::isfinite(err)) worst = std::max(worst, err / (std::abs(ref[i]) + scale));
-  }
-  INFO(what << ": worst relative error " << worst << ", first bad index " << first_bad
-            << (bad ? " value " + std::to_string(double(out[first_bad])) + " ref " +
-                          std::to_string(ref[first_bad])
-                    : ""));
-  CHECK(bad == 0);
-}
-
-template <class T>
-std::vector<T> cast(const std::vector<double>& v) {
-  return std::vector<T>(v.begin(), v.end());
 }
 
 template <class T>

@@ -16,10 +16,13 @@
 
 #include "core/ops/depsep.h"
 #include "core/ops/gemm.h"
+#include "kernels/kernel_check.h"
 
 namespace {
 
 using dsc::DepSepShape;
+using dsc::test::cast;
+using dsc::test::check_close;
 
 struct Reference {
   std::vector<double> y, dx, dwd, dwp, db;
@@ -36,22 +39,23 @@ Reference naive(const DepSepShape& s, const std::vector<double>& x, const std::v
   ref.dwd.assign(wd.size(), 0.0);
   ref.dwp.assign(wp.size(), 0.0);
   ref.db.assign(K, 0.0);
-  auto tap = [&](int p, int q, int r, int t, int& h, int& w) {
-    h = p * d.stride - d.pad + r, w = q * d.stride - d.pad + t;
-    return h >= 0 && h < H && w >= 0 && w < W;
-  };
-  for (int n = 0; n < d.n; ++n) {
-    std::vector<double> t(size_t(C) * PQ, 0.0), dt(size_t(C) * PQ, 0.0);
+  // fn(ti, xi, wi) for every depthwise tap of image n landing inside the input: depthwise output
+  // index (within the image), input index, filter index.
+  auto for_each_tap = [&](int n, auto&& fn) {
     for (int c = 0; c < C; ++c)
       for (int p = 0; p < P; ++p)
         for (int q = 0; q < Q; ++q)
           for (int r = 0; r < d.r; ++r)
             for (int u = 0; u < d.s; ++u) {
-              int h, w;
-              if (tap(p, q, r, u, h, w))
-                t[size_t(c) * PQ + p * Q + q] +=
-                    x[((size_t(n) * C + c) * H + h) * W + w] * wd[(size_t(c) * d.r + r) * d.s + u];
+              const int h = p * d.stride - d.pad + r, w = q * d.stride - d.pad + u;
+              if (h < 0 || h >= H || w < 0 || w >= W) continue;
+              fn(size_t(c) * PQ + p * Q + q, ((size_t(n) * C + c) * H + h) * W + w,
+                 (size_t(c) * d.r + r) * d.s + u);
             }
+  };
+  for (int n = 0; n < d.n; ++n) {
+    std::vector<double> t(size_t(C) * PQ, 0.0), dt(size_t(C) * PQ, 0.0);
+    for_each_tap(n, [&](size_t ti, size_t xi, size_t wi) { t[ti] += x[xi] * wd[wi]; });
     for (int k = 0; k < K; ++k)
       for (int i = 0; i < PQ; ++i) {
         double z = b.empty() ? 0.0 : b[k];
@@ -66,38 +70,12 @@ Reference naive(const DepSepShape& s, const std::vector<double>& x, const std::v
           dt[size_t(c) * PQ + i] += g * wp[size_t(k) * C + c];
         }
       }
-    for (int c = 0; c < C; ++c)
-      for (int p = 0; p < P; ++p)
-        for (int q = 0; q < Q; ++q)
-          for (int r = 0; r < d.r; ++r)
-            for (int u = 0; u < d.s; ++u) {
-              int h, w;
-              if (!tap(p, q, r, u, h, w)) continue;
-              const size_t xi = ((size_t(n) * C + c) * H + h) * W + w;
-              const size_t wi = (size_t(c) * d.r + r) * d.s + u;
-              const double g = dt[size_t(c) * PQ + p * Q + q];
-              ref.dx[xi] += g * wd[wi];
-              ref.dwd[wi] += g * x[xi];
-            }
+    for_each_tap(n, [&](size_t ti, size_t xi, size_t wi) {
+      ref.dx[xi] += dt[ti] * wd[wi];
+      ref.dwd[wi] += dt[ti] * x[xi];
+    });
   }
   return ref;
-}
-
-template <class T>
-void check_close(const std::vector<T>& out, const std::vector<double>& ref, double rtol,
-                 const std::string& what) {
-  REQUIRE(out.size() == ref.size());
-  double scale = 0;
-  for (double v : ref) scale = std::max(scale, std::abs(v));
-  size_t bad = 0, first_bad = 0;
-  for (size_t i = 0; i < ref.size(); ++i)
-    if (!(std::abs(double(out[i]) - ref[i]) <= rtol * (std::abs(ref[i]) + scale)))
-      if (bad++ == 0) first_bad = i;
-  INFO(what << ": " << bad << " bad of " << ref.size() << ", first at " << first_bad
-            << (bad ? " value " + std::to_string(double(out[first_bad])) + " ref " +
-                          std::to_string(ref[first_bad])
-                    : ""));
-  CHECK(bad == 0);
 }
 
 template <class T>
@@ -106,8 +84,8 @@ void run_and_check(const DepSepShape& s, const std::vector<double>& x,
                    const std::vector<double>& b, const std::vector<double>& dy,
                    const Reference& ref, double rtol) {
   const T nan = std::numeric_limits<T>::quiet_NaN();
-  auto cast = [](const std::vector<double>& v) { return std::vector<T>(v.begin(), v.end()); };
-  const auto xt = cast(x), wdt = cast(wd), wpt = cast(wp), bt = cast(b), dyt = cast(dy);
+  const auto xt = cast<T>(x), wdt = cast<T>(wd), wpt = cast<T>(wp), bt = cast<T>(b),
+             dyt = cast<T>(dy);
   std::vector<T> y(ref.y.size(), nan), dx(x.size(), nan), dwd(wd.size(), nan),
       dwp(wp.size(), nan), db(s.k, nan);
   const std::string tag = sizeof(T) == 4 ? "float" : "double";
