@@ -24,12 +24,7 @@
 namespace dsc::cpu {
 namespace {
 
-template <class T>
-std::vector<T>& scratch(size_t n) {
-  thread_local std::vector<T> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf;
-}
+struct ConvScratch;  // thread_buffer tag
 
 // col[(c*R + r)*S + t][p*Q + q] = x[c][p*stride - pad + r][q*stride - pad + t] (0 outside).
 template <class T>
@@ -92,20 +87,20 @@ bool pointwise_fast(const ConvShape& s) {
 void pointwise_forward(const ConvShape& s, const float* x, const float* w, const float* bias,
                        float* y) {
   const int HW = s.h * s.w, kp = micro::padded_rows(s.k);
-  std::vector<float>& u = scratch<float>(size_t(kp) * s.c);
-  micro::pack_u(w, s.c, 1, s.k, s.c, u.data());
+  float* u = thread_buffer<float, ConvScratch>(size_t(kp) * s.c);
+  micro::pack_u(w, s.c, 1, s.k, s.c, u);
   for_each_image(s.n, [&](int n, int) {
-    micro::packed_gemm(u.data(), x + int64_t(n) * s.c * HW, HW, kp, s.c, HW,
+    micro::packed_gemm(u, x + int64_t(n) * s.c * HW, HW, kp, s.c, HW,
                        y + int64_t(n) * s.k * HW, HW, s.k, bias, true);
   });
 }
 
 void pointwise_backward_data(const ConvShape& s, const float* dy, const float* w, float* dx) {
   const int HW = s.h * s.w, cp = micro::padded_rows(s.c);
-  std::vector<float>& u = scratch<float>(size_t(cp) * s.k);
-  micro::pack_u(w, 1, s.c, s.c, s.k, u.data());  // W^T: rows c, columns k
+  float* u = thread_buffer<float, ConvScratch>(size_t(cp) * s.k);
+  micro::pack_u(w, 1, s.c, s.c, s.k, u);  // W^T: rows c, columns k
   for_each_image(s.n, [&](int n, int) {
-    micro::packed_gemm(u.data(), dy + int64_t(n) * s.k * HW, HW, cp, s.k, HW,
+    micro::packed_gemm(u, dy + int64_t(n) * s.k * HW, HW, cp, s.k, HW,
                        dx + int64_t(n) * s.c * HW, HW, s.c, nullptr, true);
   });
 }
@@ -119,7 +114,7 @@ void gemm_forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* 
     const T* xn = x + int64_t(n) * s.c * s.h * s.w;
     const T* col = xn;
     if (!direct) {
-      T* buf = scratch<T>(size_t(CRS) * PQ).data();
+      T* buf = thread_buffer<T, ConvScratch>(size_t(CRS) * PQ);
       im2col(s, xn, buf);
       col = buf;
     }
@@ -138,7 +133,7 @@ void gemm_backward_data(const ConvShape& s, const T* dy, const T* w, T* dx) {
       gemm(true, false, CRS, PQ, s.k, T(1), w, CRS, dyn, PQ, T(0), dxn, PQ);
       return;
     }
-    T* col = scratch<T>(size_t(CRS) * PQ).data();
+    T* col = thread_buffer<T, ConvScratch>(size_t(CRS) * PQ);
     gemm(true, false, CRS, PQ, s.k, T(1), w, CRS, dyn, PQ, T(0), col, PQ);
     col2im(s, col, dxn);
   });
@@ -157,7 +152,7 @@ void gemm_backward_filter(const ConvShape& s, const T* x, const T* dy, T* dw, T*
     const T* xn = x + int64_t(n) * s.c * s.h * s.w;
     const T* col = xn;
     if (!direct) {
-      T* buf = scratch<T>(size_t(CRS) * PQ).data();
+      T* buf = thread_buffer<T, ConvScratch>(size_t(CRS) * PQ);
       im2col(s, xn, buf);
       col = buf;
     }

@@ -21,13 +21,7 @@
 namespace dsc::cpu {
 namespace {
 
-// Two thread-local buffers per thread (distinct from the depthwise kernels' own).
-template <class T, int Slot>
-T* buffer(size_t n) {
-  thread_local std::vector<T> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
-}
+struct DepSepScratch;  // thread_buffer tag: slot 0 the depthwise output, 1 the masked gradient
 
 template <class T>
 bool micro_kernel(const DepSepShape& s) {
@@ -64,7 +58,7 @@ void depsep_forward(const DepSepShape& s, const T* x, const T* wd, const T* wp, 
   }
 #endif
   for_each_image(s.dw.n, [&](int n, int) {
-    T* t = buffer<T, 0>(size_t(C) * PQ);
+    T* t = thread_buffer<T, DepSepScratch, 0>(size_t(C) * PQ);
     depthwise::image_forward(s.dw, x + n * x_image, wd, t);
     T* yn = y + n * y_image;
 #ifdef __AVX512F__
@@ -101,11 +95,11 @@ void depsep_backward(const DepSepShape& s, const T* x, const T* wd, const T* wp,
   for_each_image(s.dw.n, [&](int n, int th) {
     const T* xn = x + n * x_image;
     const T* dyn = dy + n * y_image;
-    T* t = buffer<T, 0>(size_t(C) * PQ);
+    T* t = thread_buffer<T, DepSepScratch, 0>(size_t(C) * PQ);
     depthwise::image_forward(s.dw, xn, wd, t);
     // g = dy masked by the ReLU, and the bias gradient, row by row in one pass.
     const T* g = dyn;
-    T* gm = s.relu ? buffer<T, 1>(size_t(K) * PQ) : nullptr;
+    T* gm = s.relu ? thread_buffer<T, DepSepScratch, 1>(size_t(K) * PQ) : nullptr;
     const T* yn = s.relu ? y + n * y_image : nullptr;
     double* dbt = db_part.data() + size_t(th) * K;
     for (int k = 0; k < K; ++k) {

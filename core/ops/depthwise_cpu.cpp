@@ -22,16 +22,12 @@
 
 #include "core/ops/depthwise.h"
 #include "core/ops/gemm.h"
+#include "core/ops/parallel.h"
 
 namespace dsc::cpu::depthwise {
 namespace {
 
-template <class T>
-T* scratch(size_t n) {
-  thread_local std::vector<T> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
-}
+struct DepthwiseScratch;  // thread_buffer tag
 
 // Copies plane src [h, w] into buf [h + 2 * pad, wp] with zeros around (wp >= w + 2 * pad).
 template <class T>
@@ -192,7 +188,7 @@ void plane_forward(const ConvShape& s, int c, const T* xp, const T* w, T b, T* y
   const T* f = w + int64_t(c) * s.r * s.s;
   if (s.stride != 1) return plane_forward_any(s, xp, f, b, yp);
   const int wp = s.w + 2 * s.pad + 16;
-  T* buf = scratch<T>(size_t(s.h + 2 * s.pad) * wp);
+  T* buf = thread_buffer<T, DepthwiseScratch>(size_t(s.h + 2 * s.pad) * wp);
   pad_plane(xp, s.h, s.w, s.pad, wp, buf);
   stencil(buf, wp, f, s.r, s.s, b, s.p(), s.q(), yp, stream);
 }
@@ -210,7 +206,7 @@ void plane_backward_data(const ConvShape& s, int c, const T* dyp, const T* w, co
   const int P = s.p(), Q = s.q(), RS = s.r * s.s;
   if (backward_data_is_stencil(s)) {
     const int pr = s.r - 1 - s.pad, wp = Q + 2 * pr + 16;
-    T* buf = scratch<T>(size_t(P + 2 * pr) * wp);
+    T* buf = thread_buffer<T, DepthwiseScratch>(size_t(P + 2 * pr) * wp);
     pad_plane(dyp, P, Q, pr, wp, buf);
     stencil(buf, wp, flipped + int64_t(c) * RS, s.r, s.s, T(0), s.h, s.w, dxp, stream);
     return;
@@ -230,7 +226,7 @@ void plane_backward_filter(const ConvShape& s, const T* xp, const T* dyp, double
   const int P = s.p(), Q = s.q(), H = s.h, W = s.w, R = s.r, S = s.s;
   if (s.stride == 1) {
     const int wp = W + 2 * s.pad + 16;
-    T* buf = scratch<T>(size_t(H + 2 * s.pad) * wp + size_t(R) * S * Q);
+    T* buf = thread_buffer<T, DepthwiseScratch>(size_t(H + 2 * s.pad) * wp + size_t(R) * S * Q);
     pad_plane(xp, H, W, s.pad, wp, buf);
     bool done = false;
 #ifdef __AVX512F__

@@ -3,9 +3,22 @@
 
 #include <omp.h>
 
+#include <cstddef>
+#include <vector>
+
 #include "core/ops/gemm.h"
 
 namespace dsc::cpu {
+
+// The calling thread's scratch buffer of at least n elements, grown on demand and kept for the
+// next call. Each (T, Tag, Slot) is a separate buffer: a kernel names its own Tag, so kernels that
+// call one another (the depthwise kernels inside the fused DepSep ones) never share a buffer.
+template <class T, class Tag, int Slot = 0>
+T* thread_buffer(size_t n) {
+  thread_local std::vector<T> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
 
 // Runs body(n, thread) for every image: in parallel over images (single-threaded GEMMs inside)
 // when there are at least as many images as threads, else serially (then each GEMM is split over

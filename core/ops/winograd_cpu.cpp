@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "core/ops/gemm.h"
+#include "core/ops/parallel.h"
 #include "core/ops/winograd_gemm.h"
 
 namespace dsc::cpu::winograd {
@@ -45,11 +46,7 @@ struct Tiles {
   }
 };
 
-std::vector<float>& scratch(int slot, size_t n) {
-  thread_local std::vector<float> buf[3];
-  if (buf[slot].size() < n) buf[slot].resize(n);
-  return buf[slot];
-}
+struct WinogradScratch;  // thread_buffer tag: slots 0 and 1 per-block tiles, 2 the filters
 
 // Lane geometry of 16 consecutive tiles starting at t0: n, tile row and column per lane.
 struct Lanes {
@@ -327,8 +324,8 @@ void forward_transformed(const ConvShape& s, const float* x, const float* U, con
   const int64_t blocks = (g.total + kBlock - 1) / kBlock;
 #pragma omp parallel for num_threads(num_threads()) schedule(dynamic, 1)
   for (int64_t b = 0; b < blocks; ++b) {
-    float* V = scratch(0, size_t(36) * C * kBlock).data();
-    float* M = scratch(1, size_t(36) * kp * kBlock).data();
+    float* V = thread_buffer<float, WinogradScratch, 0>(size_t(36) * C * kBlock);
+    float* M = thread_buffer<float, WinogradScratch, 1>(size_t(36) * kp * kBlock);
     const int64_t t0 = b * kBlock;
     input_transform(s, g, x, t0, kBlock, V);
     for (int e = 0; e < 36; ++e)
@@ -348,18 +345,18 @@ bool applicable(const ConvShape& s) {
 
 void forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y) {
   num_threads();  // initialises the thread settings (OpenBLAS single-threaded)
-  std::vector<float>& U = scratch(2, size_t(36) * padded_k(s.k) * s.c);
-  filter_transform(w, s.k, s.c, false, U.data());
-  forward_transformed(s, x, U.data(), bias, y);
+  float* U = thread_buffer<float, WinogradScratch, 2>(size_t(36) * padded_k(s.k) * s.c);
+  filter_transform(w, s.k, s.c, false, U);
+  forward_transformed(s, x, U, bias, y);
 }
 
 void backward_data(const ConvShape& s, const float* dy, const float* w, float* dx) {
   num_threads();
   ConvShape t = s;  // dx = conv(dy, flipped w^T), pad 2 - pad, stride 1: output H x W
   t.c = s.k, t.k = s.c, t.h = s.p(), t.w = s.q(), t.pad = 2 - s.pad;
-  std::vector<float>& U = scratch(2, size_t(36) * padded_k(t.k) * t.c);
-  filter_transform(w, t.k, t.c, true, U.data());
-  forward_transformed(t, dy, U.data(), nullptr, dx);
+  float* U = thread_buffer<float, WinogradScratch, 2>(size_t(36) * padded_k(t.k) * t.c);
+  filter_transform(w, t.k, t.c, true, U);
+  forward_transformed(t, dy, U, nullptr, dx);
 }
 
 void backward_filter(const ConvShape& s, const float* x, const float* dy, float* dw, float* dbias) {
@@ -369,7 +366,8 @@ void backward_filter(const ConvShape& s, const float* x, const float* dy, float*
   constexpr int kFilterBlock = 64;  // longer blocks: the tiles are the reduction dimension
   const int64_t blocks = (g.total + kFilterBlock - 1) / kFilterBlock;
   const size_t usize = size_t(36) * K * C;
-  float* dU = scratch(2, usize * threads).data();  // per-thread partial sums (reused buffer)
+  // Per-thread partial sums (the filter slot, reused).
+  float* dU = thread_buffer<float, WinogradScratch, 2>(usize * threads);
 #pragma omp parallel num_threads(threads)
   {
     const int team = omp_get_num_threads();  // may be fewer than asked (nested regions)
@@ -377,8 +375,8 @@ void backward_filter(const ConvShape& s, const float* x, const float* dy, float*
     std::fill(mine, mine + usize, 0.f);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < blocks; ++b) {
-      float* V = scratch(0, size_t(36) * C * kFilterBlock).data();
-      float* dM = scratch(1, size_t(36) * K * kFilterBlock).data();
+      float* V = thread_buffer<float, WinogradScratch, 0>(size_t(36) * C * kFilterBlock);
+      float* dM = thread_buffer<float, WinogradScratch, 1>(size_t(36) * K * kFilterBlock);
       const int64_t t0 = b * kFilterBlock;
       input_transform(s, g, x, t0, kFilterBlock, V);
       grad_output_transform(s, g, dy, t0, kFilterBlock, dM);
