@@ -113,7 +113,8 @@ struct KernelTable {
   // dlogits = dloss * (probs - onehot) / N; dloss is a one-element tensor on this device.
   void (*softmax_xent_backward)(const Tensor& probs, const Tensor& labels, const Tensor& dloss,
                                 Tensor& dlogits) = nullptr;
-  // Number of rows whose argmax equals the label, written to correct[0] (one i32).
+  // Number of rows whose argmax equals the label, ADDED to correct[0] (one i32): an exception to
+  // the overwrite rule, so that a training loop can count on the device without synchronising.
   void (*count_correct)(const Tensor& logits, const Tensor& labels, Tensor& correct) = nullptr;
 
   // ---- optimizers over flat f32 buffers (one call updates every parameter) ----

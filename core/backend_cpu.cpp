@@ -398,7 +398,7 @@ void cpu_count_correct(const Tensor& logits, const Tensor& labels, Tensor& corre
   by_dtype(lw.dtype(), [&]<class T>() {
     c = cpu::count_correct(ptr<T>(lw), labels.data<int32_t>(), int(lw.dim(0)), int(lw.dim(1)));
   });
-  correct.data<int32_t>()[0] = c;
+  correct.data<int32_t>()[0] += c;
 }
 
 // ---- optimizers --------------------------------------------------------------------------------

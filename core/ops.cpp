@@ -378,7 +378,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
 }
 
 int64_t count_correct(const Tensor& logits, const Tensor& labels) {
-  Tensor c = Tensor::empty({1}, DType::I32, logits.device());
+  Tensor c = Tensor::zeros({1}, DType::I32, logits.device());
   kernels(logits.device()).count_correct(logits, labels, c);
   return static_cast<int64_t>(c.item());
 }

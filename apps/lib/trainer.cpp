@@ -75,6 +75,29 @@ BatchTensors to_tensors(const data::BatchView& b, Device device, DType compute) 
   return t;
 }
 
+// Running sums of loss x batch size and of correct predictions, kept on the device: adding a
+// batch launches two small kernels and never waits for the GPU; reading them synchronises, so
+// that happens only when something is reported (the progress bar, the end of an epoch).
+class DeviceTally {
+ public:
+  explicit DeviceTally(Device device)
+      : device_(device), correct_(Tensor::zeros({1}, DType::I32, device)) {}
+  void add(const Tensor& loss, const Tensor& logits, const Tensor& labels, int64_t batch) {
+    if (!loss_sum_.defined()) loss_sum_ = Tensor::zeros({1}, loss.dtype(), device_);
+    const KernelTable& k = kernels(device_);
+    k.axpy(loss, double(batch), loss_sum_);
+    k.count_correct(logits, labels, correct_);  // adds to correct_
+    seen_ += batch;
+  }
+  double mean_loss() const { return seen_ ? loss_sum_.item() / double(seen_) : 0.0; }
+  double accuracy() const { return seen_ ? correct_.item() / double(seen_) : 0.0; }
+
+ private:
+  Device device_;
+  Tensor loss_sum_, correct_;
+  int64_t seen_ = 0;
+};
+
 struct EvalResult {
   double loss = 0, acc = 0;
 };
@@ -90,17 +113,14 @@ EvalResult evaluate(Module& model, const data::Dataset& ds, const TrainConfig& c
                                                     : data::Normalization::kScale;
   data::BatchLoader loader(ds, lo);
   loader.start_epoch(0);
-  double loss_sum = 0;
-  int64_t correct = 0, seen = 0;
+  DeviceTally tally(device);
   for (data::BatchView b; loader.next(b);) {
     BatchTensors t = to_tensors(b, device, compute);
     Tensor logits = model.forward(t.images);
-    loss_sum += ops::cross_entropy(logits, t.labels).item() * b.size;
-    correct += ops::count_correct(logits, t.labels);
-    seen += b.size;
+    tally.add(ops::cross_entropy(logits, t.labels), logits, t.labels, b.size);
   }
   model.train();
-  return {loss_sum / seen, double(correct) / seen};
+  return {tally.mean_loss(), tally.accuracy()};
 }
 
 double median(std::vector<double> v) {
@@ -114,9 +134,13 @@ class ProgressBar {
  public:
   ProgressBar(std::ostream& out, bool enabled, int epoch, int epochs, int64_t total)
       : out_(out), enabled_(enabled), epoch_(epoch), epochs_(epochs), total_(total) {}
+  // Whether update(done, ...) would draw now (at most 5 times a second, and at the end); the
+  // caller reads the running loss, which waits for the device, only then.
+  bool due(int64_t done) const {
+    return enabled_ && (done == total_ || seconds_since(last_) >= 0.2);
+  }
   void update(int64_t done, double loss, double ips) {
-    if (!enabled_) return;
-    if (done != total_ && seconds_since(last_) < 0.2) return;
+    if (!due(done)) return;
     last_ = Clock::now();
     const int width = 30;
     const int filled = int(width * done / std::max<int64_t>(1, total_));
@@ -256,8 +280,8 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
     model->train();
     loader.start_epoch(epoch - 1);
     ProgressBar progress(out, bar, epoch, cfg.epochs, steps_per_epoch);
-    double loss_sum = 0;
-    int64_t correct = 0, seen = 0, step = 0, timed_images = 0;
+    DeviceTally tally(device);
+    int64_t step = 0, timed_images = 0;
     const int64_t skipped_before = scaler.skipped();
     Clock::time_point t_timed = Clock::now();
     if (monitor) monitor->start();
@@ -283,12 +307,10 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
         opt->step(amp ? scale_used : 1.0f);
         ++update;
       }
-      const double l = loss.item();
-      loss_sum += l * b.size;
-      correct += ops::count_correct(logits, t.labels);
-      seen += b.size;
+      tally.add(loss, logits, t.labels, b.size);
       timed_images += b.size;
-      progress.update(step + 1, loss_sum / seen, timed_images / seconds_since(t_timed));
+      if (progress.due(step + 1))
+        progress.update(step + 1, tally.mean_loss(), timed_images / seconds_since(t_timed));
     }
     kernels(device).synchronize();
     const double timed_s = seconds_since(t_timed);
@@ -296,8 +318,8 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
     progress.finish();
     EpochResult e;
     e.epoch = epoch;
-    e.train_loss = loss_sum / seen;
-    e.train_acc = double(correct) / seen;
+    e.train_loss = tally.mean_loss();
+    e.train_acc = tally.accuracy();
     e.images_per_sec = timed_images / timed_s;
     e.data_wait_s = loader.wait_seconds();
     e.lr = opt->lr();

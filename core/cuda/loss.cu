@@ -4,7 +4,7 @@
 // row's loss; a single block then adds the N row losses in a fixed order and writes the mean into
 // `loss` (one f32 element, f64 for f64 logits). Backward: dlogits = dloss * (probs - onehot) / N,
 // with dloss read on the device (no host synchronisation). count_correct: one thread per row,
-// first maximum wins (as on the CPU), counted with an integer atomic.
+// first maximum wins (as on the CPU), added to its output with an integer atomic.
 // A label outside [0, M) cannot be reported without synchronising, so it makes that row's loss NaN
 // (and its gradient row NaN), which the training loop's finite checks then catch.
 // Tested against the CPU backend in tests/cuda/test_cuda_kernels.cpp.
@@ -146,8 +146,7 @@ void softmax_xent_backward(const Tensor& probs, const Tensor& labels, const Tens
 void count_correct(const Tensor& logits, const Tensor& labels, Tensor& correct) {
   check_xent("count_correct", logits, labels);
   DSC_CHECK(correct.numel() == 1, "count_correct: output must be one i32, got ", correct.str());
-  int32_t* out = dptr<int32_t>(correct);
-  DSC_CUDA_CHECK(cudaMemsetAsync(out, 0, sizeof(int32_t), compute_stream()));
+  int32_t* out = dptr<int32_t>(correct);  // accumulated into (see core/backend.h)
   const int n = int(logits.dim(0)), m = int(logits.dim(1));
   if (n == 0) return;
   dispatch_float(logits.dtype(), "count_correct", [&](auto tag) {

@@ -264,6 +264,11 @@ TEST_CASE("forward: count_correct") {
   Tensor labels = Tensor::from({1, 0, 0, 1}, {4}, DType::I32);
   CHECK(ops::count_correct(z, labels) == 2);
   CHECK(ops::count_correct(z.to(DType::F64), labels) == 2);
+  // The kernel-table entry adds to its output, so a loop can count without reading back.
+  Tensor acc = Tensor::full({1}, 3, DType::I32);
+  kernels(Device::CPU).count_correct(z, labels, acc);
+  kernels(Device::CPU).count_correct(z, labels, acc);
+  CHECK(acc.item() == 3 + 2 + 2);
 }
 
 TEST_CASE("forward: add, mul, scale, sum, reshape, cast") {
