@@ -58,20 +58,21 @@ Device resolve_device(const std::string& name) {
   return device_available(Device::CUDA) ? Device::CUDA : Device::CPU;
 }
 
-// Host staging of one batch, then the tensors the model consumes.
+// One batch as the tensors the model consumes, on the training device; images in the compute
+// dtype. On a GPU the loader's buffers are copied straight to the device (copy_bytes returns
+// without waiting for the GPU, so the copy overlaps the previous step's kernels).
 struct BatchTensors {
-  Tensor images, labels;  // on the training device; images in the compute dtype
+  Tensor images, labels;
 };
 
 BatchTensors to_tensors(const data::BatchView& b, Device device, DType compute) {
-  Tensor host = Tensor::empty({b.size, 3, 32, 32});
-  std::copy(b.images, b.images + int64_t(b.size) * 3 * 32 * 32, host.data<float>());
-  Tensor labels = Tensor::empty({b.size}, DType::I32);
-  std::copy(b.labels, b.labels + b.size, labels.data<int32_t>());
   BatchTensors t;
-  t.images = device == Device::CPU ? host : host.to(device);
+  t.images = Tensor::empty({b.size, 3, 32, 32}, DType::F32, device);
+  t.labels = Tensor::empty({b.size}, DType::I32, device);
+  const KernelTable& k = kernels(device);
+  k.copy_bytes(t.images.raw(), device, b.images, Device::CPU, t.images.nbytes());
+  k.copy_bytes(t.labels.raw(), device, b.labels, Device::CPU, t.labels.nbytes());
   if (compute != DType::F32) t.images = t.images.to(compute);
-  t.labels = device == Device::CPU ? labels : labels.to(device);
   return t;
 }
 

@@ -1,7 +1,8 @@
 // The CUDA device runtime (see runtime.h): error reporting, device 0's compute and copy streams,
-// the cuBLAS and cuDNN handles, a grown-and-reused workspace, and host<->device copies through a
-// pinned staging buffer. All objects are created on first use and intentionally never destroyed
-// (tensors may be freed during static destruction, after the CUDA runtime has shut down).
+// the cuBLAS and cuDNN handles, a grown-and-reused workspace, and host<->device copies through
+// pinned staging buffers (host->device asynchronous, over the copy stream). All objects are created
+// on first use and intentionally never destroyed (tensors may be freed during static destruction,
+// after the CUDA runtime has shut down).
 // Exercised by every test in tests/cuda/ (copies: every tensor moved to and from the GPU).
 #include <algorithm>
 #include <cstdlib>
@@ -171,22 +172,65 @@ void* workspace(size_t bytes) {
 
 namespace {
 
-constexpr size_t kStagingChunk = size_t(32) << 20;  // pinned bounce buffer, at most 32 MiB
+// Host->device copies go through a ring of kSlots (pinned host buffer, device buffer) pairs, so
+// that they never wait for the GPU: the host copies the data into pinned slot i (waiting only
+// when the transfer that last used that slot is still pending, i.e. the GPU is kSlots copies
+// behind), the copy stream moves it into device slot i (once the compute stream has finished
+// reading that slot's previous contents), and the compute stream, after waiting for the transfer,
+// copies device slot i into the destination. The transfer thus overlaps the kernels queued before
+// it (the next batch is copied while the current one computes), and the destination is written
+// in compute-stream order like every kernel's output, so blocks recycled by the caching allocator
+// stay safe. Device->host copies synchronise (the caller reads the data on return).
+constexpr int kSlots = 4;
+constexpr size_t kSlotMax = size_t(16) << 20;  // larger copies go through the ring in chunks
+
+struct Slot {
+  void* host = nullptr;    // pinned
+  void* device = nullptr;  // plain cudaMalloc, outside the caching allocator
+  size_t size = 0;
+  cudaEvent_t arrived = nullptr;   // on the copy stream: host -> device slot done
+  cudaEvent_t consumed = nullptr;  // on the compute stream: device slot -> destination done
+};
 
 struct Staging {
   std::mutex mu;
-  void* ptr = nullptr;
-  size_t size = 0;
-  // A pinned buffer of at least `bytes` (caller holds mu; no copy is pending on the old one).
-  void* get(size_t bytes) {
-    if (bytes > size) {
-      if (ptr) DSC_CUDA_CHECK(cudaFreeHost(ptr));
-      ptr = nullptr;
-      size = 0;
-      DSC_CUDA_CHECK(cudaMallocHost(&ptr, bytes));
-      size = bytes;
+  Slot slots[kSlots];
+  int next = 0;
+  void* d2h = nullptr;  // pinned bounce buffer for device -> host
+  size_t d2h_size = 0;
+
+  // Slot i, with room for `bytes`, after the transfer that last used it has finished.
+  Slot& take(size_t bytes) {
+    Slot& s = slots[next];
+    next = (next + 1) % kSlots;
+    if (!s.arrived) {
+      DSC_CUDA_CHECK(cudaEventCreateWithFlags(&s.arrived, cudaEventDisableTiming));
+      DSC_CUDA_CHECK(cudaEventCreateWithFlags(&s.consumed, cudaEventDisableTiming));
     }
-    return ptr;
+    DSC_CUDA_CHECK(cudaEventSynchronize(s.arrived));
+    if (bytes > s.size) {  // rare: wait for every user of the old buffers, then replace them
+      DSC_CUDA_CHECK(cudaEventSynchronize(s.consumed));
+      if (s.host) DSC_CUDA_CHECK(cudaFreeHost(s.host));
+      if (s.device) DSC_CUDA_CHECK(cudaFree(s.device));
+      s.host = s.device = nullptr;
+      s.size = 0;
+      const size_t size = std::max(bytes, size_t(64) << 10);
+      DSC_CUDA_CHECK(cudaMallocHost(&s.host, size));
+      DSC_CUDA_CHECK(cudaMalloc(&s.device, size));
+      s.size = size;
+    }
+    return s;
+  }
+
+  void* d2h_buffer(size_t bytes) {
+    if (bytes > d2h_size) {
+      if (d2h) DSC_CUDA_CHECK(cudaFreeHost(d2h));
+      d2h = nullptr;
+      d2h_size = 0;
+      DSC_CUDA_CHECK(cudaMallocHost(&d2h, bytes));
+      d2h_size = bytes;
+    }
+    return d2h;
   }
 };
 
@@ -205,28 +249,39 @@ void copy_bytes(void* dst, Device dd, const void* src, Device sd, size_t bytes) 
     std::memmove(dst, src, bytes);
     return;
   }
-  cudaStream_t stream = compute_stream();
+  cudaStream_t compute = compute_stream();
   if (dd == Device::CUDA && sd == Device::CUDA) {
-    DSC_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream));
+    DSC_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, compute));
     return;
   }
   Staging& st = staging();
   std::lock_guard<std::mutex> lock(st.mu);
-  const size_t chunk = std::min(bytes, kStagingChunk);
-  char* buf = static_cast<char*>(st.get(chunk));
+  if (dd == Device::CUDA) {  // host -> device, asynchronous (see Staging)
+    cudaStream_t copy = copy_stream();
+    for (size_t off = 0; off < bytes; off += kSlotMax) {
+      const size_t n = std::min(kSlotMax, bytes - off);
+      Slot& s = st.take(n);
+      std::memcpy(s.host, static_cast<const char*>(src) + off, n);
+      DSC_CUDA_CHECK(cudaStreamWaitEvent(copy, s.consumed, 0));
+      DSC_CUDA_CHECK(cudaMemcpyAsync(s.device, s.host, n, cudaMemcpyHostToDevice, copy));
+      DSC_CUDA_CHECK(cudaEventRecord(s.arrived, copy));
+      DSC_CUDA_CHECK(cudaStreamWaitEvent(compute, s.arrived, 0));
+      DSC_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(dst) + off, s.device, n,
+                                     cudaMemcpyDeviceToDevice, compute));
+      DSC_CUDA_CHECK(cudaEventRecord(s.consumed, compute));
+    }
+    if (sync_after_launch()) synchronize();
+    return;
+  }
+  // device -> host: ordered after every kernel (and host -> device copy) queued so far
+  const size_t chunk = std::min(bytes, kSlotMax);
+  char* buf = static_cast<char*>(st.d2h_buffer(chunk));
   for (size_t off = 0; off < bytes; off += chunk) {
     const size_t n = std::min(chunk, bytes - off);
-    if (dd == Device::CUDA) {  // host -> device
-      std::memcpy(buf, static_cast<const char*>(src) + off, n);
-      DSC_CUDA_CHECK(
-          cudaMemcpyAsync(static_cast<char*>(dst) + off, buf, n, cudaMemcpyHostToDevice, stream));
-      DSC_CUDA_CHECK(cudaStreamSynchronize(stream));
-    } else {  // device -> host (ordered after every kernel queued so far)
-      DSC_CUDA_CHECK(cudaMemcpyAsync(buf, static_cast<const char*>(src) + off, n,
-                                     cudaMemcpyDeviceToHost, stream));
-      DSC_CUDA_CHECK(cudaStreamSynchronize(stream));
-      std::memcpy(static_cast<char*>(dst) + off, buf, n);
-    }
+    DSC_CUDA_CHECK(cudaMemcpyAsync(buf, static_cast<const char*>(src) + off, n,
+                                   cudaMemcpyDeviceToHost, compute));
+    DSC_CUDA_CHECK(cudaStreamSynchronize(compute));
+    std::memcpy(static_cast<char*>(dst) + off, buf, n);
   }
 }
 

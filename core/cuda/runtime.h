@@ -4,9 +4,9 @@
 //
 // Stream model (correctness first): every kernel, cuDNN and cuBLAS call of the backend runs on ONE
 // compute stream, so memory returned to the allocator's cache can be reused by the next allocation
-// in stream order without any event bookkeeping. The copy stream is created for callers that
-// overlap transfers with compute (e.g. a prefetching data loader); such callers must synchronise
-// it themselves and must not free memory that a pending copy still uses.
+// in stream order without any event bookkeeping. The copy stream carries host->device transfers
+// into the runtime's own staging buffers (see copy_bytes), so they overlap the kernels queued
+// before them; the compute stream waits for each transfer with an event.
 //
 // Environment variables (documented together in core/cuda/README.md):
 //   DSC_CUDA_SYNC=1             synchronise after every kernel launch (debugging)
@@ -80,9 +80,11 @@ class DeviceBuffer {
 void* workspace(size_t bytes);
 
 // ---- copies -------------------------------------------------------------------------------------
-// The table's copy_bytes: host->device and device->host go through a pinned staging buffer with
-// cudaMemcpyAsync on the compute stream and a synchronisation (so the host side may be reused on
-// return); device->device is queued on the compute stream without synchronising.
+// The table's copy_bytes. host->device returns without waiting for the GPU: the data is copied into
+// a pinned staging slot (so the host side may be reused on return), transferred on the copy stream,
+// and written to dst in compute-stream order (visible to every kernel queued after the call; a
+// host waits only when the GPU is 4 copies behind). device->host is ordered after everything
+// queued and synchronises; device->device is queued on the compute stream.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
 
 }  // namespace dsc::cuda

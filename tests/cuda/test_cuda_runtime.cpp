@@ -1,6 +1,7 @@
 // The CUDA runtime pieces: availability reporting (runs everywhere: without a GPU it must give a
 // reason and refuse cleanly), every table entry filled, host <-> device copies (chunked staging,
-// views, device-to-device), the caching allocator's reuse, gpu_description() and the NVML
+// views, device-to-device; host->device asynchronous yet ordered, and not waiting for queued
+// kernels), the caching allocator's reuse, gpu_description() and the NVML
 // utilisation monitor (runs everywhere: "n/a" without NVML).
 #include <doctest/doctest.h>
 
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include "core/backend.h"
+#include "core/ops.h"
 #include "core/error.h"
 #include "core/gpu_info.h"
 #include "core/gpu_monitor.h"
@@ -99,7 +101,7 @@ TEST_CASE("gpu monitor samples or reports n/a") {
 TEST_CASE("cuda copies: host <-> device round trips, views, device to device" *
           doctest::skip(no_cuda())) {
   std::mt19937_64 rng(11);
-  // 40 MiB of f32: more than one 32 MiB staging chunk.
+  // 40 MiB of f32: more than two 16 MiB staging chunks.
   Tensor big = Tensor::uniform({10 * 1024 * 1024 + 3}, rng, -1, 1);
   Tensor dev = big.to(Device::CUDA);
   CHECK(dev.device() == Device::CUDA);
@@ -122,6 +124,75 @@ TEST_CASE("cuda copies: host <-> device round trips, views, device to device" *
   Tensor labels = Tensor::from({3, 1, 4, 1, 5, 9, 2}, {7}, DType::I32);
   check_close(labels.to(Device::CUDA).to(Device::CPU), labels, 0, "i32 labels");
   cuda_table().synchronize();  // nothing pending, but the entry must work
+}
+
+TEST_CASE("cuda host->device copies are ordered with the kernels around them" *
+          doctest::skip(no_cuda())) {
+  // copy_bytes host->device returns before the data is on the GPU. Check that (1) the host buffer
+  // can be overwritten at once, (2) kernels queued afterwards see the data, including after the
+  // staging ring (4 slots) has wrapped around several times and grown (sizes up to 20 MiB, above
+  // its 16 MiB chunk), and (3) an upload into a block the allocator recycled from a tensor that
+  // queued kernels still read does not change what those kernels see.
+  std::mt19937_64 rng(12);
+  const int64_t sizes[] = {7, 1000, 300000, 5 * 1024 * 1024 + 11, 1000, 7, 123457, 64, 99, 3};
+  Tensor acc_cpu = Tensor::zeros({5 * 1024 * 1024 + 11});
+  Tensor acc = acc_cpu.to(Device::CUDA);
+  std::vector<float> host;
+  for (int64_t n : sizes) {
+    const Tensor src = Tensor::uniform({n}, rng, -1, 1);
+    host.assign(src.data<float>(), src.data<float>() + n);
+    Tensor dev = Tensor::empty({n}, DType::F32, Device::CUDA);
+    cuda_table().copy_bytes(dev.raw(), Device::CUDA, host.data(), Device::CPU, n * 4);
+    std::fill(host.begin(), host.end(), 1e30f);  // the staging copy must not see this
+    Tensor dst = acc.slice0(0, n);
+    cuda_table().axpy(dev, 1.0, dst);
+    Tensor ref = acc_cpu.slice0(0, n);
+    cpu_table().axpy(src, 1.0, ref);
+  }
+  check_close(acc.to(Device::CPU), acc_cpu, 1e-6, "sum of 10 uploads");
+
+  const int64_t n = 4 * 1024 * 1024;
+  const Tensor a_cpu = Tensor::uniform({n}, rng, -1, 1);
+  Tensor a = a_cpu.to(Device::CUDA);
+  Tensor total = Tensor::zeros({n}, DType::F32, Device::CUDA);
+  for (int i = 0; i < 20; ++i) cuda_table().axpy(a, 1.0, total);  // queued, reading a
+  a = Tensor();                                                   // block back in the cache
+  const Tensor b_cpu = Tensor::uniform({n}, rng, 5, 6);
+  Tensor b = b_cpu.to(Device::CUDA);  // likely the same block
+  cuda_table().axpy(b, 1.0, total);
+  Tensor want = Tensor::zeros({n});
+  for (int i = 0; i < 20; ++i) cpu_table().axpy(a_cpu, 1.0, want);
+  cpu_table().axpy(b_cpu, 1.0, want);
+  check_close(total.to(Device::CPU), want, 1e-5, "kernels queued before a recycled upload");
+}
+
+TEST_CASE("cuda timing: a host->device copy does not wait for queued kernels" *
+          doctest::skip(no_cuda())) {
+  // About 10 x 1.1 TFLOP of f32 GEMM (tens to hundreds of ms on any GPU) queued, then a 1 MiB
+  // upload: it must return long before the GEMMs finish (a synchronising copy would wait for them).
+  // Timing only: the values are constants. Not meaningful under the host emulator.
+  using Clock = std::chrono::steady_clock;
+  const Tensor x = Tensor::full({8192, 8192}, 0.5, DType::F32, Device::CUDA);
+  const Tensor w = Tensor::full({8192, 8192}, 0.25, DType::F32, Device::CUDA);
+  const Tensor b;
+  (void)ops::linear(x, w, b);  // warm-up: cuBLAS handle and kernel load
+  cuda_table().synchronize();
+  std::vector<float> host(256 * 1024, 1.5f);
+  Tensor dev = Tensor::empty({256 * 1024}, DType::F32, Device::CUDA);
+  const auto t0 = Clock::now();
+  std::vector<Tensor> keep;
+  for (int i = 0; i < 10; ++i) keep.push_back(ops::linear(x, w, b));
+  const auto t1 = Clock::now();
+  cuda_table().copy_bytes(dev.raw(), Device::CUDA, host.data(), Device::CPU, host.size() * 4);
+  const auto t2 = Clock::now();
+  cuda_table().synchronize();
+  const auto t3 = Clock::now();
+  const double upload_s = std::chrono::duration<double>(t2 - t1).count();
+  const double total_s = std::chrono::duration<double>(t3 - t0).count();
+  MESSAGE("queued GEMMs + upload + wait: ", total_s * 1e3, " ms; the upload call: ",
+          upload_s * 1e3, " ms");
+  CHECK(upload_s < 0.25 * total_s);
+  CHECK(dev.to_vector()[12345] == 1.5);
 }
 
 TEST_CASE("cuda allocator reuses freed blocks" * doctest::skip(no_cuda())) {
