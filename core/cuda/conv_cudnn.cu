@@ -10,7 +10,8 @@
 // The workspace comes from runtime.h's grown-and-reused buffer. Bias: y += b[k] by our own kernel;
 // the bias gradient is a per-channel reduction kernel (elementwise.cu).
 // depthwise (groups == C): our own kernels (depthwise.cu) unless DSC_DEPTHWISE=cudnn.
-// f64 convolutions are CPU-only except through the own depthwise kernels.
+// f64 convolutions are CPU-only except through the own depthwise kernels and the cuBLAS
+// pointwise path (pointwise.cu).
 // Tested against the CPU backend in tests/cuda/test_cuda_conv.cpp.
 #include <cstdlib>
 #include <cstring>
@@ -37,6 +38,15 @@ DepthwiseImpl depthwise_impl() {
   if (std::strcmp(v, "naive") == 0) return DepthwiseImpl::Naive;
   if (std::strcmp(v, "cudnn") == 0) return DepthwiseImpl::Cudnn;
   throw Error(detail::cat("DSC_DEPTHWISE=", v, ": expected own (default), naive or cudnn"));
+}
+
+// Pointwise (1x1) convolutions: cuBLAS GEMMs (pointwise.cu, default) or cuDNN. Read on every call.
+bool pointwise_cublas(const ConvShape& s) {
+  if (!pointwise_shape(s)) return false;
+  const char* v = std::getenv("DSC_POINTWISE");
+  if (v == nullptr || v[0] == '\0' || std::strcmp(v, "cublas") == 0) return true;
+  if (std::strcmp(v, "cudnn") == 0) return false;
+  throw Error(detail::cat("DSC_POINTWISE=", v, ": expected cublas (default) or cudnn"));
 }
 
 bool use_find() {
@@ -301,7 +311,11 @@ void conv2d_forward(const ConvShape& s, const Tensor& x, const Tensor& w, const 
       return;
     }
   }
-  cudnn_forward(s, x, w, y);
+  if (pointwise_cublas(s)) {
+    pointwise_forward(s, x, w, y);
+  } else {
+    cudnn_forward(s, x, w, y);
+  }
   if (b) add_channel_bias(y, *b, s.k, int64_t(s.p()) * s.q());
 }
 
@@ -314,6 +328,10 @@ void conv2d_backward_data(const ConvShape& s, const Tensor& dy, const Tensor& w,
       depthwise_backward_data(s, dy, w, dx, impl == DepthwiseImpl::Naive);
       return;
     }
+  }
+  if (pointwise_cublas(s)) {
+    pointwise_backward_data(s, dy, w, dx);
+    return;
   }
   cudnn_backward_data(s, dy, w, dx);
 }
@@ -337,7 +355,11 @@ void conv2d_backward_filter(const ConvShape& s, const Tensor& x, const Tensor& d
       return;
     }
   }
-  cudnn_backward_filter(s, x, dy, dw);
+  if (pointwise_cublas(s)) {
+    pointwise_backward_filter(s, x, dy, dw);
+  } else {
+    cudnn_backward_filter(s, x, dy, dw);
+  }
   if (db) channel_sum(dy, s.k, int64_t(s.p()) * s.q(), *db);
 }
 

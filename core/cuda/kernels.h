@@ -5,6 +5,7 @@
 //   elementwise.cu  fill, cast, axpy, scale, mul, sum, check_finite, relu, bias add / bias grad
 //   pool.cu         maxpool forward / backward
 //   conv_cudnn.cu   conv2d_* (cuDNN for groups == 1 and, with DSC_DEPTHWISE=cudnn, depthwise)
+//   pointwise.cu    1x1 convolutions as cuBLAS GEMMs (unless DSC_POINTWISE=cudnn)
 //   depthwise.cu    own depthwise kernels (groups == C)
 //   linear.cu       linear forward / backward (cuBLAS)
 //   batchnorm.cu    batch norm train / eval / backward
@@ -44,6 +45,12 @@ void conv2d_forward(const ConvShape& s, const Tensor& x, const Tensor& w, const 
 void conv2d_backward_data(const ConvShape& s, const Tensor& dy, const Tensor& w, Tensor& dx);
 void conv2d_backward_filter(const ConvShape& s, const Tensor& x, const Tensor& dy, Tensor& dw,
                             Tensor* db);
+
+// 1x1, stride 1, no padding, groups 1: strided-batched cuBLAS GEMMs (no bias; the callers add it).
+bool pointwise_shape(const ConvShape& s);
+void pointwise_forward(const ConvShape& s, const Tensor& x, const Tensor& w, Tensor& y);
+void pointwise_backward_data(const ConvShape& s, const Tensor& dy, const Tensor& w, Tensor& dx);
+void pointwise_backward_filter(const ConvShape& s, const Tensor& x, const Tensor& dy, Tensor& dw);
 
 // Own depthwise kernels (groups == C == K); `naive` selects the plain one-thread-per-output
 // versions (DSC_DEPTHWISE=naive) instead of the shared-memory tiled ones.

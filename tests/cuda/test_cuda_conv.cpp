@@ -1,9 +1,11 @@
 // conv2d on CUDA against the CPU table (itself tested against naive loops): forward (with and
 // without bias), backward-data and backward-filter (with and without the bias gradient), f32 and
 // f16, on odd shapes covering 3x3 / 1x1 / 5x5 / rectangular filters, strides 1 to 3, padding 0 to 3
-// and images larger than one 16 x 32 tile. Normal convolutions run through cuDNN; depthwise ones
-// through each DSC_DEPTHWISE implementation (own tiled kernels, naive kernels, cuDNN grouped), and
-// in f64 through the own kernels. CUDA outputs are poisoned with NaN first.
+// and images larger than one 16 x 32 tile. Normal convolutions run through cuDNN, pointwise (1x1)
+// ones through each DSC_POINTWISE implementation (cuBLAS GEMMs, also in f64 and with the weight
+// gradient summed in several chunks; cuDNN); depthwise ones through each DSC_DEPTHWISE
+// implementation (own tiled kernels, naive kernels, cuDNN grouped), and in f64 through the own
+// kernels. CUDA outputs are poisoned with NaN first.
 // Skipped (doctest "skipped") where no usable GPU is present.
 #include <doctest/doctest.h>
 
@@ -79,8 +81,13 @@ void compare_conv(const ConvShape& s, DType t, uint64_t seed) {
 
 const ConvShape kNormal[] = {
     shape(2, 5, 11, 13, 7, 3, 3, 1, 1, false),   shape(3, 4, 12, 9, 6, 3, 3, 2, 0, false),
-    shape(2, 6, 7, 5, 9, 1, 1, 1, 0, false),     shape(1, 3, 15, 14, 4, 5, 5, 1, 2, false),
-    shape(4, 16, 32, 32, 16, 3, 3, 1, 1, false), shape(2, 3, 10, 12, 5, 3, 5, 1, 1, false),
+    shape(1, 3, 15, 14, 4, 5, 5, 1, 2, false),   shape(4, 16, 32, 32, 16, 3, 3, 1, 1, false),
+    shape(2, 3, 10, 12, 5, 3, 5, 1, 1, false),   shape(2, 6, 9, 8, 5, 1, 1, 2, 0, false),
+};
+
+const ConvShape kPointwise[] = {
+    shape(2, 6, 7, 5, 9, 1, 1, 1, 0, false),   shape(3, 16, 8, 8, 24, 1, 1, 1, 0, false),
+    shape(1, 3, 13, 11, 16, 1, 1, 1, 0, false), shape(4, 33, 5, 7, 17, 1, 1, 1, 0, false),
 };
 
 const ConvShape kDepthwise[] = {
@@ -96,6 +103,24 @@ TEST_CASE("cuda conv2d (cuDNN, groups = 1) matches the CPU" * doctest::skip(no_c
   uint64_t seed = 100;
   for (DType t : {DType::F32, DType::F16})
     for (const ConvShape& s : kNormal) compare_conv(s, t, seed++);
+}
+
+TEST_CASE("cuda pointwise conv2d, cuBLAS GEMMs (default)" * doctest::skip(no_cuda())) {
+  ScopedEnv env("DSC_POINTWISE", nullptr);
+  uint64_t seed = 150;
+  for (DType t : {DType::F32, DType::F16, DType::F64})
+    for (const ConvShape& s : kPointwise) compare_conv(s, t, seed++);
+  // The weight gradient's per-image partials (64 KiB each here) summed over 3 chunks of 16 images.
+  ScopedEnv scratch("DSC_POINTWISE_SCRATCH_MB", "1");
+  for (DType t : {DType::F32, DType::F16})
+    compare_conv(shape(40, 128, 6, 6, 128, 1, 1, 1, 0, false), t, seed++);
+}
+
+TEST_CASE("cuda pointwise conv2d, cuDNN" * doctest::skip(no_cuda())) {
+  ScopedEnv env("DSC_POINTWISE", "cudnn");
+  uint64_t seed = 170;
+  for (DType t : {DType::F32, DType::F16})
+    for (const ConvShape& s : kPointwise) compare_conv(s, t, seed++);
 }
 
 TEST_CASE("cuda depthwise conv2d, own tiled kernels (default)" * doctest::skip(no_cuda())) {
@@ -133,6 +158,12 @@ TEST_CASE("cuda conv2d explains what it cannot do" * doctest::skip(no_cuda())) {
   ScopedEnv env("DSC_DEPTHWISE", "fastest");
   CHECK_THROWS_WITH_AS(cuda_table().conv2d_forward(d, xd, wd, nullptr, yd),
                        doctest::Contains("DSC_DEPTHWISE"), dsc::Error);
+  const ConvShape p = shape(1, 2, 5, 5, 3, 1, 1, 1, 0, false);
+  Tensor xp = on_gpu(randn({1, 2, 5, 5}, rng)), wp = on_gpu(randn({3, 2, 1, 1}, rng));
+  Tensor yp = poisoned({1, 3, 5, 5});
+  ScopedEnv env2("DSC_POINTWISE", "fastest");
+  CHECK_THROWS_WITH_AS(cuda_table().conv2d_forward(p, xp, wp, nullptr, yp),
+                       doctest::Contains("DSC_POINTWISE"), dsc::Error);
 }
 
 TEST_CASE("cuda depsep_conv2d (composed on the GPU) matches the CPU's fused kernels" *

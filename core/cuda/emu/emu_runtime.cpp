@@ -189,11 +189,13 @@ cublasStatus_t cublasSetMathMode(cublasHandle_t, cublasMath_t m) { return m == C
 const char* cublasGetStatusName(cublasStatus_t) { return "CUBLAS_STATUS_EMU"; }
 const char* cublasGetStatusString(cublasStatus_t) { return "emulated cublas error"; }
 cublasStatus_t cublasGetProperty(libraryPropertyType t, int* v) { *v = t == MAJOR_VERSION ? 13 : t == MINOR_VERSION ? 1 : 0; return CUBLAS_STATUS_SUCCESS; }
-cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                            const void* alpha, const void* A, cudaDataType_t at, int lda, const void* B,
-                            cudaDataType_t bt, int ldb, const void* beta, void* C, cudaDataType_t ct, int ldc,
-                            cublasComputeType_t comp, cublasGemmAlgo_t) {
-  if (at != bt || at != ct) return CUBLAS_STATUS_INVALID_VALUE;
+// Column-major C = alpha op(A) op(B) + beta C in double, with the argument checks cuBLAS makes. A and
+// B share a type; C has it too, except f16 inputs with f32 output (f32 compute), as cuBLAS allows.
+static cublasStatus_t emu_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                               const void* alpha, const void* A, cudaDataType_t at, int lda, const void* B,
+                               cudaDataType_t bt, int ldb, const void* beta, void* C, cudaDataType_t ct, int ldc,
+                               cublasComputeType_t comp) {
+  if (at != bt || (at != ct && !(at == CUDA_R_16F && ct == CUDA_R_32F))) return CUBLAS_STATUS_INVALID_VALUE;
   const bool f64 = comp == CUBLAS_COMPUTE_64F;
   if (f64 != (at == CUDA_R_64F) || (!f64 && comp != CUBLAS_COMPUTE_32F)) return CUBLAS_STATUS_INVALID_VALUE;
   const double a = f64 ? *static_cast<const double*>(alpha) : *static_cast<const float*>(alpha);
@@ -211,6 +213,29 @@ cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperatio
       const double c = b == 0 ? a * acc : a * acc + b * ld(C, ct, i + size_t(j) * ldc);
       st(C, ct, i + size_t(j) * ldc, c);
     }
+  return CUBLAS_STATUS_SUCCESS;
+}
+static size_t emu_type_size(cudaDataType_t t) { return t == CUDA_R_16F ? 2 : t == CUDA_R_64F ? 8 : 4; }
+
+cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                            const void* alpha, const void* A, cudaDataType_t at, int lda, const void* B,
+                            cudaDataType_t bt, int ldb, const void* beta, void* C, cudaDataType_t ct, int ldc,
+                            cublasComputeType_t comp, cublasGemmAlgo_t) {
+  if (at != ct) return CUBLAS_STATUS_INVALID_VALUE;  // the backend's plain GEMMs never mix types
+  return emu_gemm(ta, tb, m, n, k, alpha, A, at, lda, B, bt, ldb, beta, C, ct, ldc, comp);
+}
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m,
+                                          int n, int k, const void* alpha, const void* A, cudaDataType_t at,
+                                          int lda, long long sa, const void* B, cudaDataType_t bt, int ldb,
+                                          long long sb, const void* beta, void* C, cudaDataType_t ct, int ldc,
+                                          long long sc, int batch, cublasComputeType_t comp, cublasGemmAlgo_t) {
+  if (batch < 0 || sa < 0 || sb < 0 || sc < 0) return CUBLAS_STATUS_INVALID_VALUE;
+  for (int i = 0; i < batch; ++i) {
+    const cublasStatus_t r = emu_gemm(ta, tb, m, n, k, alpha, static_cast<const char*>(A) + i * sa * emu_type_size(at),
+                                      at, lda, static_cast<const char*>(B) + i * sb * emu_type_size(bt), bt, ldb,
+                                      beta, static_cast<char*>(C) + i * sc * emu_type_size(ct), ct, ldc, comp);
+    if (r != CUBLAS_STATUS_SUCCESS) return r;
+  }
   return CUBLAS_STATUS_SUCCESS;
 }
 }
