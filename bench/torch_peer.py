@@ -189,6 +189,47 @@ def environment(device: torch.device) -> dict:
     return env
 
 
+class GpuSampler:
+    """Mean SM and memory utilisation (NVML, percent) between start() and stop(), sampled every
+    50 ms on a thread, as the seed reports them; None where NVML (pynvml) or a GPU is missing."""
+
+    def __init__(self, device):
+        self.handle = None
+        if device.type != "cuda":
+            return
+        try:
+            import pynvml
+            pynvml.nvmlInit()
+            self.nvml = pynvml
+            self.handle = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
+        except Exception:  # no pynvml, no driver: utilisation is "n/a"
+            self.handle = None
+
+    def start(self):
+        import threading
+        self.samples, self.stop_flag = [], threading.Event()
+        if self.handle is None:
+            return
+
+        def run():
+            while not self.stop_flag.wait(0.05):
+                u = self.nvml.nvmlDeviceGetUtilizationRates(self.handle)
+                self.samples.append((u.gpu, u.memory))
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        """(sm %, memory %) means, or (None, None)."""
+        if self.handle is None:
+            return None, None
+        self.stop_flag.set()
+        self.thread.join()
+        if not self.samples:
+            return None, None
+        return (statistics.mean(s for s, _ in self.samples),
+                statistics.mean(m for _, m in self.samples))
+
+
 def sync(device: torch.device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -433,12 +474,14 @@ def cmd_train(args):
     steps_per_epoch = (n + args.batch - 1) // args.batch
     gen = torch.Generator()
     gen.manual_seed(args.seed)
-    epoch_ips = []
+    epoch_ips, epoch_util = [], []
+    sampler = GpuSampler(device)
     t_run = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         model.train()
         sync(device)
         t_epoch = time.perf_counter()
+        sampler.start()
         perm = torch.randperm(n, generator=gen).to(device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.int64)
@@ -464,6 +507,8 @@ def cmd_train(args):
                 timed_images += y.shape[0]
         sync(device)
         t_end = time.perf_counter()
+        sm_util, mem_util = sampler.stop()
+        epoch_util.append((sm_util, mem_util))
         ips = timed_images / (t_end - t_timed) if t_timed is not None and timed_images else None
         epoch_ips.append(ips)
         test_loss, test_acc = evaluate(model, test_x, test_y, args, device)
@@ -471,7 +516,7 @@ def cmd_train(args):
                "train_loss": loss_sum.item() / n, "train_acc": correct.item() / n,
                "test_loss": test_loss, "test_acc": test_acc, "images_per_sec": ips,
                "timed_images": timed_images, "steps": steps, "untimed_steps": skip,
-               "data_wait_s": data_wait,
+               "data_wait_s": data_wait, "sm_util": sm_util, "mem_util": mem_util,
                "wall_s": time.perf_counter() - t_epoch}
         emit(rec, args.log)
         print(f"epoch {epoch}: train loss {rec['train_loss']:.4f} acc {rec['train_acc']:.4f}, "
@@ -483,17 +528,20 @@ def cmd_train(args):
     # "images/sec" as in the seed: the best epoch after the warm-up epochs.
     first = min(args.warmup_epochs, args.epochs - 1) + 1
     timed = [(e, v) for e, v in enumerate(epoch_ips, start=1) if e >= first and v is not None]
+    util = [epoch_util[e - 1] for e, _ in timed if epoch_util[e - 1][0] is not None]
     summary = {"type": "summary", **common,
+               "images_per_sec": max(v for _, v in timed) if timed else None,
                "peak_images_per_sec": max(v for _, v in timed) if timed else None,
                "median_images_per_sec": statistics.median(v for _, v in timed) if timed else None,
                "timed_epochs": [e for e, _ in timed],
                "train_acc": train_acc, "train_loss": train_loss,
                "test_acc": test_acc, "test_loss": test_loss,
                "params": total, "trainable_params": trainable,
+               "sm_util": statistics.mean(u[0] for u in util) if util else None,
+               "mem_util": statistics.mean(u[1] for u in util) if util else None,
+               "gpu": env["gpu"] if device.type == "cuda" else None,
                "wall_s": time.perf_counter() - t_run, "date": now_iso(),
                "command": command_line()}
-    if device.type == "cuda":
-        summary["gpu"] = env["gpu"]
     emit(summary, args.log)
     print(f"summary: train acc {train_acc:.4f} (eval mode, whole training set), test acc "
           f"{test_acc:.4f}, peak {summary['peak_images_per_sec'] or float('nan'):.1f} img/s "

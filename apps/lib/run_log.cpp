@@ -43,13 +43,15 @@ void RunLog::write(const nlohmann::json& record) {
       for (auto it = record.begin(); it != record.end(); ++it) {
         if (it.key() == "type") continue;
         csv_columns_.push_back(it.key());
-        line += (line.empty() ? "" : ",") + it.key();
+        if (!line.empty()) line += ',';
+        line += it.key();
       }
       csv_ << line + "\n";
       line.clear();
     }
     for (size_t i = 0; i < csv_columns_.size(); ++i) {
-      line += (i ? "," : "") + csv_cell(record.value(csv_columns_[i], nlohmann::json()));
+      if (i) line += ',';
+      line += csv_cell(record.value(csv_columns_[i], nlohmann::json()));
     }
     csv_ << line + "\n";
     csv_.flush();
@@ -86,6 +88,10 @@ std::string fmt_num(const nlohmann::json& v, int decimals, bool thousands) {
 }
 std::string fmt_pct(const nlohmann::json& v) {
   return v.is_number() ? fmt_num(v.get<double>() * 100.0, 1, false) + "%" : "-";
+}
+// NVML utilisation, already in percent; "n/a" where the run had none (CPU, no NVML).
+std::string fmt_util(const nlohmann::json& v) {
+  return v.is_number() ? fmt_num(v, 1, false) + "%" : "n/a";
 }
 }  // namespace
 
@@ -130,8 +136,8 @@ std::string mean_sd(const std::vector<double>& values, double scale, int decimal
 std::string compare_runs(const std::vector<std::string>& paths) {
   std::ostringstream os;
   os << "| run | framework | model | device | precision | batch | params | epochs | peak img/s | "
-        "median img/s | train acc | test acc |\n"
-     << "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+        "median img/s | train acc | test acc | SM util | memory util |\n"
+     << "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   std::vector<RunRow> rows;
   for (const std::string& path : paths) {
     const RunRow& row = rows.emplace_back(read_run_row(path));
@@ -143,7 +149,8 @@ std::string compare_runs(const std::vector<std::string>& paths) {
        << fmt_num(row.get("params"), 0, true) << " | " << row.epochs << " | "
        << fmt_num(row.get("peak_images_per_sec"), 0, true) << " | "
        << fmt_num(row.get("median_images_per_sec"), 0, true) << " | "
-       << fmt_pct(row.get("train_acc")) << " | " << fmt_pct(row.get("test_acc")) << " |"
+       << fmt_pct(row.get("train_acc")) << " | " << fmt_pct(row.get("test_acc")) << " | "
+       << fmt_util(row.get("sm_util")) << " | " << fmt_util(row.get("mem_util")) << " |"
        << (row.summary.is_null() ? " (unfinished)" : "") << "\n";
   }
 

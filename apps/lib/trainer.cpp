@@ -14,6 +14,7 @@
 #include <iomanip>
 #include <iostream>
 #include <memory>
+#include <numeric>
 #include <sstream>
 
 #include "apps/lib/run_log.h"
@@ -330,6 +331,10 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
     e.test_loss = ev.loss;
     e.test_acc = ev.acc;
     e.wall_s = seconds_since(t_epoch);
+    if (util.valid) {
+      e.sm_util = util.sm_percent;
+      e.mem_util = util.memory_percent;
+    }
     result.epochs.push_back(e);
     std::ostringstream line;
     line << std::fixed << "epoch " << epoch << "/" << cfg.epochs << "  train loss "
@@ -355,13 +360,29 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
   // As the seed: the first two epochs are warm-up (fewer when the run is shorter; at least the
   // last epoch is timed), and images/sec is the best (peak) and median of the timed epochs.
   const int first_timed = std::min(2, cfg.epochs - 1) + 1;
-  std::vector<double> ips;
+  std::vector<double> ips, sm, mem;
   std::vector<int> timed_epochs;
   for (const EpochResult& e : result.epochs) {
     if (e.epoch < first_timed) continue;
     ips.push_back(e.images_per_sec);
     timed_epochs.push_back(e.epoch);
+    if (e.sm_util >= 0) {
+      sm.push_back(e.sm_util);
+      mem.push_back(e.mem_util);
+    }
   }
+  const auto mean = [](const std::vector<double>& v) {
+    return v.empty() ? -1.0 : std::accumulate(v.begin(), v.end(), 0.0) / double(v.size());
+  };
+  result.sm_util = mean(sm);
+  result.mem_util = mean(mem);
+  const auto percent_or_na = [](double v) {
+    std::ostringstream o;
+    if (v < 0) return std::string("n/a");
+    o << std::fixed << std::setprecision(1) << v << "%";
+    return o.str();
+  };
+  const auto json_or_null = [](double v) { return v < 0 ? nlohmann::json() : nlohmann::json(v); };
   result.peak_images_per_sec = *std::max_element(ips.begin(), ips.end());
   result.median_images_per_sec = median(ips);
   const EvalResult train_eval = evaluate(*model, train, cfg, device, compute);
@@ -370,12 +391,13 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
   result.test_loss = result.epochs.back().test_loss;
   result.wall_s = seconds_since(t_start);
   out << "\n| model | device | precision | batch | params | peak img/s | median img/s | train acc "
-         "| test acc |\n|---|---|---|---|---|---|---|---|---|\n"
+         "| test acc | SM util | memory util |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
       << "| " << cfg.model << " | " << device_name(device) << " | " << (amp ? "amp" : "fp32")
       << " | " << cfg.batch << " | " << with_commas(double(count.total)) << " | "
       << with_commas(result.peak_images_per_sec) << " | "
       << with_commas(result.median_images_per_sec) << " | " << std::fixed << std::setprecision(1)
-      << 100 * result.train_acc << "% | " << 100 * result.test_acc << "% |\n"
+      << 100 * result.train_acc << "% | " << 100 * result.test_acc << "% | "
+      << percent_or_na(result.sm_util) << " | " << percent_or_na(result.mem_util) << " |\n"
       << std::flush;
   log.write({{"type", "summary"},
              {"framework", "ours"},
@@ -385,8 +407,12 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
              {"batch", cfg.batch},
              {"params", count.total},
              {"trainable_params", count.trainable},
+             {"gpu", device == Device::CUDA ? nlohmann::json(gpu_description()) : nlohmann::json()},
+             {"images_per_sec", result.peak_images_per_sec},  // the seed's: the best timed epoch
              {"peak_images_per_sec", result.peak_images_per_sec},
              {"median_images_per_sec", result.median_images_per_sec},
+             {"sm_util", json_or_null(result.sm_util)},
+             {"mem_util", json_or_null(result.mem_util)},
              {"timed_epochs", timed_epochs},
              {"train_acc", result.train_acc},
              {"test_acc", result.test_acc},

@@ -48,6 +48,7 @@ struct EpochResult {
   double train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0;
   double images_per_sec = 0, data_wait_s = 0, wall_s = 0, lr = 0, loss_scale = 1;
   int64_t skipped_steps = 0;
+  double sm_util = -1, mem_util = -1;  // NVML means over the epoch, percent; -1: n/a
 };
 
 struct TrainResult {
@@ -55,6 +56,7 @@ struct TrainResult {
   std::vector<EpochResult> epochs;
   double peak_images_per_sec = 0, median_images_per_sec = 0;
   double train_acc = 0, test_acc = 0, test_loss = 0;  // after training, on the full splits
+  double sm_util = -1, mem_util = -1;  // means over the timed epochs; -1: n/a (no GPU or NVML)
   double wall_s = 0;
 };
 

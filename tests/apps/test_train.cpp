@@ -151,6 +151,13 @@ TEST_CASE("train on a few hundred real images: accuracy rises well above chance,
   CHECK(s["train_acc"].get<double>() > 0.3);
   CHECK(s["test_acc"].get<double>() > 0.15);
   CHECK(s["peak_images_per_sec"].get<double>() >= s["median_images_per_sec"].get<double>());
+  // The issue's one-line record: images_per_sec is the seed's (the best timed epoch); no GPU here.
+  CHECK(s["images_per_sec"] == s["peak_images_per_sec"]);
+  for (const char* key : {"gpu", "sm_util", "mem_util"}) {
+    CHECK_MESSAGE(s.contains(key), key);
+    CHECK_MESSAGE(s[key].is_null(), key);
+  }
+  CHECK(r.out.find("% | n/a | n/a |") != std::string::npos);
 
   std::ifstream c(csv);
   std::string header_line;
@@ -179,7 +186,8 @@ TEST_CASE("compare summarises runs of the same setup as mean ± sd") {
       << R"({"type":"epoch","epoch":1,"train_loss":)" << loss << "}\n";
     if (finished) {
       f << R"({"type":"summary","peak_images_per_sec":)" << ips << R"(,"median_images_per_sec":)"
-        << ips << R"(,"train_acc":)" << train_acc << R"(,"test_acc":)" << test_acc << "}\n";
+        << ips << R"(,"train_acc":)" << train_acc << R"(,"test_acc":)" << test_acc
+        << (framework == "pytorch" ? R"(,"sm_util":57.5,"mem_util":17.94)" : "") << "}\n";
     }
     return (dir / name).string();
   };
@@ -193,7 +201,9 @@ TEST_CASE("compare summarises runs of the same setup as mean ± sd") {
   const std::string table = dsc::compare_runs(logs);
   INFO(table);
   CHECK(table.find("| a2.jsonl | ours | depsep | cpu | fp32 | 128 | 135,973 | 1 | - | - | - | - | "
-                   "(unfinished)") != std::string::npos);
+                   "n/a | n/a | (unfinished)") != std::string::npos);
+  CHECK(table.find("| b0.jsonl | pytorch | depsep | cpu | fp32 | 128 | 135,973 | 1 | 170 | 170 | "
+                   "61.0% | 55.0% | 57.5% | 17.9% |") != std::string::npos);
   // sd of {0.40, 0.50} is 0.0707; of {360, 370} 7.07; of {1.30, 1.28} 0.0141.
   CHECK(table.find("| ours | depsep | cpu | fp32 | 128 | 1 | 2 | 365 ± 7 | 1.290 ± 0.014 | "
                    "55.0% ± 7.1% | 45.0% ± 7.1% |") != std::string::npos);
