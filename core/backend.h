@@ -19,17 +19,35 @@
 
 namespace dsc {
 
+// The optimizer entries can take their step-dependent inputs from one-element f32 tensors on the
+// device instead of host values, so that a mixed-precision step needs no host synchronisation:
+// found_inf (skip the whole update, leaving every buffer bit-identical, when its value is not 0),
+// scale (divide the gradients by its value instead of grad_scale) and step_count (the number of
+// updates applied so far, to which the entry adds 1 unless it skipped; exact up to 2^24 updates;
+// Adam's t = count + 1). A null pointer means the host value.
 struct AdamParams {
   float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-7f;
   float weight_decay = 0.0f;  // decoupled (AdamW), multiplied by lr
-  int64_t step = 1;           // 1-based, for bias correction
+  int64_t step = 1;           // 1-based, for bias correction (when step_count is null)
   float grad_scale = 1.0f;    // gradients are divided by this first (loss-scale unscaling)
+  const Tensor* found_inf = nullptr;
+  const Tensor* scale = nullptr;
+  Tensor* step_count = nullptr;
 };
 
 struct SgdParams {
   float lr = 0.01f, momentum = 0.0f, weight_decay = 0.0f;  // decoupled weight decay
   bool nesterov = false;
   float grad_scale = 1.0f;
+  const Tensor* found_inf = nullptr;  // as in AdamParams
+  const Tensor* scale = nullptr;
+  Tensor* step_count = nullptr;  // counted (+1 unless skipped), not used by the arithmetic
+};
+
+// Dynamic loss scaling with ATen's GradScaler rule (see optim/loss_scaler.h).
+struct LossScaleParams {
+  float growth = 2.0f, backoff = 0.5f;
+  int64_t growth_interval = 2000;
 };
 
 struct BatchNormParams {
@@ -123,6 +141,11 @@ struct KernelTable {
                     const AdamParams& p) = nullptr;
   void (*sgd_step)(Tensor& params, const Tensor& grads, Tensor& momentum_buf,
                    const SgdParams& p) = nullptr;
+  // state: f32 [3] = {scale, growth tracker, skipped steps}. found_inf[0] != 0: scale *= backoff,
+  // tracker = 0, skipped += 1; else tracker += 1 and, when it reaches growth_interval, scale *=
+  // growth unless that would be infinite, tracker = 0.
+  void (*update_loss_scale)(Tensor& state, const Tensor& found_inf,
+                            const LossScaleParams& p) = nullptr;
 };
 
 // The table of a device; throws with the reason when that backend is not available.

@@ -403,15 +403,35 @@ void cpu_count_correct(const Tensor& logits, const Tensor& labels, Tensor& corre
 
 // ---- optimizers --------------------------------------------------------------------------------
 
+// A one-element f32 tensor's value (the optimizer's device-resident inputs; here host memory).
+float scalar_of(const Tensor& t) {
+  DSC_CHECK(t.numel() == 1 && t.dtype() == DType::F32, "expected one f32 element, got ", t.str());
+  return t.data<float>()[0];
+}
+
 void cpu_adam(Tensor& params, const Tensor& grads, Tensor& m, Tensor& v, const AdamParams& p) {
+  if (p.found_inf && scalar_of(*p.found_inf) != 0.0f) return;  // skipped: nothing changes
+  const int64_t step = p.step_count ? int64_t(scalar_of(*p.step_count)) + 1 : p.step;
   cpu::adam_step(params.data<float>(), grads.data<float>(), m.data<float>(), v.data<float>(),
-                 params.numel(), p.lr, p.beta1, p.beta2, p.eps, p.weight_decay, p.step,
-                 p.grad_scale);
+                 params.numel(), p.lr, p.beta1, p.beta2, p.eps, p.weight_decay, step,
+                 p.scale ? scalar_of(*p.scale) : p.grad_scale);
+  if (p.step_count) p.step_count->data<float>()[0] += 1.0f;
 }
 
 void cpu_sgd(Tensor& params, const Tensor& grads, Tensor& buf, const SgdParams& p) {
+  if (p.found_inf && scalar_of(*p.found_inf) != 0.0f) return;
   cpu::sgd_step(params.data<float>(), grads.data<float>(), buf.data<float>(), params.numel(), p.lr,
-                p.momentum, p.nesterov, p.weight_decay, p.grad_scale);
+                p.momentum, p.nesterov, p.weight_decay,
+                p.scale ? scalar_of(*p.scale) : p.grad_scale);
+  if (p.step_count) p.step_count->data<float>()[0] += 1.0f;
+}
+
+void cpu_update_loss_scale(Tensor& state, const Tensor& found_inf, const LossScaleParams& p) {
+  DSC_CHECK(state.numel() == 3 && state.dtype() == DType::F32,
+            "update_loss_scale: state must be f32 [3], got ", state.str());
+  float* s = state.data<float>();
+  cpu::update_loss_scale(s[0], s[1], s[2], scalar_of(found_inf) != 0.0f, p.growth, p.backoff,
+                         p.growth_interval);
 }
 
 }  // namespace
@@ -449,6 +469,7 @@ void register_cpu_kernels(KernelTable& t) {
   t.count_correct = cpu_count_correct;
   t.adam_step = cpu_adam;
   t.sgd_step = cpu_sgd;
+  t.update_loss_scale = cpu_update_loss_scale;
 }
 
 }  // namespace dsc

@@ -31,6 +31,11 @@ ParameterBuffer::ParameterBuffer(const Module& model) {
   }
 }
 
+Optimizer::Optimizer(const Module& model)
+    : params_(model), step_count_(Tensor::zeros({1}, DType::F32, params_.device())) {}
+
+int64_t Optimizer::steps() const { return static_cast<int64_t>(step_count_.item()); }
+
 Adam::Adam(const Module& model, AdamOptions opt) : Optimizer(model), opt_(opt) {
   DSC_CHECK(opt.lr > 0 && opt.beta1 >= 0 && opt.beta1 < 1 && opt.beta2 >= 0 && opt.beta2 < 1 &&
                 opt.eps > 0 && opt.weight_decay >= 0,
@@ -40,9 +45,16 @@ Adam::Adam(const Module& model, AdamOptions opt) : Optimizer(model), opt_(opt) {
   v_ = Tensor::zeros({params_.numel()}, DType::F32, params_.device());
 }
 
-void Adam::step(float grad_scale) {
-  ++steps_;
-  AdamParams p{lr_, opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay, steps_, grad_scale};
+void Adam::apply(const Tensor* found_inf, const Tensor* scale, float grad_scale) {
+  AdamParams p{.lr = lr_,
+               .beta1 = opt_.beta1,
+               .beta2 = opt_.beta2,
+               .eps = opt_.eps,
+               .weight_decay = opt_.weight_decay,
+               .grad_scale = grad_scale,
+               .found_inf = found_inf,
+               .scale = scale,
+               .step_count = &step_count_};
   kernels(params_.device()).adam_step(params_.values(), params_.grads(), m_, v_, p);
 }
 
@@ -61,9 +73,15 @@ Sgd::Sgd(const Module& model, SgdOptions opt) : Optimizer(model), opt_(opt) {
   buf_ = Tensor::zeros({params_.numel()}, DType::F32, params_.device());
 }
 
-void Sgd::step(float grad_scale) {
-  ++steps_;
-  SgdParams p{lr_, opt_.momentum, opt_.weight_decay, opt_.nesterov, grad_scale};
+void Sgd::apply(const Tensor* found_inf, const Tensor* scale, float grad_scale) {
+  SgdParams p{.lr = lr_,
+              .momentum = opt_.momentum,
+              .weight_decay = opt_.weight_decay,
+              .nesterov = opt_.nesterov,
+              .grad_scale = grad_scale,
+              .found_inf = found_inf,
+              .scale = scale,
+              .step_count = &step_count_};
   kernels(params_.device()).sgd_step(params_.values(), params_.grads(), buf_, p);
 }
 

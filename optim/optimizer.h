@@ -27,22 +27,28 @@ class ParameterBuffer {
 
 class Optimizer {
  public:
-  explicit Optimizer(const Module& model) : params_(model) {}
+  explicit Optimizer(const Module& model);
   virtual ~Optimizer() = default;
   // One update from the accumulated gradients, which are first divided by grad_scale (the loss
   // scale of mixed-precision training; 1 otherwise).
-  virtual void step(float grad_scale = 1.0f) = 0;
+  void step(float grad_scale = 1.0f) { apply(nullptr, nullptr, grad_scale); }
+  // The same with device-resident inputs (see LossScaler): the update is skipped on the device
+  // when found_inf's element is not 0, and the gradients are divided by scale's element. Nothing
+  // waits for the GPU.
+  void step(const Tensor& found_inf, const Tensor& scale) { apply(&found_inf, &scale, 1.0f); }
   virtual std::string describe() const = 0;
   void zero_grad() { params_.zero_grad(); }
   void set_lr(float lr) { lr_ = lr; }
   float lr() const { return lr_; }
-  int64_t steps() const { return steps_; }
+  // Updates applied so far (skipped steps not counted; reads the device).
+  int64_t steps() const;
   ParameterBuffer& parameters() { return params_; }
 
  protected:
+  virtual void apply(const Tensor* found_inf, const Tensor* scale, float grad_scale) = 0;
   ParameterBuffer params_;
   float lr_ = 1e-3f;
-  int64_t steps_ = 0;  // updates applied so far
+  Tensor step_count_;  // f32 [1] on the parameters' device: updates applied so far
 };
 
 struct AdamOptions {
@@ -54,10 +60,10 @@ struct AdamOptions {
 class Adam : public Optimizer {
  public:
   Adam(const Module& model, AdamOptions opt = {});
-  void step(float grad_scale = 1.0f) override;
   std::string describe() const override;
 
  private:
+  void apply(const Tensor* found_inf, const Tensor* scale, float grad_scale) override;
   AdamOptions opt_;
   Tensor m_, v_;
 };
@@ -70,10 +76,10 @@ struct SgdOptions {
 class Sgd : public Optimizer {
  public:
   Sgd(const Module& model, SgdOptions opt = {});
-  void step(float grad_scale = 1.0f) override;
   std::string describe() const override;
 
  private:
+  void apply(const Tensor* found_inf, const Tensor* scale, float grad_scale) override;
   SgdOptions opt_;
   Tensor buf_;
 };

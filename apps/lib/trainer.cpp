@@ -225,7 +225,10 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
   const int64_t steps_per_epoch = loader.batches_per_epoch();
   LrSchedule schedule{parse_schedule_kind(cfg.schedule), cfg.lr, cfg.warmup_epochs * steps_per_epoch,
                       cfg.epochs * steps_per_epoch, 0.0f};
-  LossScaler scaler(LossScalerOptions{.enabled = amp});
+  LossScaler scaler(LossScalerOptions{.enabled = amp}, device);
+  // The schedule advances with applied updates only; when the rate varies, knowing whether an AMP
+  // step was skipped costs one synchronisation per step, otherwise no step waits for the GPU.
+  const bool lr_varies = schedule.kind != ScheduleKind::Constant || schedule.warmup_steps > 0;
 
   // ---- header ----
   nlohmann::json header = {
@@ -298,15 +301,15 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
       opt->zero_grad();
       Tensor logits = model->forward(t.images);
       Tensor loss = ops::cross_entropy(logits, t.labels);
-      const float scale_used = scaler.scale();  // update() may change it below
       if (amp) {
-        ops::scale(loss, scale_used).backward();
+        ops::mul(loss, scaler.scale_tensor()).backward();
+        const Tensor& inf = scaler.check(opt->parameters().grads());
+        opt->step(inf, scaler.scale_tensor());  // skipped on the device after an overflow
+        scaler.update();
+        if (!lr_varies || inf.item() == 0.0) ++update;
       } else {
         loss.backward();
-      }
-      const bool overflow = amp && scaler.found_inf(opt->parameters().grads());
-      if (scaler.update(overflow)) {
-        opt->step(amp ? scale_used : 1.0f);
+        opt->step();
         ++update;
       }
       tally.add(loss, logits, t.labels, b.size);

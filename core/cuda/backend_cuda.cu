@@ -96,6 +96,7 @@ void register_cuda_kernels(KernelTable& t) {
 
     t.adam_step = cuda::adam_step;
     t.sgd_step = cuda::sgd_step;
+    t.update_loss_scale = cuda::update_loss_scale;
 
     t.unavailable_reason.clear();
     t.available = true;

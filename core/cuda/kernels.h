@@ -10,7 +10,7 @@
 //   linear.cu       linear forward / backward (cuBLAS)
 //   batchnorm.cu    batch norm train / eval / backward
 //   loss.cu         softmax cross-entropy forward / backward, count_correct
-//   optimizer.cu    adam_step, sgd_step
+//   optimizer.cu    adam_step, sgd_step, update_loss_scale
 #pragma once
 
 #include "core/backend.h"
@@ -86,6 +86,7 @@ void count_correct(const Tensor& logits, const Tensor& labels, Tensor& correct);
 // ---- optimizers ----
 void adam_step(Tensor& params, const Tensor& grads, Tensor& m, Tensor& v, const AdamParams& p);
 void sgd_step(Tensor& params, const Tensor& grads, Tensor& momentum_buf, const SgdParams& p);
+void update_loss_scale(Tensor& state, const Tensor& found_inf, const LossScaleParams& p);
 
 // A kernel whose attributes register_cuda_kernels queries to detect a missing kernel image.
 const void* probe_kernel();

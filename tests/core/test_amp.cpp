@@ -87,6 +87,66 @@ TEST_CASE("loss scaler: an inf/NaN gradient skips the step, weights stay bit-ide
   CHECK(scaler.growth_tracker() == 1);
 }
 
+TEST_CASE("loss scaler: the device-resident step is the host-decided step, bit for bit") {
+  // Two copies of a model: one steps the host way (found_inf -> update(bool) -> step(scale)),
+  // the other the way train does without synchronising (mul by scale_tensor, check, step(flag,
+  // scale), update()). Overflows are injected at some steps; growth_interval 3 makes the scale
+  // grow in between. After every step both must agree exactly: weights, scale, counters.
+  for (bool sgd : {false, true}) {
+    INFO(std::string(sgd ? "sgd" : "adam"));
+    std::mt19937_64 rng(31);
+    Linear a(5, 4, rng);
+    std::mt19937_64 rng2(31);
+    Linear b(5, 4, rng2);
+    std::unique_ptr<Optimizer> oa, ob;
+    if (sgd) {
+      oa = std::make_unique<Sgd>(a, SgdOptions{.lr = 0.05f});
+      ob = std::make_unique<Sgd>(b, SgdOptions{.lr = 0.05f});
+    } else {
+      oa = std::make_unique<Adam>(a, AdamOptions{.lr = 0.01f});
+      ob = std::make_unique<Adam>(b, AdamOptions{.lr = 0.01f});
+    }
+    const LossScalerOptions so{.init_scale = 512.0f, .growth_interval = 3};
+    LossScaler sa(so), sb(so);
+    const Tensor x = Tensor::uniform({6, 5}, rng, -1, 1);
+    const Tensor labels = test::random_labels(6, 4, rng);
+    const std::vector<float> poison = {0, 0, INFINITY, 0, 0, 0, 0, NAN, -INFINITY, 0, 0, 0, 0, 0};
+    for (size_t k = 0; k < poison.size(); ++k) {
+      INFO("step " << k);
+      oa->zero_grad();
+      const float used = sa.scale();
+      ops::scale(ops::cross_entropy(a.forward(x), labels), used).backward();
+      if (poison[k] != 0) oa->parameters().grads().data<float>()[3] = poison[k];
+      if (sa.update(sa.found_inf(oa->parameters().grads()))) oa->step(used);
+
+      ob->zero_grad();
+      ops::mul(ops::cross_entropy(b.forward(x), labels), sb.scale_tensor()).backward();
+      if (poison[k] != 0) ob->parameters().grads().data<float>()[3] = poison[k];
+      const Tensor& inf = sb.check(ob->parameters().grads());
+      CHECK((inf.item() != 0) == (poison[k] != 0));
+      ob->step(inf, sb.scale_tensor());
+      sb.update();
+
+      CHECK(test::same_bytes(oa->parameters().values(), ob->parameters().values()));
+      CHECK(sa.scale() == sb.scale());
+      CHECK(sa.skipped() == sb.skipped());
+      CHECK(sa.growth_tracker() == sb.growth_tracker());
+      CHECK(oa->steps() == ob->steps());
+    }
+    CHECK(sb.skipped() == 3);
+    CHECK(ob->steps() == int64_t(poison.size()) - 3);
+    CHECK(sb.scale() > 512.0f / 8);  // it grew after the overflows (3 halvings, then growth)
+  }
+  // Disabled: the scale tensor is 1, the flag stays clear, update() changes nothing.
+  LossScaler off(LossScalerOptions{.enabled = false});
+  CHECK(off.scale_tensor().item() == 1.0);
+  Tensor g = Tensor::from({1.0, INFINITY}, {2});
+  CHECK(off.check(g).item() == 0.0);
+  off.update();
+  CHECK(off.scale() == 1.0f);
+  CHECK(off.skipped() == 0);
+}
+
 TEST_CASE("loss scaler: growth after growth_interval finite steps, never to infinity") {
   LossScaler s(LossScalerOptions{.init_scale = 1024.0f, .growth_interval = 3});
   CHECK(s.update(false));

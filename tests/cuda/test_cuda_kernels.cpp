@@ -291,6 +291,69 @@ TEST_CASE("cuda softmax cross-entropy and count_correct" * doctest::skip(no_cuda
     }
 }
 
+TEST_CASE("cuda optimizer steps with device-resident inputs and the loss-scale update match the "
+          "CPU" * doctest::skip(no_cuda())) {
+  // found_inf / scale / step_count as one-element tensors on each device: a sequence of steps with
+  // overflows at some of them; after each, params, moments, the step count and the loss-scale
+  // state agree with the CPU, and a skipped step leaves the GPU's buffers bit-identical.
+  std::mt19937_64 rng(12);
+  const int64_t n = 70001;
+  const Tensor p0 = randn({n}, rng), g = randn({n}, rng, DType::F32, 256.0);
+  const Tensor gg = on_gpu(g);
+  const std::vector<bool> overflow = {false, true, false, false, true, true, false, false, false};
+  const LossScaleParams lp{2.0f, 0.5f, 2};
+  for (bool sgd : {false, true}) {
+    CAPTURE(sgd);
+    Tensor p = p0.clone(), m = Tensor::zeros({n}), v = Tensor::zeros({n});
+    Tensor pg = on_gpu(p0), mg = on_gpu(m), vg = on_gpu(v);
+    Tensor state = Tensor::from({256.0, 0.0, 0.0}, {3}), state_g = on_gpu(state);
+    Tensor count = Tensor::zeros({1}), count_g = on_gpu(count);
+    for (size_t k = 0; k < overflow.size(); ++k) {
+      CAPTURE(k);
+      const Tensor flag = Tensor::full({1}, overflow[k] ? 1.0 : 0.0), flag_g = on_gpu(flag);
+      const Tensor scale = state.slice0(0, 1), scale_g = state_g.slice0(0, 1);
+      const Tensor before = pg.to(Device::CPU);
+      if (sgd) {
+        SgdParams sp;
+        sp.lr = 0.05f;
+        sp.momentum = 0.9f;
+        sp.grad_scale = 3.0f;  // ignored: the scale tensor wins
+        sp.found_inf = &flag;
+        sp.scale = &scale;
+        sp.step_count = &count;
+        cpu_table().sgd_step(p, g, m, sp);
+        sp.found_inf = &flag_g;
+        sp.scale = &scale_g;
+        sp.step_count = &count_g;
+        cuda_table().sgd_step(pg, gg, mg, sp);
+      } else {
+        AdamParams ap;
+        ap.lr = 3e-3f;
+        ap.weight_decay = 1e-2f;
+        ap.step = 99;  // ignored: the step count wins
+        ap.found_inf = &flag;
+        ap.scale = &scale;
+        ap.step_count = &count;
+        cpu_table().adam_step(p, g, m, v, ap);
+        ap.found_inf = &flag_g;
+        ap.scale = &scale_g;
+        ap.step_count = &count_g;
+        cuda_table().adam_step(pg, gg, mg, vg, ap);
+      }
+      cpu_table().update_loss_scale(state, flag, lp);
+      cuda_table().update_loss_scale(state_g, flag_g, lp);
+      if (overflow[k]) check_close(pg, before, 0, "a skipped step leaves the parameters");
+      check_close(pg, p, 1e-5, "params");
+      check_close(mg, m, 1e-5, sgd ? "momentum" : "adam m");
+      if (!sgd) check_close(vg, v, 1e-5, "adam v");
+      check_close(count_g, count, 0, "step count");
+      check_close(state_g, state, 0, "loss-scale state");
+    }
+    CHECK(count.item() == 6.0);  // 9 steps, 3 skipped
+    CHECK(state.to_vector()[2] == 3.0);
+  }
+}
+
 TEST_CASE("cuda Adam and SGD steps match the CPU arithmetic" * doctest::skip(no_cuda())) {
   std::mt19937_64 rng(10);
   const int64_t n = 100003;

@@ -63,7 +63,8 @@ TEST_CASE("cuda availability is reported without throwing") {
                            (const void*)t.softmax_xent_backward,
                            (const void*)t.count_correct,
                            (const void*)t.adam_step,
-                           (const void*)t.sgd_step};
+                           (const void*)t.sgd_step,
+                           (const void*)t.update_loss_scale};
   int missing = 0;
   for (const void* e : entries) missing += e == nullptr;
   CHECK(missing == 0);
