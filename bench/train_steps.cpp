@@ -1,5 +1,6 @@
-// train_steps: times training steps (forward, backward, Adam update) of the seed's CNNs on random
-// data, the way bench/torch_peer.py times PyTorch: warm-up excluded, median of repeats.
+// train_steps: times training steps (forward, backward, Adam update; with --precision amp also the
+// dynamic loss scaling) of the seed's CNNs on random data, the way bench/torch_peer.py times PyTorch
+// (which uses GradScaler for amp): warm-up excluded, median of repeats.
 // Prints a line per repeat and one JSON line with the median (framework "ours").
 //   train_steps --model normal|depsep --batch 128 --threads 2 --warmup 3 --iters 5 --repeats 5
 #include <CLI/CLI.hpp>
@@ -13,6 +14,7 @@
 #include "core/ops.h"
 #include "core/ops/gemm.h"
 #include "layers/models.h"
+#include "optim/loss_scaler.h"
 #include "optim/optimizer.h"
 
 int main(int argc, char** argv) {
@@ -40,11 +42,20 @@ int main(int argc, char** argv) {
     std::vector<double> labels(batch);
     for (double& l : labels) l = double(rng() % 10);
     dsc::Tensor y = dsc::Tensor::from(labels, {batch}, dsc::DType::I32).to(dev);
+    // AMP as train runs it: dynamic loss scaling with the state on the device (no host wait).
+    const bool amp = precision == "amp";
+    dsc::LossScaler scaler(dsc::LossScalerOptions{.enabled = amp}, dev);
     auto step = [&] {
       opt.zero_grad();
       dsc::Tensor loss = dsc::ops::cross_entropy(net->forward(x), y);
-      loss.backward();
-      opt.step();
+      if (amp) {
+        dsc::ops::mul(loss, scaler.scale_tensor()).backward();
+        opt.step(scaler.check(opt.parameters().grads()), scaler.scale_tensor());
+        scaler.update();
+      } else {
+        loss.backward();
+        opt.step();
+      }
     };
     for (int i = 0; i < warmup; ++i) step();
     dsc::kernels(dev).synchronize();
