@@ -333,6 +333,16 @@ TEST_CASE("checkpoint: a checkpoint of another model is refused in words, module
                                          "expects [64, 3, 3, 3], the file has [128, 3, 3, 3]"),
                        Error);
   CHECK(unchanged(*small, small_before));
+  // Only the last parameters differ (5 classes): the tensors before them must not be copied.
+  SeedCnnOptions five;
+  five.classes = 5;
+  auto head = make_seed_cnn(ModelKind::Normal, 2, five);
+  const std::vector<Tensor> head_before = snapshot(*head);
+  CHECK_THROWS_WITH_AS(load_checkpoint(*head, f.good),
+                       doctest::Contains("tensor 'fc.weight' has the wrong shape: the model "
+                                         "expects [5, 8192], the file has [10, 8192]"),
+                       Error);
+  CHECK(unchanged(*head, head_before));
 
   // Only extra tensors in the file; only missing ones.
   const fs::path two = f.dir / "two.ckpt", one = f.dir / "one.ckpt";
