@@ -19,7 +19,8 @@ int train_main(const std::vector<std::string>& args, std::ostream& out, std::ost
   std::vector<std::string> compare;
   app.add_option("--model", c.model, "normal | depsep")->capture_default_str();
   app.add_option("--batch", c.batch, "batch size")->capture_default_str();
-  app.add_option("--epochs", c.epochs, "training epochs")->capture_default_str();
+  app.add_option("--epochs", c.epochs, "training epochs (0 with --load: evaluate only)")
+      ->capture_default_str();
   app.add_option("--lr", c.lr, "base learning rate")->capture_default_str();
   app.add_option("--optimizer", c.optimizer, "adam | sgd")->capture_default_str();
   app.add_option("--momentum", c.momentum, "SGD momentum")->capture_default_str();
@@ -46,6 +47,12 @@ int train_main(const std::vector<std::string>& args, std::ostream& out, std::ost
                  "(default: $CIFAR10_DIR, then data/cifar10, then ../shared/cifar10)");
   app.add_option("--log", c.log, "write a JSON-lines log (header, one line per epoch, summary)");
   app.add_option("--csv", c.csv, "write the epoch rows as CSV");
+  app.add_option("--save", c.save,
+                 "write a checkpoint (parameters, BatchNorm statistics, meta) here after every "
+                 "epoch, replacing the file atomically");
+  app.add_option("--load", c.load,
+                 "start from this checkpoint (saved by --save, same --model); with --epochs 0, "
+                 "only evaluate it");
   app.add_option("--limit-train", c.limit_train,
                  "use only N training images (a deterministic subset over all classes)");
   app.add_option("--limit-test", c.limit_test, "use only N test images");

@@ -29,6 +29,7 @@
 #include "core/ops/gemm.h"
 #include "data/cifar10.h"
 #include "data/loader.h"
+#include "layers/checkpoint.h"
 #include "optim/loss_scaler.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
@@ -165,9 +166,54 @@ class ProgressBar {
   Clock::time_point last_ = Clock::now() - std::chrono::seconds(1);
 };
 
+// The model name a checkpoint's meta records ("" when it records none).
+std::string checkpoint_model(const nlohmann::json& meta) {
+  if (!meta.is_object() || !meta.contains("model") || !meta["model"].is_string()) return "";
+  return meta["model"].get<std::string>();
+}
+
+// --load: the checkpoint is readable and holds --model (its tensors are checked on loading);
+// --save: a checkpoint can be written there. Both before any data is read.
+void check_checkpoint_flags(const TrainConfig& c) {
+  if (!c.load.empty()) {
+    const std::string saved = checkpoint_model(read_checkpoint_meta(c.load));
+    DSC_CHECK(saved.empty() || saved == c.model, "--load: checkpoint '", c.load, "' holds a '",
+              saved, "' model, but --model is '", c.model, "' (run with --model ", saved, ")");
+  }
+  if (!c.save.empty()) {
+    try {
+      check_checkpoint_writable(c.save);
+    } catch (const Error& e) {
+      throw Error(std::string("--save: ") + e.what());
+    }
+  }
+}
+
+// What a checkpoint written by --save records besides the tensors. "epoch" counts every epoch
+// the weights were trained, those of a --load checkpoint included.
+nlohmann::json checkpoint_meta(const TrainConfig& c, const EpochResult& e, int epoch,
+                               const char* precision) {
+  return {{"model", c.model},
+          {"epoch", epoch},
+          {"train_loss", e.train_loss},
+          {"train_acc", e.train_acc},
+          {"test_loss", e.test_loss},
+          {"test_acc", e.test_acc},
+          {"seed", c.seed},
+          {"batch", c.batch},
+          {"precision", precision},
+          {"loaded_from", c.load.empty() ? nlohmann::json() : nlohmann::json(c.load)},
+          {"command", c.command},
+          {"git_commit", git_commit()},
+          {"version", DSC_VERSION},
+          {"date", now_iso8601()}};
+}
+
 void validate(const TrainConfig& c) {
   DSC_CHECK(c.batch >= 1, "--batch must be at least 1, got ", c.batch);
-  DSC_CHECK(c.epochs >= 1, "--epochs must be at least 1, got ", c.epochs);
+  DSC_CHECK(c.epochs >= 1 || (c.epochs == 0 && !c.load.empty()),
+            "--epochs must be at least 1, got ", c.epochs,
+            c.epochs == 0 ? " (--epochs 0 evaluates a checkpoint: add --load PATH)" : "");
   DSC_CHECK(c.lr > 0 && std::isfinite(c.lr), "--lr must be a positive number, got ", c.lr);
   DSC_CHECK(c.optimizer == "adam" || c.optimizer == "sgd", "--optimizer: unknown optimizer '",
             c.optimizer, "' (expected adam or sgd)");
@@ -181,6 +227,7 @@ void validate(const TrainConfig& c) {
             "--warmup-epochs must be below --epochs, got ", c.warmup_epochs);
   parse_model_kind(c.model);
   parse_schedule_kind(c.schedule);
+  check_checkpoint_flags(c);
 }
 
 }  // namespace
@@ -207,6 +254,12 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
   // ---- model and optimizer ----
   const ModelKind kind = parse_model_kind(cfg.model);
   auto model = make_seed_cnn(kind, cfg.seed);
+  nlohmann::json loaded;  // --load's meta; the parameters move to the device with the model below
+  if (!cfg.load.empty()) loaded = load_checkpoint(*model, cfg.load);
+  const int loaded_epochs =
+      loaded.is_object() && loaded.value("epoch", nlohmann::json()).is_number_integer()
+          ? loaded["epoch"].get<int>()
+          : 0;
   const ParamCount count = count_parameters(*model);
   model->to(device);
   std::unique_ptr<Optimizer> opt;
@@ -255,6 +308,9 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
       {"git_commit", git_commit()},
       {"date", now_iso8601()},
       {"command", cfg.command},
+      {"load", cfg.load.empty() ? nlohmann::json() : nlohmann::json(cfg.load)},
+      {"load_meta", loaded},
+      {"save", cfg.save.empty() ? nlohmann::json() : nlohmann::json(cfg.save)},
   };
   log.write(header);
   out << "model      " << cfg.model << ": " << with_commas(double(count.total)) << " parameters ("
@@ -270,6 +326,10 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
       << "build      " << library_versions() << ", commit " << git_commit() << "\n"
       << (device == Device::CUDA ? "gpu        " + gpu_description() + "\n" : "")
       << std::flush;
+  if (!cfg.load.empty()) {
+    out << "loaded     " << cfg.load << " (" << checkpoint_model(loaded) << ", trained "
+        << loaded_epochs << " epochs)" << (cfg.epochs == 0 ? ": evaluation only" : "") << "\n";
+  }
 
   // ---- epochs ----
   TrainResult result;
@@ -357,6 +417,12 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
                {"loss_scale", e.loss_scale}, {"skipped_steps", e.skipped_steps},
                {"sm_util", util.valid ? nlohmann::json(util.sm_percent) : nlohmann::json()},
                {"mem_util", util.valid ? nlohmann::json(util.memory_percent) : nlohmann::json()}});
+    if (!cfg.save.empty()) {
+      save_checkpoint(*model, cfg.save,
+                      checkpoint_meta(cfg, e, loaded_epochs + epoch, amp ? "amp" : "fp32"));
+      out << "saved      " << cfg.save << " (epoch " << loaded_epochs + epoch << ")\n"
+          << std::flush;
+    }
   }
 
   // ---- summary: the seed's table ----
@@ -386,12 +452,17 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
     return o.str();
   };
   const auto json_or_null = [](double v) { return v < 0 ? nlohmann::json() : nlohmann::json(v); };
-  result.peak_images_per_sec = *std::max_element(ips.begin(), ips.end());
+  result.peak_images_per_sec = ips.empty() ? 0.0 : *std::max_element(ips.begin(), ips.end());
   result.median_images_per_sec = median(ips);
   const EvalResult train_eval = evaluate(*model, train, cfg, device, compute);
   result.train_acc = train_eval.acc;
-  result.test_acc = result.epochs.back().test_acc;
-  result.test_loss = result.epochs.back().test_loss;
+  // With --epochs 0 (evaluating a --load checkpoint) no epoch has measured the test set yet.
+  const EvalResult test_eval = result.epochs.empty()
+                                   ? evaluate(*model, test, cfg, device, compute)
+                                   : EvalResult{result.epochs.back().test_loss,
+                                                result.epochs.back().test_acc};
+  result.test_acc = test_eval.acc;
+  result.test_loss = test_eval.loss;
   result.wall_s = seconds_since(t_start);
   out << "\n| model | device | precision | batch | params | peak img/s | median img/s | train acc "
          "| test acc | SM util | memory util |\n|---|---|---|---|---|---|---|---|---|---|---|\n"

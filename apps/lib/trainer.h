@@ -35,6 +35,8 @@ struct TrainConfig {
   std::string data;  // empty: $CIFAR10_DIR, data/cifar10, ../shared/cifar10
   std::string log;   // JSON lines
   std::string csv;   // epoch rows as CSV
+  std::string save;  // checkpoint written after every epoch (layers/checkpoint.h), atomically
+  std::string load;  // checkpoint the model starts from; with epochs = 0, evaluated only
   int64_t limit_train = 0;  // 0: all
   int64_t limit_test = 0;
   int warmup_steps = 5;     // steps of epoch 1 excluded from images/sec
