@@ -87,6 +87,7 @@ if [ "$selftest" = 1 ]; then
   steps=(--warmup 1 --iters 1 --repeats 2)
   torch_steps=(--warmup 1 --iters 1 --repeats 2)
   train_limit=(--epochs 1 --limit-train 512 --limit-test 256)
+  eval_limit=(--limit-train 512 --limit-test 256)
   torch_train_limit=(--epochs 1 --limit-train 512 --limit-test 256 --warmup-epochs 0)
   precisions="fp32"
   data=${CIFAR10_DIR:-../shared/cifar10}
@@ -102,6 +103,7 @@ else
   steps=(--warmup 20 --iters 50 --repeats 5)
   torch_steps=()
   train_limit=()
+  eval_limit=()
   torch_train_limit=()
   precisions="amp fp32"
 fi
@@ -172,7 +174,11 @@ torch.backends.cudnn.version())'; uname -a; echo LD_LIBRARY_PATH=\$LD_LIBRARY_PA
     for model in $models; do
       step "train_${model}_ours" 300 "$dsc/bin/train" --model "$model" --batch 128 \
         --device "$dev" --data "$data" --no-progress "${train_limit[@]}" \
-        --log "$res/${gpu}_train_${model}_ours.jsonl"
+        --log "$res/${gpu}_train_${model}_ours.jsonl" --save "/tmp/dsc-$model.ckpt"
+      # The checkpoint saved from the GPU, reloaded there: the same test accuracy as the run's end.
+      step "reload_${model}" 120 "$dsc/bin/train" --model "$model" --device "$dev" \
+        --data "$data" --no-progress "${eval_limit[@]}" --epochs 0 \
+        --load "/tmp/dsc-$model.ckpt"
       step "train_${model}_pytorch" 420 $py bench/torch_peer.py train --model "$model" \
         --batch 128 --device "$dev" --precision "$([ "$selftest" = 1 ] && echo fp32 || echo amp)" \
         --channels-last --data "$data" "${torch_train_limit[@]}" \
