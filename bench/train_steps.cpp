@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -76,6 +77,9 @@ int main(int argc, char** argv) {
                         {"precision", precision},  {"threads", dsc::cpu::num_threads()},
                         {"images_per_sec", med},   {"step_ms_median", 1000.0 * batch / med},
                         {"images_per_sec_all", ips}};
+    // Implementation switches of the CUDA backend that were set (core/cuda/README.md).
+    for (const char* var : {"DSC_DEPSEP", "DSC_DEPTHWISE", "DSC_POINTWISE"})
+      if (const char* v = std::getenv(var)) j[var] = v;
     std::cout << j.dump() << "\n";
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

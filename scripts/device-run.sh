@@ -157,6 +157,15 @@ torch.backends.cudnn.version())'; uname -a; echo LD_LIBRARY_PATH=\$LD_LIBRARY_PA
     step plot 60 $py bench/plot.py sweep "$res/${gpu}_sweep.csv" -o "$res/${gpu}_sweep.svg"
     ;;
   steps)
+    # DepSep through each implementation of the CUDA backend (fused kernels, composed ops, cuDNN's
+    # depthwise, cuDNN's pointwise), AMP: which part of the step each one moves.
+    if [ "$selftest" != 1 ]; then
+      for sw in DSC_DEPSEP=composed DSC_DEPTHWISE=cudnn DSC_POINTWISE=cudnn; do
+        step "steps_depsep_amp_ours_$sw" 120 bash -c "env $sw '$dsc/bin/train_steps' \
+--model depsep --batch 128 --device $dev --precision amp ${steps[*]} \
+| tee -a '$res/${gpu}_train_steps.jsonl'"
+      done
+    fi
     for model in normal depsep; do
       for prec in $precisions; do
         step "steps_${model}_${prec}_ours" 120 bash -c "'$dsc/bin/train_steps' --model $model \
