@@ -87,7 +87,7 @@ std::string cpu_kernels(const LayerSpec& s, int pad) {
   return out;
 }
 
-// ---- what the CUDA backend runs (core/cuda/conv_cudnn.cu, depthwise.cu) ------------------------
+// ---- what the CUDA backend runs (core/cuda/conv_cudnn.cu, depthwise.cu, depsep.cu) -------------
 
 std::string cudnn_name() {
   const char* find = std::getenv("DSC_CUDNN_FIND");
@@ -114,8 +114,23 @@ std::string cuda_kernels(const LayerSpec& s) {
       dw = "DSC_DEPTHWISE=" + impl + " (invalid: the run will fail)";
     }
     out = dw + " + pointwise " + cudnn_name() + " + dsc bias kernel";
-    // No fused CUDA kernels yet: ops::depsep_conv2d composes the same two ops.
-    if (s.kind == "depsep-fused") out = "composed (no fused CUDA kernel): " + out;
+    if (s.kind == "depsep-fused") {
+      // ops::depsep_conv2d runs core/cuda/depsep.cu's entries: one fused forward kernel and a
+      // composed backward, or (DSC_DEPSEP=composed) the same composition as the depsep kind.
+      const char* m = std::getenv("DSC_DEPSEP");
+      const std::string mode = m ? m : "";
+      if (mode == "composed") {
+        out = "composed (DSC_DEPSEP=composed): " + out;
+      } else if (!mode.empty() && mode != "fused") {
+        out = "DSC_DEPSEP=" + mode + " (invalid: the run will fail)";
+      } else {
+        const std::string fwd =
+            std::string("dsc fused DepSep kernel (depthwise into shared memory, pointwise on ") +
+            (s.dtype == DType::F16 ? "tensor cores (wmma)" : "FMA register tiles") +
+            ", bias in the epilogue)";
+        out = s.backward ? "fwd: " + fwd + "; bwd: depthwise recomputed, " + out : fwd;
+      }
+    }
   }
   if (s.dtype == DType::F16) out += " [f16 data, f32 accumulation]";
   return out;
