@@ -87,13 +87,22 @@ std::string cpu_kernels(const LayerSpec& s, int pad) {
   return out;
 }
 
-// ---- what the CUDA backend runs (core/cuda/conv_cudnn.cu, depthwise.cu) ------------------------
+// ---- what the CUDA backend runs (core/cuda/conv_cudnn.cu, depthwise.cu, depsep.cu) -------------
 
 std::string cudnn_name() {
   const char* find = std::getenv("DSC_CUDNN_FIND");
   const bool heuristics = find != nullptr && std::string(find) == "0";
   return heuristics ? "cuDNN (algorithm from cudnnGet heuristics)"
                     : "cuDNN (algorithm chosen at run time by cudnnFind)";
+}
+
+// The 1x1 convolution (core/cuda/conv_cudnn.cu: pointwise_cublas).
+std::string pointwise_name() {
+  const char* v = std::getenv("DSC_POINTWISE");
+  const std::string impl = v ? v : "";
+  if (impl.empty() || impl == "cublas") return "cuBLAS strided-batched GEMM";
+  if (impl == "cudnn") return cudnn_name() + " (DSC_POINTWISE=cudnn)";
+  return "DSC_POINTWISE=" + impl + " (invalid: the run will fail)";
 }
 
 std::string cuda_kernels(const LayerSpec& s) {
@@ -113,9 +122,24 @@ std::string cuda_kernels(const LayerSpec& s) {
     } else {
       dw = "DSC_DEPTHWISE=" + impl + " (invalid: the run will fail)";
     }
-    out = dw + " + pointwise " + cudnn_name() + " + dsc bias kernel";
-    // No fused CUDA kernels yet: ops::depsep_conv2d composes the same two ops.
-    if (s.kind == "depsep-fused") out = "composed (no fused CUDA kernel): " + out;
+    out = dw + " + pointwise " + pointwise_name() + " + dsc bias kernel";
+    if (s.kind == "depsep-fused") {
+      // ops::depsep_conv2d runs core/cuda/depsep.cu's entries: one fused forward kernel and a
+      // composed backward, or (DSC_DEPSEP=composed) the same composition as the depsep kind.
+      const char* m = std::getenv("DSC_DEPSEP");
+      const std::string mode = m ? m : "";
+      if (mode == "composed") {
+        out = "composed (DSC_DEPSEP=composed): " + out;
+      } else if (!mode.empty() && mode != "fused") {
+        out = "DSC_DEPSEP=" + mode + " (invalid: the run will fail)";
+      } else {
+        const std::string fwd =
+            std::string("dsc fused DepSep kernel (depthwise into shared memory, pointwise on ") +
+            (s.dtype == DType::F16 ? "tensor cores (wmma)" : "FMA register tiles") +
+            ", bias in the epilogue)";
+        out = s.backward ? "fwd: " + fwd + "; bwd: depthwise recomputed, " + out : fwd;
+      }
+    }
   }
   if (s.dtype == DType::F16) out += " [f16 data, f32 accumulation]";
   return out;

@@ -78,6 +78,9 @@ void register_cuda_kernels(KernelTable& t) {
     t.conv2d_backward_data = cuda::conv2d_backward_data;
     t.conv2d_backward_filter = cuda::conv2d_backward_filter;
 
+    t.depsep_forward = cuda::depsep_forward;
+    t.depsep_backward = cuda::depsep_backward;
+
     t.linear_forward = cuda::linear_forward;
     t.linear_backward = cuda::linear_backward;
 

@@ -7,6 +7,7 @@
 //   conv_cudnn.cu   conv2d_* (cuDNN for groups == 1 and, with DSC_DEPTHWISE=cudnn, depthwise)
 //   pointwise.cu    1x1 convolutions as cuBLAS GEMMs (unless DSC_POINTWISE=cudnn)
 //   depthwise.cu    own depthwise kernels (groups == C)
+//   depsep.cu       depsep_forward (one fused kernel) / depsep_backward (composed)
 //   linear.cu       linear forward / backward (cuBLAS)
 //   batchnorm.cu    batch norm train / eval / backward
 //   loss.cu         softmax cross-entropy forward / backward, count_correct
@@ -15,6 +16,7 @@
 
 #include "core/backend.h"
 #include "core/ops/conv2d.h"
+#include "core/ops/depsep.h"
 #include "core/tensor.h"
 
 namespace dsc::cuda {
@@ -60,6 +62,13 @@ void depthwise_backward_data(const ConvShape& s, const Tensor& dy, const Tensor&
                              bool naive);
 void depthwise_backward_filter(const ConvShape& s, const Tensor& x, const Tensor& dy, Tensor& dw,
                                Tensor* db, bool naive);
+
+// ---- fused depthwise-separable convolution (DSC_DEPSEP=fused, the default, or composed) ----
+void depsep_forward(const DepSepShape& s, const Tensor& x, const Tensor& wd, const Tensor& wp,
+                    const Tensor* b, Tensor& y);
+void depsep_backward(const DepSepShape& s, const Tensor& x, const Tensor& wd, const Tensor& wp,
+                     const Tensor& y, const Tensor& dy, Tensor* dx, Tensor& dwd, Tensor& dwp,
+                     Tensor* db);
 
 // ---- linear ----
 void linear_forward(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y);

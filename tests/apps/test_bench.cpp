@@ -532,7 +532,7 @@ TEST_CASE("kernel names follow the backends' dispatch rules") {
   CHECK(kernels_used(s) ==
         "fused per image: depthwise stencil into a cached buffer + pointwise gemm (OpenBLAS)");
   s.device = dsc::Device::CUDA;
-  CHECK(kernels_used(s).find("composed (no fused CUDA kernel): ") == 0);
+  CHECK(kernels_used(s).find("dsc fused DepSep kernel") == 0);
   s.device = dsc::Device::CPU;
   s.kind = "depsep";
 
@@ -542,6 +542,7 @@ TEST_CASE("kernel names follow the backends' dispatch rules") {
   const std::string saved = old ? old : "";
   unsetenv("DSC_DEPTHWISE");
   CHECK(kernels_used(s).find("dsc depthwise kernel") == 0);
+  CHECK(kernels_used(s).find("pointwise cuBLAS strided-batched GEMM") != std::string::npos);
   setenv("DSC_DEPTHWISE", "cudnn", 1);
   CHECK(kernels_used(s).find("cuDNN grouped") == 0);
   if (old) {

@@ -166,10 +166,11 @@ TEST_CASE("cuda conv2d explains what it cannot do" * doctest::skip(no_cuda())) {
                        doctest::Contains("DSC_POINTWISE"), dsc::Error);
 }
 
-TEST_CASE("cuda depsep_conv2d (composed on the GPU) matches the CPU's fused kernels" *
+TEST_CASE("cuda depsep_conv2d (the fused CUDA entries) matches the CPU's fused kernels" *
           doctest::skip(no_cuda())) {
   // The op as a layer calls it: output and the gradients of x, both weights and the bias, with
-  // the loss sum(y * r); ReLU on and off; the CPU runs core/ops/depsep_cpu.cpp.
+  // the loss sum(y * r); ReLU on and off; CUDA runs core/cuda/depsep.cu's table entries (fused
+  // forward kernel, composed backward), the CPU core/ops/depsep_cpu.cpp.
   std::mt19937_64 rng(600);
   struct Case {
     int n, c, k, h, w, stride, pad;

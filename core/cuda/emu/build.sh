@@ -1,11 +1,11 @@
 #!/bin/bash
 # Builds tests/cuda against the host emulator of the CUDA backend (see README.md), with ASan + UBSan.
-# Usage: core/cuda/emu/build.sh [build dir with core/libdsc_cpu_kernels.a, default build-cuda]
+# Usage: core/cuda/emu/build.sh [build dir with core/libdsc_cpu_kernels.a, default build]
 # Output: $EMU_OUT (default /tmp/dsc-emu)/test_cuda_emu. Run with ASAN_OPTIONS=detect_leaks=0.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/../../.." && pwd)"
-BUILD="${1:-$REPO/build-cuda}"
+BUILD="${1:-$REPO/build}"
 OUT="${EMU_OUT:-/tmp/dsc-emu}"
 mkdir -p "$OUT/src" "$OUT/obj"
 python3 "$HERE/transform.py" "$REPO" "$OUT/src"

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -29,16 +30,33 @@ struct Warp {
   std::barrier<> bar;
   uint64_t slot[32] = {};
 };
+// Dynamic shared memory of one block: exactly the launch's size (so AddressSanitizer reports any
+// overrun), 128-byte aligned (wmma wants 32), filled with 0xff bytes (NaN) at every block.
+struct Smem {
+  unsigned char* p = nullptr;
+  Smem() = default;
+  Smem(const Smem&) = delete;
+  Smem& operator=(const Smem&) = delete;
+  ~Smem() { std::free(p); }
+  void reset(size_t n) {
+    std::free(p);
+    p = nullptr;
+    void* q = nullptr;
+    if (posix_memalign(&q, 128, n ? n : 1) != 0) throw std::bad_alloc();
+    p = static_cast<unsigned char*>(q);
+    std::memset(p, 0xff, n);
+  }
+};
 struct Block {
   explicit Block(int n) : bar(n) {}
   std::barrier<> bar;
   std::vector<std::unique_ptr<Warp>> warps;
-  std::vector<unsigned char> smem;
+  Smem smem;
 };
 thread_local bool t_serial = false;
 thread_local Block* t_block = nullptr;
 thread_local int t_lane = 0, t_warp = 0;
-std::vector<unsigned char> g_serial_smem;
+Smem g_serial_smem;
 std::mutex g_atomic_mu;
 long g_launches = 0, g_concurrent = 0;
 }  // namespace
@@ -57,12 +75,18 @@ uint64_t exchange(uint64_t bits, int src) {
   return r;
 }
 int lane() { return t_lane; }
-unsigned char* dynamic_smem() { return t_serial ? g_serial_smem.data() : t_block->smem.data(); }
+unsigned char* dynamic_smem() { return t_serial ? g_serial_smem.p : t_block->smem.p; }
 int atomic_add(int* p, int v) {
   std::lock_guard<std::mutex> l(g_atomic_mu);
   const int old = *p;
   *p = old + v;
   return old;
+}
+void wmma_check(const void* p, unsigned ldm, size_t elem_bytes, const char* what) {
+  if (reinterpret_cast<uintptr_t>(p) % 32 != 0)
+    throw std::runtime_error(std::string("wmma::") + what + ": pointer not 32-byte aligned");
+  if ((size_t(ldm) * elem_bytes) % 16 != 0)
+    throw std::runtime_error(std::string("wmma::") + what + ": ldm not a multiple of 16 bytes");
 }
 
 void run_grid(const char* name, dim3 grid, dim3 block, size_t smem, const std::function<void()>& body) {
@@ -75,7 +99,7 @@ void run_grid(const char* name, dim3 grid, dim3 block, size_t smem, const std::f
     for (unsigned by = 0; by < grid.y; ++by)
       for (unsigned bx = 0; bx < grid.x; ++bx) {
         bool serial_ok = true;
-        g_serial_smem.assign(smem, 0xff);
+        g_serial_smem.reset(smem);
         try {
           t_serial = true;
           for (int i = 0; i < nt; ++i) {
@@ -93,7 +117,7 @@ void run_grid(const char* name, dim3 grid, dim3 block, size_t smem, const std::f
         if (serial_ok) continue;
         ++g_concurrent;
         Block b(nt);
-        b.smem.assign(smem, 0xff);
+        b.smem.reset(smem);
         for (int w = 0; w * 32 < nt; ++w) b.warps.push_back(std::make_unique<Warp>(std::min(32, nt - w * 32)));
         std::vector<std::thread> threads;
         std::mutex err_mu;

@@ -14,7 +14,7 @@ for f in glob.glob(os.path.join(repo, 'core/cuda/*.cu')):
     s = re.sub(r'([A-Za-z_][A-Za-z_0-9]*(?:<[^;<>()]*>)?)\s*<<<',
                lambda m: 'emu::launch("%s", %s, ' % (m.group(1), m.group(1)), s)
     s = s.replace('>>>', ')')
-    s = re.sub(r'extern __shared__ __align__\(16\) unsigned char (\w+)\[\];',
+    s = re.sub(r'extern __shared__ __align__\(\d+\) unsigned char (\w+)\[\];',
                r'unsigned char* \1 = emu::dynamic_smem();', s)
     if f.endswith('allocator.cu'):
         s = s.replace('size_t size_class(size_t bytes) {',
