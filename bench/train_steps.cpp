@@ -1,6 +1,8 @@
 // train_steps: times training steps (forward, backward, Adam update; with --precision amp also the
 // dynamic loss scaling) of the seed's CNNs on random data, the way bench/torch_peer.py times PyTorch
 // (which uses GradScaler for amp): warm-up excluded, median of repeats.
+// With --graph on (a GPU) the step is captured once after the warm-up and every timed step is one
+// replay of it (core/graph.h), as train does for full batches.
 // Prints a line per repeat and one JSON line with the median (framework "ours").
 //   train_steps --model normal|depsep --batch 128 --threads 2 --warmup 3 --iters 5 --repeats 5
 #include <CLI/CLI.hpp>
@@ -10,8 +12,10 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <stdexcept>
 
 #include "core/backend.h"
+#include "core/graph.h"
 #include "core/ops.h"
 #include "core/ops/gemm.h"
 #include "layers/models.h"
@@ -19,13 +23,16 @@
 #include "optim/optimizer.h"
 
 int main(int argc, char** argv) {
-  std::string model = "normal", device = "cpu", precision = "fp32";
+  std::string model = "normal", device = "cpu", precision = "fp32", graph_mode = "off";
   int batch = 128, threads = 0, warmup = 3, iters = 5, repeats = 5;
   CLI::App app{"Time training steps of the seed's CNN on random data"};
   app.add_option("--model", model, "normal | depsep")->capture_default_str();
   app.add_option("--batch", batch)->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--device", device, "cpu | cuda")->capture_default_str();
   app.add_option("--precision", precision, "fp32 | amp")->capture_default_str();
+  app.add_option("--graph", graph_mode, "on | off: replay one captured step (GPU)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--threads", threads, "CPU threads (0 = all)")->capture_default_str();
   app.add_option("--warmup", warmup, "untimed steps first")->capture_default_str();
   app.add_option("--iters", iters, "steps per timed repeat")->capture_default_str()->check(CLI::PositiveNumber);
@@ -59,11 +66,24 @@ int main(int argc, char** argv) {
       }
     };
     for (int i = 0; i < warmup; ++i) step();
+    dsc::StepGraph graph(dev);
+    if (graph_mode == "on") {
+      if (warmup < 1) throw std::runtime_error("--graph on needs --warmup 1 or more");
+      if (!graph.capture(step))
+        throw std::runtime_error("--graph on: capturing the step failed: " + graph.failure());
+    }
+    const auto timed_step = [&] {
+      if (graph.captured()) {
+        graph.replay();
+      } else {
+        step();
+      }
+    };
     dsc::kernels(dev).synchronize();
     std::vector<double> ips;
     for (int r = 0; r < repeats; ++r) {
       const auto t0 = std::chrono::steady_clock::now();
-      for (int i = 0; i < iters; ++i) step();
+      for (int i = 0; i < iters; ++i) timed_step();
       dsc::kernels(dev).synchronize();
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       ips.push_back(double(batch) * iters / s);
@@ -75,6 +95,7 @@ int main(int argc, char** argv) {
     nlohmann::json j = {{"framework", "ours"},     {"model", model},
                         {"device", device},        {"batch", batch},
                         {"precision", precision},  {"threads", dsc::cpu::num_threads()},
+                        {"graph", graph_mode},
                         {"images_per_sec", med},   {"step_ms_median", 1000.0 * batch / med},
                         {"images_per_sec_all", ips}};
     // Implementation switches of the CUDA backend that were set (core/cuda/README.md).

@@ -68,6 +68,18 @@ struct KernelTable {
                      size_t bytes) = nullptr;
   void (*synchronize)() = nullptr;
 
+  // ---- step graphs (optional; see core/graph.h, which is how to use them) ----
+  // begin: the device work queued from now on is recorded, not run; end: the recording as an
+  // opaque replayable graph; abort: end a failed recording and discard it; replay: queue the
+  // recorded work once more; release: free a graph. Memory allocated while recording stays
+  // reserved for the graph until it is released.
+  bool (*graph_supported)(std::string* why_not) = nullptr;
+  void (*graph_begin)() = nullptr;
+  void* (*graph_end)() = nullptr;
+  void (*graph_abort)() = nullptr;
+  void (*graph_replay)(void* graph) = nullptr;
+  void (*graph_release)(void* graph) = nullptr;
+
   // ---- elementwise ----
   void (*fill)(Tensor& t, double value) = nullptr;
   void (*cast)(const Tensor& src, Tensor& dst) = nullptr;  // any float dtypes, same numel

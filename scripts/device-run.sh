@@ -170,6 +170,11 @@ torch.backends.cudnn.version())'; uname -a; echo LD_LIBRARY_PATH=\$LD_LIBRARY_PA
       for prec in $precisions; do
         step "steps_${model}_${prec}_ours" 120 bash -c "'$dsc/bin/train_steps' --model $model \
 --batch 128 --device $dev --precision $prec ${steps[*]} | tee -a '$res/${gpu}_train_steps.jsonl'"
+        if [ "$dev" = cuda ]; then  # the same step replayed from one captured graph
+          step "steps_${model}_${prec}_ours_graph" 120 bash -c "'$dsc/bin/train_steps' \
+--model $model --batch 128 --device $dev --precision $prec --graph on ${steps[*]} \
+| tee -a '$res/${gpu}_train_steps.jsonl'"
+        fi
         for fmt in "" --channels-last; do
           step "steps_${model}_${prec}_pytorch$fmt" 180 bash -c "$py bench/torch_peer.py steps \
 --model $model --batch 128 --device $dev --precision $prec $fmt ${torch_steps[*]} \

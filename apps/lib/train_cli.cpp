@@ -39,6 +39,11 @@ int train_main(const std::vector<std::string>& args, std::ostream& out, std::ost
                  "fp32 | amp (f16 compute, f32 master weights, dynamic loss scaling) | auto "
                  "(amp on a GPU, fp32 on the CPU)")
       ->capture_default_str();
+  app.add_option("--graph", c.graph,
+                 "step graphs on a GPU: capture one training step and replay it for every full "
+                 "batch, one launch per step: auto (when the learning rate is constant) | on (an "
+                 "error when not possible) | off")
+      ->capture_default_str();
   app.add_option("--threads", c.threads, "CPU threads (0 = all cores)")->capture_default_str();
   app.add_option("--seed", c.seed, "seed for initialisation, shuffling and augmentation")
       ->capture_default_str();

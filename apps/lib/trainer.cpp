@@ -20,6 +20,7 @@
 #include "apps/lib/run_log.h"
 #include "apps/lib/version.h"
 #include "core/autograd.h"
+#include "core/graph.h"
 #include "core/backend.h"
 #include "core/error.h"
 #include "core/format.h"
@@ -86,11 +87,24 @@ class DeviceTally {
   explicit DeviceTally(Device device)
       : device_(device), correct_(Tensor::zeros({1}, DType::I32, device)) {}
   void add(const Tensor& loss, const Tensor& logits, const Tensor& labels, int64_t batch) {
+    add_on_device(loss, logits, labels, batch);
+    count(batch);
+  }
+  // The two halves of add(): the device work (what a step graph records) and the host count
+  // (what runs on every step, replayed or not).
+  void add_on_device(const Tensor& loss, const Tensor& logits, const Tensor& labels,
+                     int64_t batch) {
     if (!loss_sum_.defined()) loss_sum_ = Tensor::zeros({1}, loss.dtype(), device_);
     const KernelTable& k = kernels(device_);
     k.axpy(loss, double(batch), loss_sum_);
     k.count_correct(logits, labels, correct_);  // adds to correct_
-    seen_ += batch;
+  }
+  void count(int64_t batch) { seen_ += batch; }
+  // Zero again, in the same storage (a step graph keeps writing to it).
+  void reset() {
+    if (loss_sum_.defined()) loss_sum_.fill_(0.0);
+    correct_.fill_(0.0);
+    seen_ = 0;
   }
   double mean_loss() const { return seen_ ? loss_sum_.item() / double(seen_) : 0.0; }
   double accuracy() const { return seen_ ? correct_.item() / double(seen_) : 0.0; }
@@ -221,6 +235,14 @@ void validate(const TrainConfig& c) {
             c.normalize, "' (expected scale or standardize)");
   DSC_CHECK(c.precision == "fp32" || c.precision == "amp" || c.precision == "auto",
             "--precision: unknown precision '", c.precision, "' (expected fp32, amp or auto)");
+  DSC_CHECK(c.graph == "auto" || c.graph == "on" || c.graph == "off", "--graph: unknown mode '",
+            c.graph, "' (expected auto, on or off)");
+  DSC_CHECK(c.graph != "on" || c.device != "cpu",
+            "--graph on: step graphs need --device cuda (the CPU runs steps directly)");
+  DSC_CHECK(c.graph != "on" || (c.schedule == "constant" && c.warmup_epochs == 0),
+            "--graph on: a step graph freezes the learning rate, but --schedule ", c.schedule,
+            (c.warmup_epochs > 0 ? " with --warmup-epochs" : ""),
+            " changes it every step; use --graph off or --schedule constant");
   DSC_CHECK(c.threads >= 0, "--threads must be >= 0 (0 = all cores), got ", c.threads);
   DSC_CHECK(c.limit_train >= 0 && c.limit_test >= 0, "--limit-train/--limit-test must be >= 0");
   DSC_CHECK(c.warmup_epochs == 0 || (c.warmup_epochs > 0 && c.warmup_epochs < c.epochs),
@@ -237,6 +259,8 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
   const auto t_start = Clock::now();
   cpu::set_num_threads(cfg.threads);
   const Device device = resolve_device(cfg.device);
+  DSC_CHECK(cfg.graph != "on" || device == Device::CUDA,
+            "--graph on: step graphs need a GPU, and --device ", cfg.device, " chose the CPU");
   const bool amp = cfg.precision == "amp" || (cfg.precision == "auto" && device == Device::CUDA);
   const DType compute = amp ? DType::F16 : DType::F32;
 
@@ -282,6 +306,12 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
   // The schedule advances with applied updates only; when the rate varies, knowing whether an AMP
   // step was skipped costs one synchronisation per step, otherwise no step waits for the GPU.
   const bool lr_varies = schedule.kind != ScheduleKind::Constant || schedule.warmup_steps > 0;
+  // Whether full-batch steps are captured once and replayed (see the step graph below).
+  const bool graph_wanted = device == Device::CUDA && cfg.graph != "off" && !lr_varies;
+  std::string graph_status = device != Device::CUDA ? "off (cpu)"
+                             : cfg.graph == "off"   ? "off (--graph off)"
+                             : lr_varies            ? "off (the learning rate varies)"
+                                                    : "on";
 
   // ---- header ----
   nlohmann::json header = {
@@ -311,6 +341,7 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
       {"load", cfg.load.empty() ? nlohmann::json() : nlohmann::json(cfg.load)},
       {"load_meta", loaded},
       {"save", cfg.save.empty() ? nlohmann::json() : nlohmann::json(cfg.save)},
+      {"graph", graph_status},
   };
   log.write(header);
   out << "model      " << cfg.model << ": " << with_commas(double(count.total)) << " parameters ("
@@ -325,6 +356,10 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
       << with_commas(double(test.n)) << " test images\n"
       << "build      " << library_versions() << ", commit " << git_commit() << "\n"
       << (device == Device::CUDA ? "gpu        " + gpu_description() + "\n" : "")
+      << (device == Device::CUDA ? "graph      " + graph_status +
+                                       (graph_wanted ? " (full batches replay one captured step)" : "") +
+                                       "\n"
+                                 : "")
       << std::flush;
   if (!cfg.load.empty()) {
     out << "loaded     " << cfg.load << " (" << checkpoint_model(loaded) << ", trained "
@@ -340,12 +375,46 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
   // SM / memory utilisation while training, as the seed reports it (NVML; "n/a" without a GPU).
   std::unique_ptr<GpuMonitor> monitor;
   if (device == Device::CUDA) monitor = std::make_unique<GpuMonitor>();
+  DeviceTally tally(device);  // one for the whole run: a step graph keeps writing to it
+
+  // One training step on a batch already on the device: forward, loss, backward, optimizer
+  // update and the running sums, all device work (no step waits for the GPU unless the learning
+  // rate varies under AMP, see lr_varies). It is also what a step graph records.
+  const Tensor* last_inf = nullptr;
+  const auto step_on_device = [&](const Tensor& images, const Tensor& labels, int64_t n) {
+    const Tensor x = compute == DType::F32 ? images : images.to(compute);
+    opt->zero_grad();
+    Tensor logits = model->forward(x);
+    Tensor loss = ops::cross_entropy(logits, labels);
+    if (amp) {
+      ops::mul(loss, scaler.scale_tensor()).backward();
+      const Tensor& inf = scaler.check(opt->parameters().grads());
+      opt->step(inf, scaler.scale_tensor());  // skipped on the device after an overflow
+      scaler.update();
+      last_inf = &inf;
+    } else {
+      loss.backward();
+      opt->step();
+    }
+    tally.add_on_device(loss, logits, labels, n);
+  };
+
+  // Step graph (core/graph.h): on a GPU, after one eager step (cuDNN's algorithm search, the
+  // allocator's cache), the step on full batches is captured once and replayed, one launch per
+  // step. Full batches go into these tensors, which the graph reads; the last, partial batch of an
+  // epoch runs eagerly. A frozen graph needs a constant learning rate.
+  StepGraph graph(device);
+  bool graph_failed = false;
+  int64_t eager_full_steps = 0, graph_replays = 0;
+  Tensor fixed_images = Tensor::empty({cfg.batch, 3, 32, 32}, DType::F32, device);
+  Tensor fixed_labels = Tensor::empty({cfg.batch}, DType::I32, device);
+
   for (int epoch = 1; epoch <= cfg.epochs; ++epoch) {
     const auto t_epoch = Clock::now();
     model->train();
     loader.start_epoch(epoch - 1);
     ProgressBar progress(out, bar, epoch, cfg.epochs, steps_per_epoch);
-    DeviceTally tally(device);
+    tally.reset();
     int64_t step = 0, timed_images = 0;
     const int64_t skipped_before = scaler.skipped();
     Clock::time_point t_timed = Clock::now();
@@ -356,23 +425,35 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
         t_timed = Clock::now();
         timed_images = 0;
       }
-      BatchTensors t = to_tensors(b, device, compute);
       opt->set_lr(schedule.lr_at(update));
-      opt->zero_grad();
-      Tensor logits = model->forward(t.images);
-      Tensor loss = ops::cross_entropy(logits, t.labels);
-      if (amp) {
-        ops::mul(loss, scaler.scale_tensor()).backward();
-        const Tensor& inf = scaler.check(opt->parameters().grads());
-        opt->step(inf, scaler.scale_tensor());  // skipped on the device after an overflow
-        scaler.update();
-        if (!lr_varies || inf.item() == 0.0) ++update;
+      if (b.size == cfg.batch) {
+        const KernelTable& k = kernels(device);
+        k.copy_bytes(fixed_images.raw(), device, b.images, Device::CPU, fixed_images.nbytes());
+        k.copy_bytes(fixed_labels.raw(), device, b.labels, Device::CPU, fixed_labels.nbytes());
+        if (graph_wanted && !graph_failed && !graph.captured() && eager_full_steps >= 1) {
+          if (!graph.capture([&] { step_on_device(fixed_images, fixed_labels, b.size); })) {
+            DSC_CHECK(cfg.graph != "on", "--graph on: capturing the training step failed: ",
+                      graph.failure());
+            graph_failed = true;
+            graph_status = "off (capture failed: " + graph.failure() + ")";
+            progress.finish();
+            out << "warning    step graph capture failed (" << graph.failure()
+                << "); training goes on without it\n" << std::flush;
+          }
+        }
+        if (graph.captured()) {
+          graph.replay();
+          ++graph_replays;
+        } else {
+          step_on_device(fixed_images, fixed_labels, b.size);
+          ++eager_full_steps;
+        }
       } else {
-        loss.backward();
-        opt->step();
-        ++update;
+        BatchTensors t = to_tensors(b, device, DType::F32);
+        step_on_device(t.images, t.labels, b.size);
       }
-      tally.add(loss, logits, t.labels, b.size);
+      if (!amp || !lr_varies || last_inf->item() == 0.0) ++update;
+      tally.count(b.size);
       timed_images += b.size;
       if (progress.due(step + 1))
         progress.update(step + 1, tally.mean_loss(), timed_images / seconds_since(t_timed));
@@ -492,6 +573,8 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
              {"test_acc", result.test_acc},
              {"test_loss", result.test_loss},
              {"skipped_steps", scaler.skipped()},
+             {"graph", graph_status},
+             {"graph_replays", graph_replays},
              {"wall_s", result.wall_s},
              {"date", now_iso8601()},
              {"command", cfg.command}});

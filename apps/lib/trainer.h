@@ -30,6 +30,7 @@ struct TrainConfig {
   std::string normalize = "scale";  // scale (x/127.5 - 1) | standardize
   std::string device = "auto";      // cpu | cuda | auto
   std::string precision = "auto";   // fp32 | amp | auto (amp on a GPU, fp32 on the CPU)
+  std::string graph = "auto";       // step graphs: auto (where possible) | on (or fail) | off
   int threads = 0;                  // 0: all cores
   uint64_t seed = 0;
   std::string data;  // empty: $CIFAR10_DIR, data/cifar10, ../shared/cifar10

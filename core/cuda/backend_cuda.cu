@@ -65,6 +65,12 @@ void register_cuda_kernels(KernelTable& t) {
     t.free = cuda::device_free;
     t.copy_bytes = cuda::copy_bytes;
     t.synchronize = cuda::synchronize;
+    t.graph_supported = cuda::graph_supported;
+    t.graph_begin = cuda::graph_begin;
+    t.graph_end = cuda::graph_end;
+    t.graph_abort = cuda::graph_abort;
+    t.graph_replay = cuda::graph_replay;
+    t.graph_release = cuda::graph_release;
 
     t.fill = cuda::fill;
     t.cast = cuda::cast;

@@ -5,6 +5,7 @@
 // after the CUDA runtime has shut down).
 // Exercised by every test in tests/cuda/ (copies: every tensor moved to and from the GPU).
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -123,6 +124,12 @@ cublasHandle_t cublas_handle() {
     // Pure FP32 for f32 GEMMs (no TF32), so results match the CPU backend to ~1e-6; f16 GEMMs
     // use tensor cores through cublasGemmEx regardless of this mode.
     DSC_CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
+    // Our own workspace (32 MiB, what cuBLAS recommends for Hopper), so that no GEMM allocates
+    // inside a captured step graph.
+    constexpr size_t kCublasWorkspace = size_t(32) << 20;
+    void* ws = nullptr;
+    DSC_CUDA_CHECK(cudaMalloc(&ws, kCublasWorkspace));
+    DSC_CUBLAS_CHECK(cublasSetWorkspace(h, ws, kCublasWorkspace));
     return h;
   }();
   return handle;
@@ -149,7 +156,95 @@ int sm_count() {
   return count;
 }
 
-void synchronize() { DSC_CUDA_CHECK(cudaStreamSynchronize(compute_stream())); }
+void synchronize() {
+  DSC_CHECK(!capturing(),
+            "cuda: synchronize() inside a captured step graph (a step that waits for the GPU, "
+            "e.g. reads a value with item(), cannot be captured)");
+  DSC_CUDA_CHECK(cudaStreamSynchronize(compute_stream()));
+}
+
+// ---- step graphs --------------------------------------------------------------------------------
+
+namespace {
+struct CapturedGraph {
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  int pool = 0;
+};
+std::atomic<bool> g_capturing{false};
+int g_capture_pool = 0;
+}  // namespace
+
+bool capturing() { return g_capturing.load(); }
+
+bool graph_supported(std::string* why_not) {
+  if (sync_after_launch()) {
+    if (why_not) *why_not = "DSC_CUDA_SYNC=1 synchronises after every launch";
+    return false;
+  }
+  return true;
+}
+
+void graph_begin() {
+  DSC_CHECK(!capturing(), "cuda: a step graph is already being captured");
+  cublas_handle();  // library handles are created outside the capture
+  cudnn_handle();
+  g_capture_pool = begin_graph_pool();
+  const cudaError_t e =
+      cudaStreamBeginCapture(compute_stream(), cudaStreamCaptureModeThreadLocal);
+  if (e != cudaSuccess) {
+    end_graph_pool();
+    release_graph_pool(g_capture_pool);
+    DSC_CUDA_CHECK(e);
+  }
+  g_capturing = true;
+}
+
+void* graph_end() {
+  DSC_CHECK(capturing(), "cuda: graph_end() without graph_begin()");
+  cudaGraph_t graph = nullptr;
+  const cudaError_t e = cudaStreamEndCapture(compute_stream(), &graph);
+  g_capturing = false;
+  end_graph_pool();
+  const int pool = g_capture_pool;
+  cudaGraphExec_t exec = nullptr;
+  cudaError_t ei = e;
+  if (e == cudaSuccess) ei = cudaGraphInstantiate(&exec, graph, 0);
+  if (ei != cudaSuccess) {
+    (void)cudaGetLastError();
+    if (graph) (void)cudaGraphDestroy(graph);
+    release_graph_pool(pool);  // nothing of the graph ever ran
+    throw_cuda_error(ei, e != cudaSuccess ? "cudaStreamEndCapture" : "cudaGraphInstantiate",
+                     __FILE__, __LINE__);
+  }
+  return new CapturedGraph{graph, exec, pool};
+}
+
+void graph_abort() noexcept {
+  if (!capturing()) return;
+  cudaGraph_t graph = nullptr;
+  (void)cudaStreamEndCapture(compute_stream(), &graph);
+  if (graph) (void)cudaGraphDestroy(graph);
+  (void)cudaGetLastError();
+  g_capturing = false;
+  end_graph_pool();
+  release_graph_pool(g_capture_pool);
+}
+
+void graph_replay(void* graph) {
+  DSC_CHECK(graph != nullptr, "cuda: replay of a null step graph");
+  DSC_CUDA_CHECK(cudaGraphLaunch(static_cast<CapturedGraph*>(graph)->exec, compute_stream()));
+}
+
+void graph_release(void* graph) noexcept {
+  auto* g = static_cast<CapturedGraph*>(graph);
+  if (g == nullptr) return;
+  (void)cudaStreamSynchronize(compute_stream());  // the last replay may still run
+  (void)cudaGraphExecDestroy(g->exec);
+  (void)cudaGraphDestroy(g->graph);
+  release_graph_pool(g->pool);
+  delete g;
+}
 
 // ---- workspace ----------------------------------------------------------------------------------
 
@@ -250,6 +345,10 @@ void copy_bytes(void* dst, Device dd, const void* src, Device sd, size_t bytes) 
     return;
   }
   cudaStream_t compute = compute_stream();
+  DSC_CHECK(!capturing() || (dd == Device::CUDA && sd == Device::CUDA),
+            "cuda: a ", sd == Device::CPU ? "host->device" : "device->host", " copy of ", bytes,
+            " bytes inside a captured step graph (copy inputs in before the step, read results "
+            "after it)");
   if (dd == Device::CUDA && sd == Device::CUDA) {
     DSC_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, compute));
     return;

@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "core/tensor.h"
 
@@ -48,6 +49,7 @@ void device_free(void* ptr);  // never throws; null is ignored
 struct AllocatorStats {
   size_t in_use_bytes = 0;  // handed out, rounded sizes
   size_t cached_bytes = 0;  // on the free lists
+  size_t graph_pool_free_bytes = 0;  // free but kept for step graphs (see below)
   size_t peak_in_use_bytes = 0;
   int64_t cuda_mallocs = 0;  // calls to cudaMalloc so far
   int64_t cache_hits = 0;    // allocations served from the free lists
@@ -55,6 +57,15 @@ struct AllocatorStats {
 AllocatorStats allocator_stats();
 // Synchronises the device and cudaFree's every cached block; returns the bytes released.
 size_t release_cached_memory();
+
+// Graph pools: between begin_graph_pool() and end_graph_pool() (a stream capture on the compute
+// stream, see StepGraph below) every block handed out or freed joins the pool; its blocks are
+// handed to no one else until release_graph_pool() (call it after the graph is destroyed and the
+// device synchronised). graph_pool_bytes: the pool's blocks, free or held.
+int begin_graph_pool();
+void end_graph_pool();
+void release_graph_pool(int pool) noexcept;
+size_t graph_pool_bytes(int pool);
 
 // A scratch buffer from the caching allocator, returned to the cache when destroyed. Safe to free
 // right after the kernels using it are queued (reuse is ordered on the compute stream).
@@ -86,5 +97,18 @@ void* workspace(size_t bytes);
 // host waits only when the GPU is 4 copies behind). device->host is ordered after everything
 // queued and synchronises; device->device is queued on the compute stream.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
+
+// ---- step graphs --------------------------------------------------------------------------------
+// The table's graph entries (core/graph.h): capture the work a callable queues on the compute
+// stream into a CUDA graph (cudaStreamBeginCapture, thread-local mode; allocations from a graph
+// pool), and replay it with one cudaGraphLaunch. Host<->device copies and synchronisation inside a
+// capture are errors; DSC_CUDA_SYNC=1 disables capture.
+bool graph_supported(std::string* why_not);
+void graph_begin();
+void* graph_end();              // the executable graph; throws if the capture was invalidated
+void graph_abort() noexcept;    // ends a failed capture and discards it
+void graph_replay(void* graph);
+void graph_release(void* graph) noexcept;
+bool capturing();               // a capture is in progress on the compute stream
 
 }  // namespace dsc::cuda

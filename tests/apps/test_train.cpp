@@ -46,7 +46,8 @@ TEST_CASE("train --help lists every flag and exits 0") {
   CHECK(r.rc == 0);
   for (const char* flag : {"--model", "--batch", "--epochs", "--lr", "--optimizer", "--schedule",
                            "--augment", "--device", "--threads", "--seed", "--data", "--log",
-                           "--limit-train", "--limit-test", "--precision", "--csv", "--compare"}) {
+                           "--limit-train", "--limit-test", "--precision", "--csv", "--compare",
+                           "--graph"}) {
     CHECK_MESSAGE(r.out.find(flag) != std::string::npos, flag);
   }
 }
@@ -76,6 +77,10 @@ TEST_CASE("train rejects bad values with a message naming the flag") {
       {{"--schedule", "step"}, "unknown schedule 'step'"},
       {{"--device", "tpu"}, "unknown device 'tpu'"},
       {{"--precision", "bf16"}, "unknown precision 'bf16'"},
+      {{"--graph", "sometimes"}, "--graph: unknown mode 'sometimes'"},
+      {{"--graph", "on", "--device", "cpu"}, "--graph on: step graphs need --device cuda"},
+      {{"--graph", "on", "--schedule", "cosine"}, "a step graph freezes the learning rate"},
+      {{"--graph", "on", "--warmup-epochs", "1", "--epochs", "3"}, "with --warmup-epochs"},
   };
   for (const Case& c : cases) {
     Run r = train(c.args);
@@ -134,6 +139,7 @@ TEST_CASE("train on a few hundred real images: accuracy rises well above chance,
   CHECK(lines[0]["type"] == "header");
   CHECK(lines[0]["params"] == 135973);
   CHECK(lines[0]["trainable_params"] == 135717);
+  CHECK(lines[0]["graph"] == "off (cpu)");
   for (int e = 1; e <= 3; ++e) {
     const nlohmann::json& j = lines[e];
     CHECK(j["type"] == "epoch");
@@ -158,6 +164,8 @@ TEST_CASE("train on a few hundred real images: accuracy rises well above chance,
     CHECK_MESSAGE(s[key].is_null(), key);
   }
   CHECK(r.out.find("% | n/a | n/a |") != std::string::npos);
+  CHECK(s["graph"] == "off (cpu)");
+  CHECK(s["graph_replays"] == 0);
 
   std::ifstream c(csv);
   std::string header_line;

@@ -64,7 +64,13 @@ TEST_CASE("cuda availability is reported without throwing") {
                            (const void*)t.count_correct,
                            (const void*)t.adam_step,
                            (const void*)t.sgd_step,
-                           (const void*)t.update_loss_scale};
+                           (const void*)t.update_loss_scale,
+                           (const void*)t.graph_supported,
+                           (const void*)t.graph_begin,
+                           (const void*)t.graph_end,
+                           (const void*)t.graph_abort,
+                           (const void*)t.graph_replay,
+                           (const void*)t.graph_release};
   int missing = 0;
   for (const void* e : entries) missing += e == nullptr;
   CHECK(missing == 0);

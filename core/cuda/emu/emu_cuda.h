@@ -36,6 +36,10 @@ int lane();
 unsigned char* dynamic_smem();
 void run_grid(const char* name, dim3 grid, dim3 block, size_t smem, const std::function<void()>& body);
 int atomic_add(int* p, int v);
+// Stream capture (cudaStreamBeginCapture .. EndCapture): while recording, launches and library
+// calls are stored (arguments by value) instead of run, and run in order by cudaGraphLaunch.
+bool recording();
+void record(std::function<void()> op);
 // Throws unless p is 32-byte aligned and ldm * elem_bytes a multiple of 16 (what wmma requires).
 void wmma_check(const void* p, unsigned ldm, size_t elem_bytes, const char* what);
 
@@ -45,6 +49,12 @@ template <class K> struct Launcher {
   dim3 g, b;
   size_t smem;
   template <class... A> void operator()(A... args) const {
+    if (recording()) {
+      record([name = name, k = k, g = g, b = b, smem = smem, args...] {
+        run_grid(name, g, b, smem, [&] { k(args...); });
+      });
+      return;
+    }
     run_grid(name, g, b, smem, [&] { k(args...); });
   }
 };

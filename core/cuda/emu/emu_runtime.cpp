@@ -89,6 +89,22 @@ void wmma_check(const void* p, unsigned ldm, size_t elem_bytes, const char* what
     throw std::runtime_error(std::string("wmma::") + what + ": ldm not a multiple of 16 bytes");
 }
 
+namespace {
+std::vector<std::function<void()>>* g_recording = nullptr;
+bool g_capture_invalid = false;
+}  // namespace
+bool recording() { return g_recording != nullptr; }
+void record(std::function<void()> op) { g_recording->push_back(std::move(op)); }
+
+// Runs op now, or stores it when a capture is recording.
+template <class F> void run_or_record(F op) {
+  if (recording()) {
+    record(std::move(op));
+  } else {
+    op();
+  }
+}
+
 void run_grid(const char* name, dim3 grid, dim3 block, size_t smem, const std::function<void()>& body) {
   ++g_launches;
   const int nt = int(block.x * block.y * block.z);
@@ -156,8 +172,13 @@ const char* cudaGetErrorString(cudaError_t e) { return e == cudaSuccess ? "no er
 const char* cudaGetErrorName(cudaError_t e) { return e == cudaSuccess ? "cudaSuccess" : "cudaErrorEmu"; }
 cudaError_t cudaGetLastError() { return cudaSuccess; }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) { static int dummy[2]; *s = reinterpret_cast<cudaStream_t>(&dummy[0]); return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+// Waiting for the device during a capture is illegal and invalidates it, as on a GPU.
+static cudaError_t emu_sync() {
+  if (emu::recording()) { emu::g_capture_invalid = true; return cudaErrorStreamCaptureUnsupported; }
+  return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return emu_sync(); }
+cudaError_t cudaDeviceSynchronize() { return emu_sync(); }
 cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr, int) { *v = 4; return cudaSuccess; }
 cudaError_t cudaMalloc(void** p, size_t n) {
   *p = std::malloc(n ? n : 1);
@@ -167,13 +188,48 @@ cudaError_t cudaMalloc(void** p, size_t n) {
 cudaError_t cudaFree(void* p) { std::free(p); return cudaSuccess; }
 cudaError_t cudaMallocHost(void** p, size_t n) { *p = std::malloc(n); return cudaSuccess; }
 cudaError_t cudaFreeHost(void* p) { std::free(p); return cudaSuccess; }
-cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind, cudaStream_t) { std::memmove(d, s, n); return cudaSuccess; }
+cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind, cudaStream_t) {
+  emu::run_or_record([=] { std::memmove(d, s, n); });
+  return cudaSuccess;
+}
 // Events: every call runs to completion when made, so recording, waiting and synchronising are no-ops.
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) { static int dummy; *e = reinterpret_cast<cudaEvent_t>(&dummy); return cudaSuccess; }
 cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return emu_sync(); }
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
-cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t) { std::memset(d, v, n); return cudaSuccess; }
+cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t) {
+  emu::run_or_record([=] { std::memset(d, v, n); });
+  return cudaSuccess;
+}
+// Graphs: a recording is the list of stored operations; an executable graph is a copy of it.
+struct EmuGraph { std::vector<std::function<void()>> ops; };
+cudaError_t cudaThreadExchangeStreamCaptureMode(cudaStreamCaptureMode*) { return cudaSuccess; }
+cudaError_t cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode) {
+  if (emu::recording()) return cudaErrorIllegalState;
+  emu::g_recording = new std::vector<std::function<void()>>;
+  emu::g_capture_invalid = false;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t* g) {
+  if (!emu::recording()) return cudaErrorIllegalState;
+  auto* ops = emu::g_recording;
+  emu::g_recording = nullptr;
+  if (emu::g_capture_invalid) { delete ops; *g = nullptr; return cudaErrorStreamCaptureInvalidated; }
+  *g = reinterpret_cast<cudaGraph_t>(new EmuGraph{std::move(*ops)});
+  delete ops;
+  return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* e, cudaGraph_t g, unsigned long long) {
+  *e = reinterpret_cast<cudaGraphExec_t>(new EmuGraph(*reinterpret_cast<EmuGraph*>(g)));
+  return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t) {
+  if (emu::recording()) return cudaErrorStreamCaptureUnsupported;
+  for (auto& op : reinterpret_cast<EmuGraph*>(e)->ops) op();
+  return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) { delete reinterpret_cast<EmuGraph*>(e); return cudaSuccess; }
+cudaError_t cudaGraphDestroy(cudaGraph_t g) { delete reinterpret_cast<EmuGraph*>(g); return cudaSuccess; }
 cudaError_t cudaMemGetInfo(size_t* f, size_t* t) { *f = size_t(8) << 30; *t = size_t(16) << 30; return cudaSuccess; }
 cudaError_t cudaDriverGetVersion(int* v) { *v = 13000; return cudaSuccess; }
 cudaError_t cudaRuntimeGetVersion(int* v) { *v = 13000; return cudaSuccess; }
@@ -209,6 +265,7 @@ int g_handle;
 extern "C" {
 cublasStatus_t cublasCreate_v2(cublasHandle_t* h) { *h = reinterpret_cast<cublasHandle_t>(&g_handle); return CUBLAS_STATUS_SUCCESS; }
 cublasStatus_t cublasSetStream_v2(cublasHandle_t, cudaStream_t) { return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasSetWorkspace_v2(cublasHandle_t, void* w, size_t n) { return w && n ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE; }
 cublasStatus_t cublasSetMathMode(cublasHandle_t, cublasMath_t m) { return m == CUBLAS_DEFAULT_MATH ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE; }
 const char* cublasGetStatusName(cublasStatus_t) { return "CUBLAS_STATUS_EMU"; }
 const char* cublasGetStatusString(cublasStatus_t) { return "emulated cublas error"; }
@@ -218,7 +275,7 @@ cublasStatus_t cublasGetProperty(libraryPropertyType t, int* v) { *v = t == MAJO
 static cublasStatus_t emu_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                                const void* alpha, const void* A, cudaDataType_t at, int lda, const void* B,
                                cudaDataType_t bt, int ldb, const void* beta, void* C, cudaDataType_t ct, int ldc,
-                               cublasComputeType_t comp) {
+                               cublasComputeType_t comp, bool run = true) {
   if (at != bt || (at != ct && !(at == CUDA_R_16F && ct == CUDA_R_32F))) return CUBLAS_STATUS_INVALID_VALUE;
   const bool f64 = comp == CUBLAS_COMPUTE_64F;
   if (f64 != (at == CUDA_R_64F) || (!f64 && comp != CUBLAS_COMPUTE_32F)) return CUBLAS_STATUS_INVALID_VALUE;
@@ -226,6 +283,7 @@ static cublasStatus_t emu_gemm(cublasOperation_t ta, cublasOperation_t tb, int m
   const double b = f64 ? *static_cast<const double*>(beta) : *static_cast<const float*>(beta);
   if (lda < std::max(1, ta == CUBLAS_OP_N ? m : k) || ldb < std::max(1, tb == CUBLAS_OP_N ? k : n) || ldc < std::max(1, m))
     return CUBLAS_STATUS_INVALID_VALUE;
+  if (!run) return CUBLAS_STATUS_SUCCESS;
   for (int j = 0; j < n; ++j)
     for (int i = 0; i < m; ++i) {
       double acc = 0;
@@ -241,12 +299,27 @@ static cublasStatus_t emu_gemm(cublasOperation_t ta, cublasOperation_t tb, int m
 }
 static size_t emu_type_size(cudaDataType_t t) { return t == CUDA_R_16F ? 2 : t == CUDA_R_64F ? 8 : 4; }
 
+// alpha and beta as stored values (a recorded call must not read the caller's stack later).
+struct Scalars { unsigned char a[8], b[8]; };
+static Scalars scalars(const void* alpha, const void* beta, cublasComputeType_t comp) {
+  Scalars v{};
+  const size_t n = comp == CUBLAS_COMPUTE_64F ? 8 : 4;
+  std::memcpy(v.a, alpha, n);
+  std::memcpy(v.b, beta, n);
+  return v;
+}
+
 cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                             const void* alpha, const void* A, cudaDataType_t at, int lda, const void* B,
                             cudaDataType_t bt, int ldb, const void* beta, void* C, cudaDataType_t ct, int ldc,
                             cublasComputeType_t comp, cublasGemmAlgo_t) {
   if (at != ct) return CUBLAS_STATUS_INVALID_VALUE;  // the backend's plain GEMMs never mix types
-  return emu_gemm(ta, tb, m, n, k, alpha, A, at, lda, B, bt, ldb, beta, C, ct, ldc, comp);
+  if (!emu::recording()) return emu_gemm(ta, tb, m, n, k, alpha, A, at, lda, B, bt, ldb, beta, C, ct, ldc, comp);
+  const cublasStatus_t r = emu_gemm(ta, tb, m, n, k, alpha, A, at, lda, B, bt, ldb, beta, C, ct, ldc, comp, false);
+  if (r != CUBLAS_STATUS_SUCCESS) return r;
+  const Scalars v = scalars(alpha, beta, comp);
+  emu::record([=] { emu_gemm(ta, tb, m, n, k, v.a, A, at, lda, B, bt, ldb, v.b, C, ct, ldc, comp); });
+  return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m,
                                           int n, int k, const void* alpha, const void* A, cudaDataType_t at,
@@ -254,12 +327,20 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t ta, 
                                           long long sb, const void* beta, void* C, cudaDataType_t ct, int ldc,
                                           long long sc, int batch, cublasComputeType_t comp, cublasGemmAlgo_t) {
   if (batch < 0 || sa < 0 || sb < 0 || sc < 0) return CUBLAS_STATUS_INVALID_VALUE;
-  for (int i = 0; i < batch; ++i) {
-    const cublasStatus_t r = emu_gemm(ta, tb, m, n, k, alpha, static_cast<const char*>(A) + i * sa * emu_type_size(at),
-                                      at, lda, static_cast<const char*>(B) + i * sb * emu_type_size(bt), bt, ldb,
-                                      beta, static_cast<char*>(C) + i * sc * emu_type_size(ct), ct, ldc, comp);
-    if (r != CUBLAS_STATUS_SUCCESS) return r;
-  }
+  auto all = [=](const void* al, const void* be, bool run) {
+    for (int i = 0; i < batch; ++i) {
+      const cublasStatus_t r = emu_gemm(ta, tb, m, n, k, al, static_cast<const char*>(A) + i * sa * emu_type_size(at),
+                                        at, lda, static_cast<const char*>(B) + i * sb * emu_type_size(bt), bt, ldb,
+                                        be, static_cast<char*>(C) + i * sc * emu_type_size(ct), ct, ldc, comp, run);
+      if (r != CUBLAS_STATUS_SUCCESS) return r;
+    }
+    return CUBLAS_STATUS_SUCCESS;
+  };
+  if (!emu::recording()) return all(alpha, beta, true);
+  const cublasStatus_t r = all(alpha, beta, false);
+  if (r != CUBLAS_STATUS_SUCCESS) return r;
+  const Scalars v = scalars(alpha, beta, comp);
+  emu::record([=] { all(v.a, v.b, true); });
   return CUBLAS_STATUS_SUCCESS;
 }
 }
@@ -284,10 +365,10 @@ template <class Perf> void fake_perf(Perf* perf, int* n, cudnnMathType_t math) {
   perf[1].memory = kAlgoMem;
   perf[1].mathType = math;
 }
-// Naive grouped NCHW cross-correlation; which = 0 fwd, 1 bwd data, 2 bwd filter.
-cudnnStatus_t naive(int which, cudnnTensorDescriptor_t xd, const void* x, cudnnFilterDescriptor_t wd, const void* w,
-                    cudnnConvolutionDescriptor_t cd, cudnnTensorDescriptor_t yd, const void* y, void* out,
-                    const void* alpha, const void* beta, void* ws, size_t ws_size) {
+// What cuDNN's convolution calls are checked for (see the file comment).
+cudnnStatus_t check_only(cudnnTensorDescriptor_t xd, cudnnFilterDescriptor_t wd,
+                         cudnnConvolutionDescriptor_t cd, cudnnTensorDescriptor_t yd,
+                         const void* alpha, const void* beta, void* ws, size_t ws_size) {
   EMU_REQUIRE(xd->set && wd->set && cd->set && yd->set);
   EMU_REQUIRE(xd->dt == wd->dt && xd->dt == yd->dt);
   EMU_REQUIRE(cd->comp == CUDNN_DATA_FLOAT);
@@ -298,6 +379,14 @@ cudnnStatus_t naive(int which, cudnnTensorDescriptor_t xd, const void* x, cudnnF
   const int P = yd->h, Q = yd->w;
   EMU_REQUIRE(yd->n == N && yd->c == K && wd->c * G == C && K % G == 0);
   EMU_REQUIRE(P == (H + 2 * cd->pad_h - R) / cd->u + 1 && Q == (W + 2 * cd->pad_w - S) / cd->v + 1);
+  return CUDNN_STATUS_SUCCESS;
+}
+// Naive grouped NCHW cross-correlation; which = 0 fwd, 1 bwd data, 2 bwd filter.
+cudnnStatus_t naive_run(int which, cudnnTensorDescriptor_t xd, const void* x, cudnnFilterDescriptor_t wd,
+                        const void* w, cudnnConvolutionDescriptor_t cd, cudnnTensorDescriptor_t yd, const void* y,
+                        void* out) {
+  const int G = cd->groups, N = xd->n, C = xd->c, H = xd->h, W = xd->w, K = wd->k, R = wd->r, S = wd->s;
+  const int P = yd->h, Q = yd->w;
   const cudaDataType_t t = cuda_type(xd->dt);
   const int cpg = C / G, kpg = K / G;
   std::vector<double> acc(which == 0 ? size_t(N) * K * P * Q : which == 1 ? size_t(N) * C * H * W : size_t(K) * cpg * R * S, 0.0);
@@ -321,6 +410,18 @@ cudnnStatus_t naive(int which, cudnnTensorDescriptor_t xd, const void* x, cudnnF
         }
     }
   for (size_t i = 0; i < acc.size(); ++i) st(out, t, i, acc[i]);
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t naive(int which, cudnnTensorDescriptor_t xd, const void* x, cudnnFilterDescriptor_t wd, const void* w,
+                    cudnnConvolutionDescriptor_t cd, cudnnTensorDescriptor_t yd, const void* y, void* out,
+                    const void* alpha, const void* beta, void* ws, size_t ws_size) {
+  const cudnnStatus_t r = check_only(xd, wd, cd, yd, alpha, beta, ws, ws_size);
+  if (r != CUDNN_STATUS_SUCCESS) return r;
+  if (!emu::recording()) return naive_run(which, xd, x, wd, w, cd, yd, y, out);
+  // During a capture: computed at replay, from copies of the descriptors.
+  emu::record([=, xs = *xd, fs = *wd, cs = *cd, ys = *yd]() mutable {
+    naive_run(which, &xs, x, &fs, w, &cs, &ys, y, out);
+  });
   return CUDNN_STATUS_SUCCESS;
 }
 }  // namespace
@@ -360,10 +461,13 @@ cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t, cudnnTensorD
 cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t, cudnnFilterDescriptor_t, cudnnTensorDescriptor_t, cudnnConvolutionDescriptor_t cd, cudnnTensorDescriptor_t, int req, int* returned, cudnnConvolutionBwdDataAlgoPerf_t* perf) { EMU_REQUIRE(req >= 2); fake_perf(perf, returned, cd->math); perf[1].memory = 4 * kAlgoMem; return CUDNN_STATUS_SUCCESS; }
 cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, cudnnTensorDescriptor_t, cudnnTensorDescriptor_t, cudnnConvolutionDescriptor_t cd, cudnnFilterDescriptor_t, int req, int* returned, cudnnConvolutionBwdFilterAlgoPerf_t* perf) { EMU_REQUIRE(req >= 2); fake_perf(perf, returned, cd->math); perf[1].memory = 4 * kAlgoMem; return CUDNN_STATUS_SUCCESS; }
 cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(cudnnHandle_t, cudnnTensorDescriptor_t xd, const void* x, cudnnFilterDescriptor_t wd, const void* w, cudnnConvolutionDescriptor_t cd, cudnnTensorDescriptor_t yd, void* y, int req, int* returned, cudnnConvolutionFwdAlgoPerf_t* perf, void* ws, size_t ws_size) {
+  if (emu::recording()) { emu::g_capture_invalid = true; return CUDNN_STATUS_EXECUTION_FAILED; }
   EMU_REQUIRE(req >= 2 && ws_size >= kAlgoMem && ws && x && w && y && xd && wd && yd); fake_perf(perf, returned, cd->math); return CUDNN_STATUS_SUCCESS; }
 cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(cudnnHandle_t, cudnnFilterDescriptor_t wd, const void* w, cudnnTensorDescriptor_t dyd, const void* dy, cudnnConvolutionDescriptor_t cd, cudnnTensorDescriptor_t dxd, void* dx, int req, int* returned, cudnnConvolutionBwdDataAlgoPerf_t* perf, void* ws, size_t ws_size) {
+  if (emu::recording()) { emu::g_capture_invalid = true; return CUDNN_STATUS_EXECUTION_FAILED; }
   EMU_REQUIRE(req >= 2 && ws_size >= kAlgoMem && ws && w && dy && dx && wd && dyd && dxd); fake_perf(perf, returned, cd->math); return CUDNN_STATUS_SUCCESS; }
 cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(cudnnHandle_t, cudnnTensorDescriptor_t xd, const void* x, cudnnTensorDescriptor_t dyd, const void* dy, cudnnConvolutionDescriptor_t cd, cudnnFilterDescriptor_t dwd, void* dw, int req, int* returned, cudnnConvolutionBwdFilterAlgoPerf_t* perf, void* ws, size_t ws_size) {
+  if (emu::recording()) { emu::g_capture_invalid = true; return CUDNN_STATUS_EXECUTION_FAILED; }
   EMU_REQUIRE(req >= 2 && ws_size >= kAlgoMem && ws && x && dy && dw && xd && dyd && dwd); fake_perf(perf, returned, cd->math); return CUDNN_STATUS_SUCCESS; }
 cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t, const void* alpha, cudnnTensorDescriptor_t xd, const void* x, cudnnFilterDescriptor_t wd, const void* w, cudnnConvolutionDescriptor_t cd, cudnnConvolutionFwdAlgo_t algo, void* ws, size_t ws_size, const void* beta, cudnnTensorDescriptor_t yd, void* y) {
   EMU_REQUIRE(int(algo) == 1);
