@@ -172,6 +172,8 @@ template <class Perf> Choice pick(const Perf* perf, int returned, size_t limit, 
 // DSC_CUDNN_WORKSPACE_MB and half the free memory), and picks the fastest usable one.
 template <class Perf, class Find, class Get>
 Choice search(ConvPlan& p, const char* what, const ConvShape& s, DType t, Find&& find, Get&& get) {
+  DSC_CHECK(!capturing(), "conv2d ", what, ": choosing cuDNN's algorithm for ", shape_text(s, t),
+            " inside a captured step graph (run the step once without capturing first)");
   DSC_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math(p.dt)));
   Perf perf[16];
   int returned = 0;

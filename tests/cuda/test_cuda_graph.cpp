@@ -1,7 +1,7 @@
 // Step graphs on CUDA (core/graph.h): a capture records instead of running and a replay reruns the
 // recorded kernels on the inputs' current contents; memory allocated while capturing is handed to
-// no one else while the graph lives; host copies and synchronisation inside a capture fail it
-// cleanly; and training steps replayed from one graph (seed CNN, Adam, dynamic loss scaling,
+// no one else while the graph lives; host copies, synchronisation and cuDNN's algorithm search
+// inside a capture fail it cleanly; and training steps replayed from one graph (seed CNN, Adam, dynamic loss scaling,
 // both model kinds) leave every parameter, optimizer state and the loss scale bit-identical to
 // the same steps run eagerly. Skipped where no usable GPU is present.
 #include <doctest/doctest.h>
@@ -126,6 +126,14 @@ TEST_CASE("cuda step graph: a host copy or a wait inside a capture fails it clea
   CHECK(out.to_vector()[5] == 3.0);  // the recorded relu never ran
   CHECK_FALSE(g.capture([&] { out.copy_(x.to(Device::CPU).to(Device::CUDA)); }));
   CHECK(g.failure().find("copy") != std::string::npos);
+  // A convolution shape seen for the first time needs cuDNN's algorithm search, which cannot be
+  // captured: the message says to run the step once first.
+  Tensor cx = on_gpu(randn({1, 3, 7, 9}, rng)), cw = on_gpu(randn({5, 3, 3, 3}, rng));
+  CHECK_FALSE(g.capture([&] { (void)ops::conv2d(cx, cw, Tensor(), 1, 1); }));
+  CHECK_MESSAGE(g.failure().find("run the step once without capturing first") != std::string::npos,
+                g.failure());
+  (void)ops::conv2d(cx, cw, Tensor(), 1, 1);  // eagerly: chooses and caches the algorithm
+  CHECK(g.capture([&] { (void)ops::conv2d(cx, cw, Tensor(), 1, 1); }));
   // Afterwards the device works eagerly and a new capture succeeds.
   out.copy_(ops::relu(x));
   const std::vector<double> xv = x.to_vector(), ov = out.to_vector();
