@@ -123,8 +123,12 @@ torch.backends.cudnn.version())'; uname -a; echo LD_LIBRARY_PATH=\$LD_LIBRARY_PA
     if [ "$selftest" = 1 ]; then
       step test_cuda 600 "$dsc/bin/test_cuda"
     else
-      step test_cuda_sync 420 env DSC_CUDA_SYNC=1 "$dsc/bin/test_cuda" -tce="cuda timing*"
-      step test_cuda_timing 120 "$dsc/bin/test_cuda" -tc="cuda timing*"
+      # Every test synchronised after each launch (a fault names its kernel); timing and step
+      # graphs need the asynchronous runtime (graphs are off under DSC_CUDA_SYNC=1).
+      step test_cuda_sync 420 env DSC_CUDA_SYNC=1 "$dsc/bin/test_cuda" \
+        -tce="cuda timing*,cuda step graph*,cuda train*"
+      step test_cuda_async 240 "$dsc/bin/test_cuda" \
+        -tc="cuda timing*,cuda step graph*,cuda train*"
     fi
     step device 180 "$dsc/bin/bench" device --device "$dev" --out "$ceil"
     ;;
@@ -185,6 +189,9 @@ torch.backends.cudnn.version())'; uname -a; echo LD_LIBRARY_PATH=\$LD_LIBRARY_PA
     ;;
   train)
     [ -d "$data/test" ] || { say "no data: carry .device/p1 ... p4 in four calls first"; exit 1; }
+    if [ "$dev" = cuda ]; then  # train --device cuda with and without step graphs, real images
+      step test_cuda_train 300 env CIFAR10_DIR="$data" "$dsc/bin/test_cuda" -tc="cuda train*"
+    fi
     for model in $models; do
       step "train_${model}_ours" 300 "$dsc/bin/train" --model "$model" --batch 128 \
         --device "$dev" --data "$data" --no-progress "${train_limit[@]}" \

@@ -28,6 +28,9 @@ using namespace dsc::test;
 
 namespace {
 
+// No GPU, or graphs switched off (DSC_CUDA_SYNC=1 synchronises after every launch).
+bool no_graphs() { return no_cuda() || !StepGraph::supported(Device::CUDA); }
+
 // relu(a * b) on the CPU.
 std::vector<double> relu_mul(const Tensor& a, const Tensor& b) {
   std::vector<double> x = a.to_vector(), y = b.to_vector(), out(x.size());
@@ -39,7 +42,7 @@ std::vector<double> relu_mul(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 TEST_CASE("cuda step graph: a capture records, a replay reruns on the inputs' new contents" *
-          doctest::skip(no_cuda())) {
+          doctest::skip(no_graphs())) {
   std::mt19937_64 rng(900);
   const Shape shape{3, 1000};
   Tensor a_host = randn(shape, rng), b_host = randn(shape, rng);
@@ -68,7 +71,7 @@ TEST_CASE("cuda step graph: a capture records, a replay reruns on the inputs' ne
 }
 
 TEST_CASE("cuda step graph: memory allocated while capturing is kept for the graph" *
-          doctest::skip(no_cuda())) {
+          doctest::skip(no_graphs())) {
 #ifdef DSC_HAVE_CUDA
   const Shape shape{77777};  // a size class no other test uses
   std::set<const void*> in_graph;
@@ -111,7 +114,7 @@ TEST_CASE("cuda step graph: memory allocated while capturing is kept for the gra
 }
 
 TEST_CASE("cuda step graph: a host copy or a wait inside a capture fails it cleanly" *
-          doctest::skip(no_cuda())) {
+          doctest::skip(no_graphs())) {
   std::mt19937_64 rng(901);
   Tensor x = on_gpu(randn({64}, rng));
   Tensor out = Tensor::full({64}, 3.0, DType::F32, Device::CUDA);
@@ -193,7 +196,7 @@ std::vector<double> state_of(Trainer& t) {
 }  // namespace
 
 TEST_CASE("cuda step graph: replayed training steps equal eager steps bit for bit" *
-          doctest::skip(no_cuda())) {
+          doctest::skip(no_graphs())) {
   for (ModelKind kind : {ModelKind::Normal, ModelKind::DepSep}) {
     CAPTURE(model_kind_name(kind));
     const int n = 4, steps = 5;
