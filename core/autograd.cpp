@@ -20,7 +20,8 @@ void accumulate(Tensor& dst, const Tensor& src) {
   } else {
     DSC_CHECK(dst.shape() == src.shape(), "backward: gradient ", src.str(),
               " does not match accumulator ", dst.str());
-    Tensor s = src.dtype() == dst.dtype() ? src : src.to(dst.dtype());
+    const bool mixed = src.dtype() == DType::F16 && dst.dtype() == DType::F32;  // axpy widens
+    Tensor s = src.dtype() == dst.dtype() || mixed ? src : src.to(dst.dtype());
     kernels(dst.device()).axpy(s, 1.0, dst);
   }
 }
@@ -98,6 +99,8 @@ void Tensor::backward() const {
         accumulate(pending[in.grad_fn().get()], grads[i]);
       } else if (in.requires_grad()) {
         Tensor g = in.grad();
+        // A leaf's first gradient takes its dtype (a cast's f16 gradient of an f32 leaf).
+        if (!g.defined() && grads[i].dtype() != in.dtype()) grads[i] = grads[i].to(in.dtype());
         accumulate(g, grads[i]);
         in.set_grad(g);
       }

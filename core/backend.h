@@ -83,7 +83,9 @@ struct KernelTable {
   // ---- elementwise ----
   void (*fill)(Tensor& t, double value) = nullptr;
   void (*cast)(const Tensor& src, Tensor& dst) = nullptr;  // any float dtypes, same numel
-  void (*axpy)(const Tensor& x, double alpha, Tensor& y) = nullptr;  // y += alpha * x
+  // y += alpha * x; x may also be f16 with y f32 (mixed precision's gradients into the f32 master
+  // gradients, without an f32 copy of x).
+  void (*axpy)(const Tensor& x, double alpha, Tensor& y) = nullptr;
   void (*scale)(Tensor& t, double alpha) = nullptr;                 // t *= alpha
   void (*mul)(const Tensor& a, const Tensor& b, Tensor& out) = nullptr;
   void (*sum)(const Tensor& x, Tensor& out) = nullptr;  // out: one element, accumulated in f64/f32

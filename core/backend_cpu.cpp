@@ -146,6 +146,13 @@ void cpu_cast(const Tensor& src, Tensor& dst) {
 }
 
 void cpu_axpy(const Tensor& x, double alpha, Tensor& y) {
+  DSC_CHECK(x.dtype() == y.dtype() || (x.dtype() == DType::F16 && y.dtype() == DType::F32),
+            "axpy: cannot add ", x.str(), " into ", y.str(), " (same dtype, or f16 into f32)");
+  if (x.dtype() != y.dtype()) {  // f16 gradients into f32 master gradients
+    Tensor xs = widen(x);
+    cpu::axpy(xs.data<float>(), float(alpha), ptr<float>(y), y.numel());
+    return;
+  }
   if (y.dtype() == DType::F16) {
     Tensor ys = widen(y), xs = widen(x);
     cpu::axpy(xs.data<float>(), float(alpha), ys.data<float>(), y.numel());

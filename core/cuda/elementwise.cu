@@ -24,7 +24,9 @@ template <class S, class D> __global__ void cast_kernel(const S* src, D* dst, in
   DSC_GRID_STRIDE(i, n) dst[i] = cast_to<D>(to_acc(src[i]));  // f64 -> f16 goes through f32
 }
 
-template <class T> __global__ void axpy_kernel(const T* x, acc_t<T> alpha, T* y, int64_t n) {
+// y += alpha x; X = T, or X = __half with T = float (f16 gradients into f32 master gradients).
+template <class X, class T>
+__global__ void axpy_kernel(const X* x, acc_t<T> alpha, T* y, int64_t n) {
   DSC_GRID_STRIDE(i, n) y[i] = cast_to<T>(to_acc(y[i]) + alpha * to_acc(x[i]));
 }
 
@@ -134,9 +136,17 @@ void axpy(const Tensor& x, double alpha, Tensor& y) {
   same_numel("axpy", x, y);
   const int64_t n = y.numel();
   if (n == 0) return;
+  DSC_CHECK(x.dtype() == y.dtype() || (x.dtype() == DType::F16 && y.dtype() == DType::F32),
+            "axpy: cannot add ", x.str(), " into ", y.str(), " (same dtype, or f16 into f32)");
+  if (x.dtype() != y.dtype()) {
+    axpy_kernel<__half, float><<<grid_for(n), kThreads, 0, compute_stream()>>>(
+        dptr<__half>(x), static_cast<float>(alpha), dptr<float>(y), n);
+    DSC_LAUNCH_CHECK("axpy_kernel");
+    return;
+  }
   dispatch_float(y.dtype(), "axpy", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    axpy_kernel<T><<<grid_for(n), kThreads, 0, compute_stream()>>>(
+    axpy_kernel<T, T><<<grid_for(n), kThreads, 0, compute_stream()>>>(
         dptr<T>(x), static_cast<acc_t<T>>(alpha), dptr<T>(y), n);
     DSC_LAUNCH_CHECK("axpy_kernel");
   });

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <random>
 #include <vector>
 
 #include "check.h"
@@ -158,6 +159,34 @@ TEST_CASE("autograd: gradients cross dtype casts and reshapes") {
   // cast to the same dtype is the identity (no node).
   Tensor same = ops::cast(x, DType::F32);
   CHECK(same.id() == x.id());
+}
+
+TEST_CASE("autograd: an f16 gradient reaches an f32 leaf in f32, first and accumulated") {
+  // x (f32) -> f16 -> * r (f16) -> sum: dx = r, widened; the second backward adds (axpy of the
+  // f16 gradient into the f32 one), the path mixed precision's master weights take. r's values
+  // are not exact in f16, so the expected gradient is r rounded to f16.
+  Tensor x = leaf({1.0, -2.0, 3.0, 0.5}, DType::F32);
+  Tensor r = Tensor::from({0.1, -1.7, 2.3, 0.3}, {4}, DType::F16);
+  const std::vector<double> r16 = r.to_vector();  // r as stored
+  for (int pass = 1; pass <= 2; ++pass) {
+    ops::sum(ops::mul(ops::cast(x, DType::F16), r)).backward();
+    REQUIRE(x.grad().defined());
+    CHECK(x.grad().dtype() == DType::F32);
+    const std::vector<double> g = x.grad().to_vector();
+    for (size_t i = 0; i < g.size(); ++i) CHECK(g[i] == doctest::Approx(pass * r16[i]).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("axpy adds f16 into f32 exactly as a cast then an f32 axpy; other mixes are errors") {
+  std::mt19937_64 rng(77);
+  Tensor x = Tensor::randn({1000}, rng, 1.0, DType::F16), y = Tensor::randn({1000}, rng);
+  Tensor direct = y.clone(), via_cast = y.clone();
+  const KernelTable& k = kernels(Device::CPU);
+  k.axpy(x, -0.75, direct);
+  k.axpy(x.to(DType::F32), -0.75, via_cast);
+  CHECK(direct.to_vector() == via_cast.to_vector());
+  Tensor y16 = y.to(DType::F16);
+  CHECK_THROWS_WITH_AS(k.axpy(y, 1.0, y16), doctest::Contains("f16 into f32"), dsc::Error);
 }
 
 TEST_CASE("autograd: a long chain does not overflow the stack") {

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "core/backend.h"
+#include "core/error.h"
 #include "cuda/cuda_test_util.h"
 
 using namespace dsc;
@@ -73,6 +74,16 @@ TEST_CASE("cuda axpy, scale and mul" * doctest::skip(no_cuda())) {
     cuda_table().mul(on_gpu(x), on_gpu(b), got);
     check_close(got, ref, rtol_for(t), name("mul", t));
   }
+  // axpy of f16 into f32 (gradients into master gradients): the CPU's result exactly.
+  const Shape s{5, 1031};
+  Tensor x16 = randn(s, rng, DType::F16), y32 = randn(s, rng);
+  Tensor ref = y32.clone(), got = on_gpu(y32);
+  cpu_table().axpy(x16, 1.0, ref);
+  cuda_table().axpy(on_gpu(x16), 1.0, got);
+  check_close(got, ref, 0.0, "axpy f16 into f32");
+  Tensor y16 = on_gpu(randn(s, rng, DType::F16));
+  CHECK_THROWS_WITH_AS(cuda_table().axpy(on_gpu(y32), 1.0, y16), doctest::Contains("f16 into f32"),
+                       dsc::Error);
 }
 
 TEST_CASE("cuda sum accumulates like the CPU" * doctest::skip(no_cuda())) {
