@@ -131,6 +131,17 @@ std::string mean_sd(const std::vector<double>& values, double scale, int decimal
      << unit;
   return os.str();
 }
+// The framework column: ours replayed from a step graph reads "ours (graph)", so that eager and
+// graph runs are told apart and never averaged together.
+std::string framework_of(const RunRow& row) {
+  std::string f = row.header.value("framework", "ours");
+  const nlohmann::json& src = row.summary.is_object() && row.summary.contains("graph")
+                                  ? row.summary
+                                  : row.header;
+  const nlohmann::json g = src.value("graph", nlohmann::json());
+  if (g.is_string() && g.get<std::string>() == "on") f += " (graph)";
+  return f;
+}
 }  // namespace
 
 std::string compare_runs(const std::vector<std::string>& paths) {
@@ -143,7 +154,7 @@ std::string compare_runs(const std::vector<std::string>& paths) {
     const RunRow& row = rows.emplace_back(read_run_row(path));
     const nlohmann::json& header = row.header;
     std::string name = path.substr(path.find_last_of('/') + 1);
-    os << "| " << name << " | " << header.value("framework", "ours") << " | "
+    os << "| " << name << " | " << framework_of(row) << " | "
        << header.value("model", "?") << " | " << header.value("device", "?") << " | "
        << header.value("precision", "?") << " | " << fmt_num(row.get("batch"), 0, false) << " | "
        << fmt_num(row.get("params"), 0, true) << " | " << row.epochs << " | "
@@ -160,7 +171,7 @@ std::string compare_runs(const std::vector<std::string>& paths) {
   for (const RunRow& row : rows) {
     if (row.summary.is_null()) continue;
     const nlohmann::json& h = row.header;
-    const std::string key = h.value("framework", "ours") + " | " + h.value("model", "?") + " | " +
+    const std::string key = framework_of(row) + " | " + h.value("model", "?") + " | " +
                             h.value("device", "?") + " | " + h.value("precision", "?") + " | " +
                             fmt_num(row.get("batch"), 0, false) + " | " +
                             std::to_string(row.epochs);

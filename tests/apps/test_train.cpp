@@ -221,3 +221,26 @@ TEST_CASE("compare summarises runs of the same setup as mean ± sd") {
   CHECK(dsc::compare_runs({logs[0], logs[1]}).find("± ") == std::string::npos);
   fs::remove_all(dir);
 }
+
+TEST_CASE("compare tells runs replayed from a step graph from eager ones") {
+  const fs::path dir = temp_dir("compare_graph");
+  auto write_run = [&](const std::string& name, const std::string& graph, double ips) {
+    std::ofstream f(dir / name);
+    f << R"({"type":"header","framework":"ours","model":"normal","device":"cuda",)"
+      << R"("precision":"amp","batch":128,"params":528778,"graph":"on"})" << "\n"
+      << R"({"type":"epoch","epoch":1,"train_loss":1.5})" << "\n"
+      << R"({"type":"summary","peak_images_per_sec":)" << ips << R"(,"median_images_per_sec":)"
+      << ips << R"(,"train_acc":0.5,"test_acc":0.5,"graph":")" << graph << R"("})" << "\n";
+    return (dir / name).string();
+  };
+  // The summary says what happened: the second run's capture failed, so it trained eagerly.
+  const std::string table = dsc::compare_runs({write_run("g0.jsonl", "on", 1000),
+                                               write_run("e0.jsonl", "off (capture failed: x)", 500),
+                                               write_run("g1.jsonl", "on", 1100)});
+  INFO(table);
+  CHECK(table.find("| g0.jsonl | ours (graph) | normal | cuda | amp |") != std::string::npos);
+  CHECK(table.find("| e0.jsonl | ours | normal | cuda | amp |") != std::string::npos);
+  CHECK(table.find("| ours (graph) | normal | cuda | amp | 128 | 1 | 2 | 1050 ± 71 |") !=
+        std::string::npos);
+  fs::remove_all(dir);
+}
