@@ -82,6 +82,9 @@ struct KernelTable {
 
   // ---- elementwise ----
   void (*fill)(Tensor& t, double value) = nullptr;
+  // t[i] = value[0] for every i: value is one element on this device, same dtype as t (a fill
+  // whose value the device computed, so nothing waits to read it).
+  void (*broadcast)(const Tensor& value, Tensor& t) = nullptr;
   void (*cast)(const Tensor& src, Tensor& dst) = nullptr;  // any float dtypes, same numel
   // y += alpha * x; x may also be f16 with y f32 (mixed precision's gradients into the f32 master
   // gradients, without an f32 copy of x).

@@ -121,6 +121,12 @@ void cpu_fill(Tensor& t, double v) {
   }
 }
 
+void cpu_broadcast(const Tensor& value, Tensor& t) {
+  DSC_CHECK(value.numel() == 1 && value.dtype() == t.dtype(), "broadcast: value ", value.str(),
+            " must be one element of ", t.str(), "'s dtype");
+  cpu_fill(t, value.item());  // exact: every float dtype round-trips through double
+}
+
 void cpu_cast(const Tensor& src, Tensor& dst) {
   const int64_t n = src.numel();
   const DType a = src.dtype(), b = dst.dtype();
@@ -451,6 +457,7 @@ void register_cpu_kernels(KernelTable& t) {
   t.copy_bytes = cpu_copy;
   t.synchronize = cpu_sync;
   t.fill = cpu_fill;
+  t.broadcast = cpu_broadcast;
   t.cast = cpu_cast;
   t.axpy = cpu_axpy;
   t.scale = cpu_scale;

@@ -433,7 +433,10 @@ struct SumNode : Node {
   const char* name() const override { return "sum"; }
   std::vector<Tensor> backward(const Tensor& dy) override {
     const Tensor& x = inputs[0];
-    return {Tensor::full(x.shape(), dy.item(), x.dtype(), x.device())};
+    Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
+    const Tensor d = dy.dtype() == x.dtype() ? dy : dy.to(x.dtype());
+    kernels(x.device()).broadcast(d, dx);  // dy stays on the device: nothing waits for it
+    return {dx};
   }
 };
 

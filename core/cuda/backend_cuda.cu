@@ -73,6 +73,7 @@ void register_cuda_kernels(KernelTable& t) {
     t.graph_release = cuda::graph_release;
 
     t.fill = cuda::fill;
+    t.broadcast = cuda::broadcast;
     t.cast = cuda::cast;
     t.axpy = cuda::axpy;
     t.scale = cuda::scale;

@@ -20,6 +20,11 @@ template <class T> __global__ void fill_kernel(T* p, int64_t n, double v) {
   DSC_GRID_STRIDE(i, n) p[i] = x;
 }
 
+template <class T> __global__ void broadcast_kernel(const T* value, T* p, int64_t n) {
+  const T x = *value;
+  DSC_GRID_STRIDE(i, n) p[i] = x;
+}
+
 template <class S, class D> __global__ void cast_kernel(const S* src, D* dst, int64_t n) {
   DSC_GRID_STRIDE(i, n) dst[i] = cast_to<D>(to_acc(src[i]));  // f64 -> f16 goes through f32
 }
@@ -129,6 +134,19 @@ void cast(const Tensor& src, Tensor& dst) {
           <<<grid_for(n), kThreads, 0, compute_stream()>>>(dptr<S>(src), dptr<D>(dst), n);
       DSC_LAUNCH_CHECK("cast_kernel");
     });
+  });
+}
+
+void broadcast(const Tensor& value, Tensor& t) {
+  DSC_CHECK(value.numel() == 1 && value.dtype() == t.dtype(), "broadcast: value ", value.str(),
+            " must be one element of ", t.str(), "'s dtype");
+  const int64_t n = t.numel();
+  if (n == 0) return;
+  dispatch_float(t.dtype(), "broadcast", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    broadcast_kernel<T>
+        <<<grid_for(n), kThreads, 0, compute_stream()>>>(dptr<T>(value), dptr<T>(t), n);
+    DSC_LAUNCH_CHECK("broadcast_kernel");
   });
 }
 

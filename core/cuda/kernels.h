@@ -23,6 +23,7 @@ namespace dsc::cuda {
 
 // ---- elementwise ----
 void fill(Tensor& t, double value);
+void broadcast(const Tensor& value, Tensor& t);
 void cast(const Tensor& src, Tensor& dst);
 void axpy(const Tensor& x, double alpha, Tensor& y);
 void scale(Tensor& t, double alpha);

@@ -70,6 +70,27 @@ TEST_CASE("cuda step graph: a capture records, a replay reruns on the inputs' ne
   CHECK(host_runs == 1);
 }
 
+TEST_CASE("cuda step graph: a backward through sum() is captured (no host read of dy)" *
+          doctest::skip(no_graphs())) {
+  std::mt19937_64 rng(903);
+  Tensor a_host = randn({4, 33}, rng);
+  Tensor a = on_gpu(a_host);
+  Tensor w = on_gpu(randn({4, 33}, rng));
+  w.set_requires_grad(true);
+  w.set_grad(Tensor::zeros({4, 33}, DType::F32, Device::CUDA));
+  StepGraph g(Device::CUDA);
+  REQUIRE_MESSAGE(g.capture([&] {
+    w.zero_grad();
+    ops::sum(ops::mul(a, w)).backward();  // d/dw sum(a * w) = a
+  }), g.failure());
+  g.replay();
+  CHECK(w.grad().to_vector() == a_host.to_vector());
+  Tensor a2_host = randn({4, 33}, rng);
+  a.copy_(on_gpu(a2_host));
+  g.replay();
+  CHECK(w.grad().to_vector() == a2_host.to_vector());
+}
+
 TEST_CASE("cuda step graph: memory allocated while capturing is kept for the graph" *
           doctest::skip(no_graphs())) {
 #ifdef DSC_HAVE_CUDA

@@ -74,6 +74,18 @@ TEST_CASE("cuda axpy, scale and mul" * doctest::skip(no_cuda())) {
     cuda_table().mul(on_gpu(x), on_gpu(b), got);
     check_close(got, ref, rtol_for(t), name("mul", t));
   }
+  // broadcast: every element takes the one-element value, which stays on the device.
+  for (DType t : kFloatTypes) {
+    Tensor v = randn({1}, rng, t);
+    Tensor ref = cpu_out({3, 517}, t), got = poisoned({3, 517}, t);
+    cpu_table().broadcast(v, ref);
+    cuda_table().broadcast(on_gpu(v), got);
+    check_close(got, ref, 0.0, name("broadcast", t));
+    CHECK(ref.to_vector()[1550] == v.item());
+  }
+  Tensor three = poisoned({3});
+  CHECK_THROWS_WITH_AS(cuda_table().broadcast(on_gpu(randn({2}, rng)), three),
+                       doctest::Contains("one element"), dsc::Error);
   // axpy of f16 into f32 (gradients into master gradients): the CPU's result exactly.
   const Shape s{5, 1031};
   Tensor x16 = randn(s, rng, DType::F16), y32 = randn(s, rng);

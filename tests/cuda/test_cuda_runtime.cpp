@@ -41,6 +41,7 @@ TEST_CASE("cuda availability is reported without throwing") {
                            (const void*)t.copy_bytes,
                            (const void*)t.synchronize,
                            (const void*)t.fill,
+                           (const void*)t.broadcast,
                            (const void*)t.cast,
                            (const void*)t.axpy,
                            (const void*)t.scale,
