@@ -189,6 +189,20 @@ TEST_CASE("axpy adds f16 into f32 exactly as a cast then an f32 axpy; other mixe
   CHECK_THROWS_WITH_AS(k.axpy(y, 1.0, y16), doctest::Contains("f16 into f32"), dsc::Error);
 }
 
+TEST_CASE("broadcast fills from a one-element tensor of the same dtype, else refuses") {
+  const KernelTable& k = kernels(Device::CPU);
+  for (DType t : {DType::F32, DType::F16, DType::F64}) {
+    Tensor v = Tensor::from({-1.375}, {1}, t), out = Tensor::full({3, 5}, 9.0, t);
+    k.broadcast(v, out);
+    CHECK(out.to_vector() == std::vector<double>(15, -1.375));
+  }
+  Tensor out = Tensor::zeros({4}, DType::F32);
+  CHECK_THROWS_WITH_AS(k.broadcast(Tensor::zeros({2}, DType::F32), out),
+                       doctest::Contains("one element"), dsc::Error);
+  CHECK_THROWS_WITH_AS(k.broadcast(Tensor::zeros({1}, DType::F64), out),
+                       doctest::Contains("one element"), dsc::Error);
+}
+
 TEST_CASE("autograd: a long chain does not overflow the stack") {
   Tensor x = leaf({1.0});
   Tensor h = x;
