@@ -1,6 +1,8 @@
 // Autograd (core/autograd.h): gradients accumulate into leaves, a tensor used twice receives the
 // sum of both paths, diamonds, zero_grad, NoGradGuard, errors, += across backward calls, long
 // chains, and the Node contract for user-written nodes. Expected gradients are derived by hand.
+// Also the two CPU table entries that accumulation and sum()'s backward rest on: axpy of f16 into
+// f32 and broadcast.
 #include <doctest/doctest.h>
 
 #include <cmath>
