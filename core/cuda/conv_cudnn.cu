@@ -40,12 +40,13 @@ DepthwiseImpl depthwise_impl() {
   throw Error(detail::cat("DSC_DEPTHWISE=", v, ": expected own (default), naive or cudnn"));
 }
 
-// Pointwise (1x1) convolutions: cuBLAS GEMMs (pointwise.cu, default) or cuDNN. Read on every call.
-bool pointwise_cublas(const ConvShape& s) {
+// Pointwise (1x1) convolutions: cuBLAS GEMMs (pointwise.cu, default) or cuDNN; always cuBLAS in
+// f64, which cuDNN's convolutions refuse. Read on every call.
+bool pointwise_cublas(const ConvShape& s, DType t) {
   if (!pointwise_shape(s)) return false;
   const char* v = std::getenv("DSC_POINTWISE");
   if (v == nullptr || v[0] == '\0' || std::strcmp(v, "cublas") == 0) return true;
-  if (std::strcmp(v, "cudnn") == 0) return false;
+  if (std::strcmp(v, "cudnn") == 0) return t == DType::F64;
   throw Error(detail::cat("DSC_POINTWISE=", v, ": expected cublas (default) or cudnn"));
 }
 
@@ -313,7 +314,7 @@ void conv2d_forward(const ConvShape& s, const Tensor& x, const Tensor& w, const 
       return;
     }
   }
-  if (pointwise_cublas(s)) {
+  if (pointwise_cublas(s, x.dtype())) {
     pointwise_forward(s, x, w, y);
   } else {
     cudnn_forward(s, x, w, y);
@@ -331,7 +332,7 @@ void conv2d_backward_data(const ConvShape& s, const Tensor& dy, const Tensor& w,
       return;
     }
   }
-  if (pointwise_cublas(s)) {
+  if (pointwise_cublas(s, dx.dtype())) {
     pointwise_backward_data(s, dy, w, dx);
     return;
   }
@@ -357,7 +358,7 @@ void conv2d_backward_filter(const ConvShape& s, const Tensor& x, const Tensor& d
       return;
     }
   }
-  if (pointwise_cublas(s)) {
+  if (pointwise_cublas(s, x.dtype())) {
     pointwise_backward_filter(s, x, dy, dw);
   } else {
     cudnn_backward_filter(s, x, dy, dw);

@@ -24,8 +24,7 @@
 // from the forward: D = depthwise(x); g = dy * (y > 0) (dy without ReLU); db = sums of g;
 // dWp = g D^T; dD = Wp^T g; dx = depthwise^T(dD); dWd = correlation of x with dD. The depthwise
 // steps go through conv2d_* (so DSC_DEPTHWISE applies), the pointwise ones through conv2d_* with a
-// 1x1 shape in f32 / f16 (so DSC_POINTWISE applies: cuBLAS GEMMs or cuDNN) and straight through the
-// cuBLAS GEMMs of pointwise.cu in f64, which cuDNN refuses.
+// 1x1 shape (so DSC_POINTWISE applies: cuBLAS GEMMs or cuDNN; cuBLAS in f64).
 //
 // DSC_DEPSEP=composed (read at every call; default fused) makes the forward the same composition
 // (depthwise, 1x1 convolution with bias, ReLU), so that the two can be compared on one GPU.
@@ -297,24 +296,11 @@ Tensor depthwise_output(const DepSepShape& s, DType t) {
   return Tensor::empty({s.dw.n, s.dw.c, s.p(), s.q()}, t, Device::CUDA);
 }
 
-// The 1x1 step of the composed path: conv2d_forward (DSC_POINTWISE applies) in f32 / f16; in f64,
-// which cuDNN refuses, always the cuBLAS GEMMs.
-void pointwise_step(const DepSepShape& s, const Tensor& t, const Tensor& wp, const Tensor* b,
-                    Tensor& y) {
-  const ConvShape pw = pointwise_shape(s);
-  if (t.dtype() != DType::F64) {
-    conv2d_forward(pw, t, wp, b, y);
-    return;
-  }
-  pointwise_forward(pw, t, wp, y);
-  if (b) add_channel_bias(y, *b, s.k, int64_t(s.p()) * s.q());
-}
-
 void composed_forward(const DepSepShape& s, const Tensor& x, const Tensor& wd, const Tensor& wp,
                       const Tensor* b, Tensor& y) {
   Tensor t = depthwise_output(s, x.dtype());
   conv2d_forward(s.dw, x, wd, nullptr, t);
-  pointwise_step(s, t, wp, b, y);
+  conv2d_forward(pointwise_shape(s), t, wp, b, y);
   if (s.relu) relu_forward(y, y);
 }
 
@@ -369,7 +355,6 @@ void depsep_backward(const DepSepShape& s, const Tensor& x, const Tensor& wd, co
     return;
   }
   const ConvShape pw = pointwise_shape(s);
-  const int64_t pq = int64_t(s.p()) * s.q();
   // t = depthwise(x), recomputed.
   Tensor t = depthwise_output(s, dt);
   conv2d_forward(s.dw, x, wd, nullptr, t);
@@ -381,14 +366,8 @@ void depsep_backward(const DepSepShape& s, const Tensor& x, const Tensor& wd, co
   }
   // dWp = g t^T and db = sums of g; then t <- Wp^T g (t is not read again, so its storage is
   // reused: every call is ordered on the compute stream).
-  if (dt != DType::F64) {
-    conv2d_backward_filter(pw, t, g, dwp, db);
-    conv2d_backward_data(pw, g, wp, t);
-  } else {  // cuDNN has no f64 convolutions: the cuBLAS GEMMs whatever DSC_POINTWISE says
-    pointwise_backward_filter(pw, t, g, dwp);
-    if (db) channel_sum(g, s.k, pq, *db);
-    pointwise_backward_data(pw, g, wp, t);
-  }
+  conv2d_backward_filter(pw, t, g, dwp, db);
+  conv2d_backward_data(pw, g, wp, t);
   // dx = depthwise^T(t), dWd = correlation of x with t.
   if (dx) conv2d_backward_data(s.dw, t, wd, *dx);
   conv2d_backward_filter(s.dw, x, t, dwd, nullptr);

@@ -119,7 +119,7 @@ TEST_CASE("cuda pointwise conv2d, cuBLAS GEMMs (default)" * doctest::skip(no_cud
 TEST_CASE("cuda pointwise conv2d, cuDNN" * doctest::skip(no_cuda())) {
   ScopedEnv env("DSC_POINTWISE", "cudnn");
   uint64_t seed = 170;
-  for (DType t : {DType::F32, DType::F16})
+  for (DType t : {DType::F32, DType::F16, DType::F64})  // f64: cuBLAS (cuDNN has none)
     for (const ConvShape& s : kPointwise) compare_conv(s, t, seed++);
 }
 
