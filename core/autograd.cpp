@@ -12,16 +12,22 @@ namespace dsc {
 namespace {
 thread_local bool g_grad_enabled = true;
 
-// dst += src, allocating dst on first use (a fresh copy, never aliasing src).
-void accumulate(Tensor& dst, const Tensor& src) {
+// dst += src, allocating dst on first use (a fresh copy, never aliasing src). The gradient of a
+// tensor has that tensor's dtype: src in another dtype is converted, by the accumulation itself
+// where it adds f16 into f32 (axpy widens; mixed precision's master gradients).
+void accumulate(Tensor& dst, const Tensor& src, DType dtype) {
   if (!dst.defined()) {
     // Take over a gradient nobody else holds; copy one that is shared (e.g. a passed-through dout).
-    dst = src.storage().use_count() == 1 ? src : src.clone();
+    if (src.dtype() != dtype) {
+      dst = src.to(dtype);
+    } else {
+      dst = src.storage().use_count() == 1 ? src : src.clone();
+    }
   } else {
     DSC_CHECK(dst.shape() == src.shape(), "backward: gradient ", src.str(),
               " does not match accumulator ", dst.str());
-    const bool mixed = src.dtype() == DType::F16 && dst.dtype() == DType::F32;  // axpy widens
-    Tensor s = src.dtype() == dst.dtype() || mixed ? src : src.to(dst.dtype());
+    const bool widened = src.dtype() == DType::F16 && dst.dtype() == DType::F32;
+    Tensor s = src.dtype() == dst.dtype() || widened ? src : src.to(dst.dtype());
     kernels(dst.device()).axpy(s, 1.0, dst);
   }
 }
@@ -49,7 +55,7 @@ void Tensor::backward() const {
   if (!grad_fn()) {  // a leaf scalar
     Tensor one = Tensor::full(shape(), 1.0, dtype(), device());
     Tensor g = grad();
-    accumulate(g, one);
+    accumulate(g, one, dtype());
     const_cast<Tensor*>(this)->set_grad(g);
     return;
   }
@@ -96,12 +102,10 @@ void Tensor::backward() const {
       DSC_CHECK(grads[i].shape() == in.shape(), node->name(), " backward: gradient ",
                 grads[i].str(), " for input ", in.str());
       if (in.grad_fn()) {
-        accumulate(pending[in.grad_fn().get()], grads[i]);
+        accumulate(pending[in.grad_fn().get()], grads[i], in.dtype());
       } else if (in.requires_grad()) {
         Tensor g = in.grad();
-        // A leaf's first gradient takes its dtype (a cast's f16 gradient of an f32 leaf).
-        if (!g.defined() && grads[i].dtype() != in.dtype()) grads[i] = grads[i].to(in.dtype());
-        accumulate(g, grads[i]);
+        accumulate(g, grads[i], in.dtype());
         in.set_grad(g);
       }
     }

@@ -16,7 +16,8 @@ namespace dsc {
 struct Node {
   virtual ~Node() = default;
   // Gradients for each of `inputs` given the gradient of this node's single output; an undefined
-  // tensor where an input needs none.
+  // tensor where an input needs none. A gradient may come in another float dtype than its input
+  // (a cast's backward passes dy on as it is): the engine converts it when accumulating.
   virtual std::vector<Tensor> backward(const Tensor& doutput) = 0;
   virtual const char* name() const = 0;
   std::vector<Tensor> inputs;
