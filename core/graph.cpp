@@ -45,7 +45,7 @@ bool StepGraph::capture(const std::function<void()>& body) {
 
 void StepGraph::replay() const {
   DSC_CHECK(graph_ != nullptr, "StepGraph::replay: nothing captured",
-            failure_.empty() ? "" : " (", failure_, failure_.empty() ? "" : ")");
+            failure_.empty() ? std::string() : " (" + failure_ + ")");
   kernels(device_).graph_replay(graph_);
 }
 

@@ -42,6 +42,8 @@ class LossScaler {
   // Clears the flag and sets it if any element of grads (the scaled gradients) is inf or NaN;
   // returns the flag (one f32 element; stays 0 when disabled).
   const Tensor& check(const Tensor& grads);
+  // The flag the last check() left (what it returned).
+  const Tensor& flag() const { return flag_; }
   // Applies the flag left by check() to the state (nothing when disabled).
   void update();
 

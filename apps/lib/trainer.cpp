@@ -68,13 +68,18 @@ struct BatchTensors {
   Tensor images, labels;
 };
 
+// Copies a batch into images [n, 3, 32, 32] f32 and labels [n] i32 on their device.
+void copy_batch(const data::BatchView& b, Tensor& images, Tensor& labels) {
+  const KernelTable& k = kernels(images.device());
+  k.copy_bytes(images.raw(), images.device(), b.images, Device::CPU, images.nbytes());
+  k.copy_bytes(labels.raw(), labels.device(), b.labels, Device::CPU, labels.nbytes());
+}
+
 BatchTensors to_tensors(const data::BatchView& b, Device device, DType compute) {
   BatchTensors t;
   t.images = Tensor::empty({b.size, 3, 32, 32}, DType::F32, device);
   t.labels = Tensor::empty({b.size}, DType::I32, device);
-  const KernelTable& k = kernels(device);
-  k.copy_bytes(t.images.raw(), device, b.images, Device::CPU, t.images.nbytes());
-  k.copy_bytes(t.labels.raw(), device, b.labels, Device::CPU, t.labels.nbytes());
+  copy_batch(b, t.images, t.labels);
   if (compute != DType::F32) t.images = t.images.to(compute);
   return t;
 }
@@ -380,7 +385,6 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
   // One training step on a batch already on the device: forward, loss, backward, optimizer
   // update and the running sums, all device work (no step waits for the GPU unless the learning
   // rate varies under AMP, see lr_varies). It is also what a step graph records.
-  const Tensor* last_inf = nullptr;
   const auto step_on_device = [&](const Tensor& images, const Tensor& labels, int64_t n) {
     const Tensor x = compute == DType::F32 ? images : images.to(compute);
     opt->zero_grad();
@@ -391,7 +395,6 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
       const Tensor& inf = scaler.check(opt->parameters().grads());
       opt->step(inf, scaler.scale_tensor());  // skipped on the device after an overflow
       scaler.update();
-      last_inf = &inf;
     } else {
       loss.backward();
       opt->step();
@@ -427,9 +430,7 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
       }
       opt->set_lr(schedule.lr_at(update));
       if (b.size == cfg.batch) {
-        const KernelTable& k = kernels(device);
-        k.copy_bytes(fixed_images.raw(), device, b.images, Device::CPU, fixed_images.nbytes());
-        k.copy_bytes(fixed_labels.raw(), device, b.labels, Device::CPU, fixed_labels.nbytes());
+        copy_batch(b, fixed_images, fixed_labels);
         if (graph_wanted && !graph_failed && !graph.captured() && eager_full_steps >= 1) {
           if (!graph.capture([&] { step_on_device(fixed_images, fixed_labels, b.size); })) {
             DSC_CHECK(cfg.graph != "on", "--graph on: capturing the training step failed: ",
@@ -452,7 +453,7 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
         BatchTensors t = to_tensors(b, device, DType::F32);
         step_on_device(t.images, t.labels, b.size);
       }
-      if (!amp || !lr_varies || last_inf->item() == 0.0) ++update;
+      if (!amp || !lr_varies || scaler.flag().item() == 0.0) ++update;
       tally.count(b.size);
       timed_images += b.size;
       if (progress.due(step + 1))
