@@ -1,6 +1,6 @@
 // Step graphs: record the device work of one training step once and replay it with one call per
-// step, so a step costs one launch of host time instead of one per kernel (a batch-128 step of the
-// seed's CNN is 0.3-0.5 ms of GPU work, comparable to launching its ~100 kernels one by one).
+// step, so a step costs one launch of host time instead of one per kernel (the brief puts a
+// batch-128 step of the seed's CNN at 0.3-0.5 ms of GPU work, where per-kernel launches matter).
 //
 //   StepGraph g(Device::CUDA);
 //   if (g.capture([&] { ...queue one step... })) g.replay();  // the captured step, run once
