@@ -103,6 +103,10 @@ struct KernelTable {
                                Tensor& dx) = nullptr;
   void (*conv2d_backward_filter)(const ConvShape& s, const Tensor& x, const Tensor& dy,
                                  Tensor& dw, Tensor* db) = nullptr;
+  // Optional: the weight (and bias) gradient and, when dx is not null, the input gradient in one
+  // call, for backends that share work between them; null: the two entries above.
+  void (*conv2d_backward)(const ConvShape& s, const Tensor& x, const Tensor& dy, const Tensor& w,
+                          Tensor* dx, Tensor& dw, Tensor* db) = nullptr;
 
   // ---- fused depthwise-separable convolution (see core/ops/depsep.h) ----
   // Optional: a backend without them gets ops::depsep_conv2d composed of conv2d (depthwise),

@@ -41,14 +41,19 @@ struct Conv2dNode : Node {
     const KernelTable& k = kernels(x.device());
     Tensor dy = in_dtype_of(dy_in, x);
     Tensor dx, dw, db;
-    if (wants_grad(x)) {
-      dx = empty_like(x);
-      k.conv2d_backward_data(s, dy, w, dx);
-    }
+    if (wants_grad(x)) dx = empty_like(x);
     if (wants_grad(w) || wants_grad(b)) {
       dw = empty_like(w);
       if (b.defined()) db = empty_like(b);
-      k.conv2d_backward_filter(s, x, dy, dw, b.defined() ? &db : nullptr);
+      if (k.conv2d_backward) {  // both at once
+        k.conv2d_backward(s, x, dy, w, dx.defined() ? &dx : nullptr, dw,
+                          b.defined() ? &db : nullptr);
+      } else {
+        if (dx.defined()) k.conv2d_backward_data(s, dy, w, dx);
+        k.conv2d_backward_filter(s, x, dy, dw, b.defined() ? &db : nullptr);
+      }
+    } else if (dx.defined()) {
+      k.conv2d_backward_data(s, dy, w, dx);
     }
     return {dx, wants_grad(w) ? dw : Tensor(), wants_grad(b) ? db : Tensor()};
   }
@@ -514,7 +519,13 @@ Tensor sum(const Tensor& x) {
 
 Tensor cast(const Tensor& x, DType dtype) {
   if (x.dtype() == dtype) return x;
-  Tensor y = x.to(dtype);
+  return cast_computed(x, x.to(dtype));
+}
+
+Tensor cast_computed(const Tensor& x, const Tensor& converted) {
+  DSC_CHECK(converted.shape() == x.shape() && converted.device() == x.device(),
+            "cast_computed: ", converted.str(), " is not a conversion of ", x.str());
+  Tensor y = converted.detach();
   if (needs_grad({&x})) {
     auto node = std::make_shared<CastNode>();
     node->inputs = {x};

@@ -37,6 +37,9 @@ Tensor scale(const Tensor& x, double alpha);
 Tensor sum(const Tensor& x);
 // Differentiable dtype conversion (the gradient is converted back).
 Tensor cast(const Tensor& x, DType dtype);
+// The same conversion already computed: `converted` holds x's values in another dtype (e.g. a
+// view of one cast of many tensors at once). Returns it with cast's gradient rule; no kernel runs.
+Tensor cast_computed(const Tensor& x, const Tensor& converted);
 
 // Not differentiable: number of rows of logits [N, M] whose argmax equals the label.
 int64_t count_correct(const Tensor& logits, const Tensor& labels);

@@ -10,7 +10,44 @@ namespace dsc {
 
 Tensor compute_view(const Tensor& param, const Tensor& x) {
   if (!param.defined() || param.dtype() == x.dtype()) return param;
+  if (const CastCache* cache = CastCache::current(); cache && cache->dtype() == x.dtype())
+    if (const Tensor* v = cache->find(param)) return ops::cast_computed(param, *v);
   return ops::cast(param, x.dtype());
+}
+
+// ---- CastCache ----------------------------------------------------------------------------------
+
+namespace {
+thread_local const CastCache* t_cast_cache = nullptr;
+}
+
+CastCache::CastCache(const Module& model, const Tensor& flat, DType dtype)
+    : dtype_(dtype), previous_(t_cast_cache) {
+  const auto is_float = [](DType t) { return t == DType::F32 || t == DType::F16 || t == DType::F64; };
+  DSC_CHECK(flat.ndim() == 1 && flat.is_contiguous() && is_float(dtype) && is_float(flat.dtype()) &&
+                dtype != flat.dtype(),
+            "CastCache: expected a flat buffer of parameters and another float dtype, got ",
+            flat.str(), " to ", dtype_name(dtype));
+  converted_ = flat.to(dtype);
+  for (const NamedTensor& p : model.parameters()) {
+    const Tensor& t = p.tensor;
+    if (t.storage() != flat.storage() || t.dtype() != flat.dtype() || !t.is_contiguous() ||
+        t.offset() < flat.offset() || t.offset() + t.numel() > flat.offset() + flat.numel())
+      continue;
+    const auto at = static_cast<int64_t>(t.offset() - flat.offset());
+    views_.emplace_back(t.id(), converted_.slice0(at, at + t.numel()).reshape(t.shape()));
+  }
+  t_cast_cache = this;
+}
+
+CastCache::~CastCache() { t_cast_cache = previous_; }
+
+const CastCache* CastCache::current() { return t_cast_cache; }
+
+const Tensor* CastCache::find(const Tensor& param) const {
+  for (const auto& [id, view] : views_)
+    if (id == param.id()) return &view;
+  return nullptr;
 }
 
 namespace {

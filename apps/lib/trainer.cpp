@@ -15,6 +15,7 @@
 #include <iostream>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
 #include "apps/lib/run_log.h"
@@ -124,10 +125,14 @@ struct EvalResult {
   double loss = 0, acc = 0;
 };
 
+// params: the model's parameters in one flat buffer (the optimizer's), cast once for the whole
+// evaluation under mixed precision.
 EvalResult evaluate(Module& model, const data::Dataset& ds, const TrainConfig& cfg, Device device,
-                    DType compute) {
+                    DType compute, const Tensor& params) {
   NoGradGuard no_grad;
   model.eval();
+  std::optional<CastCache> cast_once;
+  if (compute != params.dtype()) cast_once.emplace(model, params, compute);
   data::LoaderOptions lo;
   lo.batch_size = std::min<int64_t>(cfg.eval_batch, ds.n);
   lo.shuffle = false;
@@ -297,6 +302,7 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
   } else {
     opt = std::make_unique<Sgd>(*model, SgdOptions{cfg.lr, cfg.momentum, cfg.weight_decay, cfg.nesterov});
   }
+  const Tensor params = opt->parameters().values();  // every parameter, one flat f32 buffer
   data::LoaderOptions lo;
   lo.batch_size = cfg.batch;
   lo.seed = cfg.seed;
@@ -388,6 +394,8 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
   const auto step_on_device = [&](const Tensor& images, const Tensor& labels, int64_t n) {
     const Tensor x = compute == DType::F32 ? images : images.to(compute);
     opt->zero_grad();
+    std::optional<CastCache> cast_once;  // mixed precision: one cast kernel for all parameters
+    if (amp) cast_once.emplace(*model, opt->parameters().values(), compute);
     Tensor logits = model->forward(x);
     Tensor loss = ops::cross_entropy(logits, labels);
     if (amp) {
@@ -472,7 +480,7 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
     e.lr = opt->lr();
     e.loss_scale = scaler.scale();
     e.skipped_steps = scaler.skipped() - skipped_before;
-    const EvalResult ev = evaluate(*model, test, cfg, device, compute);
+    const EvalResult ev = evaluate(*model, test, cfg, device, compute, params);
     e.test_loss = ev.loss;
     e.test_acc = ev.acc;
     e.wall_s = seconds_since(t_epoch);
@@ -536,11 +544,11 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
   const auto json_or_null = [](double v) { return v < 0 ? nlohmann::json() : nlohmann::json(v); };
   result.peak_images_per_sec = ips.empty() ? 0.0 : *std::max_element(ips.begin(), ips.end());
   result.median_images_per_sec = median(ips);
-  const EvalResult train_eval = evaluate(*model, train, cfg, device, compute);
+  const EvalResult train_eval = evaluate(*model, train, cfg, device, compute, params);
   result.train_acc = train_eval.acc;
   // With --epochs 0 (evaluating a --load checkpoint) no epoch has measured the test set yet.
   const EvalResult test_eval = result.epochs.empty()
-                                   ? evaluate(*model, test, cfg, device, compute)
+                                   ? evaluate(*model, test, cfg, device, compute, params)
                                    : EvalResult{result.epochs.back().test_loss,
                                                 result.epochs.back().test_acc};
   result.test_acc = test_eval.acc;

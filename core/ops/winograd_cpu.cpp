@@ -373,7 +373,9 @@ void backward_filter(const ConvShape& s, const float* x, const float* dy, float*
     const int team = omp_get_num_threads();  // may be fewer than asked (nested regions)
     float* mine = dU + usize * omp_get_thread_num();
     std::fill(mine, mine + usize, 0.f);
-#pragma omp for schedule(dynamic, 1)
+    // Static: which blocks each thread's partial sums hold (and so the result's rounding) must not
+    // depend on timing; with dynamic scheduling two identical calls differed in the last bits.
+#pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
       float* V = thread_buffer<float, WinogradScratch, 0>(size_t(36) * C * kFilterBlock);
       float* dM = thread_buffer<float, WinogradScratch, 1>(size_t(36) * K * kFilterBlock);

@@ -7,11 +7,13 @@
 #include <chrono>
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "check.h"
+#include "layers/layers.h"
 #include "layers/models.h"
 #include "optim/optimizer.h"
 
@@ -177,6 +179,79 @@ TEST_CASE("models: each seed model memorises a fixed batch of 8 images") {
     NoGradGuard no_grad;
     CHECK(ops::count_correct(net->forward(x), labels) == 8);
   }
+}
+
+TEST_CASE("models: the same backward pass twice gives bit-identical gradients (f32 and f16)") {
+  // The CPU backend's reductions must not depend on thread timing (Winograd's backward-filter
+  // once did: its per-thread partial sums covered dynamically scheduled blocks).
+  std::mt19937_64 rng(78);
+  const Tensor x32 = Tensor::uniform({4, 3, 32, 32}, rng, -1, 1);
+  const Tensor labels = test::random_labels(4, 10, rng);
+  for (ModelKind kind : {ModelKind::Normal, ModelKind::DepSep})
+    for (DType t : {DType::F32, DType::F16}) {
+      INFO(std::string(model_kind_name(kind)), " ", dtype_name(t));
+      auto net = make_seed_cnn(kind, 6);
+      ParameterBuffer buf(*net);
+      const Tensor x = x32.to(t);
+      std::vector<double> grads[3];
+      for (auto& g : grads) {
+        buf.zero_grad();
+        ops::cross_entropy(net->forward(x), labels).backward();
+        g = buf.grads().to_vector();
+      }
+      CHECK(test::max_abs(grads[0]) > 0);
+      CHECK(grads[1] == grads[0]);
+      CHECK(grads[2] == grads[0]);
+    }
+}
+
+TEST_CASE("models: a CastCache (one cast of all parameters) changes nothing but the kernel count") {
+  std::mt19937_64 rng(77);
+  const Tensor x = Tensor::uniform({4, 3, 32, 32}, rng, -1, 1).to(DType::F16);
+  const Tensor labels = test::random_labels(4, 10, rng);
+  for (ModelKind kind : {ModelKind::Normal, ModelKind::DepSep}) {
+    INFO(std::string(model_kind_name(kind)));
+    auto net = make_seed_cnn(kind, 5);
+    ParameterBuffer buf(*net);
+    // The same forward and backward twice: per-parameter casts, then through the cache.
+    std::vector<double> logits[2], grads[2];
+    for (int cached = 0; cached < 2; ++cached) {
+      buf.zero_grad();
+      std::optional<CastCache> cache;
+      if (cached) {
+        cache.emplace(*net, buf.values(), DType::F16);
+        REQUIRE(CastCache::current() == &*cache);
+        // Every parameter used in f16 is a view of the one converted buffer.
+        for (const NamedTensor& p : net->parameters()) {
+          const Tensor v = compute_view(p.tensor, x);
+          CHECK_MESSAGE(v.storage() == cache->converted().storage(), p.name);
+          CHECK(v.shape() == p.tensor.shape());
+          REQUIRE(v.grad_fn() != nullptr);
+          CHECK(std::string(v.grad_fn()->name()) == "cast");
+        }
+      }
+      const Tensor out = net->forward(x);
+      logits[cached] = out.to_vector();
+      ops::cross_entropy(out, labels).backward();
+      grads[cached] = buf.grads().to_vector();
+    }
+    CHECK(CastCache::current() == nullptr);
+    CHECK(logits[0] == logits[1]);  // bit for bit: the same roundings, one kernel instead of many
+    CHECK(grads[0] == grads[1]);
+    CHECK(test::max_abs(grads[1]) > 0);
+  }
+  // Only a flat buffer converted to another float dtype.
+  auto net = make_seed_cnn(ModelKind::DepSep, 5);
+  ParameterBuffer buf(*net);
+  CHECK_THROWS_WITH_AS(CastCache(*net, buf.values(), DType::F32),
+                       doctest::Contains("another float dtype"), Error);
+  CHECK_THROWS_WITH_AS(CastCache(*net, buf.values().reshape({1, -1}), DType::F16),
+                       doctest::Contains("flat buffer"), Error);
+  // A parameter outside the buffer is cast on its own.
+  Linear other(4, 3, rng);
+  CastCache cache(*net, buf.values(), DType::F16);
+  CHECK(cache.find(other.weight) == nullptr);
+  CHECK(compute_view(other.weight, x).storage() != cache.converted().storage());
 }
 
 }  // namespace
