@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <stdexcept>
 
@@ -18,6 +19,7 @@
 #include "core/graph.h"
 #include "core/ops.h"
 #include "core/ops/gemm.h"
+#include "layers/layers.h"
 #include "layers/models.h"
 #include "optim/loss_scaler.h"
 #include "optim/optimizer.h"
@@ -55,6 +57,8 @@ int main(int argc, char** argv) {
     dsc::LossScaler scaler(dsc::LossScalerOptions{.enabled = amp}, dev);
     auto step = [&] {
       opt.zero_grad();
+      std::optional<dsc::CastCache> cast_once;  // as train: one cast of all parameters
+      if (amp) cast_once.emplace(*net, opt.parameters().values(), compute);
       dsc::Tensor loss = dsc::ops::cross_entropy(net->forward(x), y);
       if (amp) {
         dsc::ops::mul(loss, scaler.scale_tensor()).backward();

@@ -16,6 +16,7 @@
 #include "core/graph.h"
 #include "core/ops.h"
 #include "cuda/cuda_test_util.h"
+#include "layers/layers.h"
 #include "layers/models.h"
 #include "optim/loss_scaler.h"
 #include "optim/optimizer.h"
@@ -193,6 +194,7 @@ struct Trainer {
   }
   void step() {
     adam->zero_grad();
+    CastCache cast_once(*model, adam->parameters().values(), DType::F16);  // as train does
     Tensor logits = model->forward(images.to(DType::F16));
     Tensor loss = ops::cross_entropy(logits, labels);
     ops::mul(loss, scaler.scale_tensor()).backward();
