@@ -114,7 +114,11 @@ std::string cuda_kernels(const LayerSpec& s) {
     const std::string impl = v ? v : "";
     std::string dw;
     if (impl.empty() || impl == "own") {
-      dw = "dsc depthwise kernel (tiled)";
+      // Backward: dx and dW in one pass over dy when the stride is 1 and the padding < kernel.
+      const int pad = padding_pixels(s.padding, s.kernel);
+      dw = s.backward && pad >= 0 && pad < s.kernel
+               ? "dsc depthwise kernel (tiled; backward: dx and dW in one pass)"
+               : "dsc depthwise kernel (tiled)";
     } else if (impl == "naive") {
       dw = "dsc depthwise kernel (naive)";
     } else if (impl == "cudnn") {
@@ -124,8 +128,9 @@ std::string cuda_kernels(const LayerSpec& s) {
     }
     out = dw + " + pointwise " + pointwise_name() + " + dsc bias kernel";
     if (s.kind == "depsep-fused") {
-      // ops::depsep_conv2d runs core/cuda/depsep.cu's entries: one fused forward kernel and a
-      // composed backward, or (DSC_DEPSEP=composed) the same composition as the depsep kind.
+      // ops::depsep_conv2d runs core/cuda/depsep.cu's entries: one fused forward kernel and, in
+      // f16 with K <= 128, a fused backward kernel for the pointwise half (else composed), or
+      // (DSC_DEPSEP=composed) the same composition as the depsep kind.
       const char* m = std::getenv("DSC_DEPSEP");
       const std::string mode = m ? m : "";
       if (mode == "composed") {
@@ -137,7 +142,13 @@ std::string cuda_kernels(const LayerSpec& s) {
             std::string("dsc fused DepSep kernel (depthwise into shared memory, pointwise on ") +
             (s.dtype == DType::F16 ? "tensor cores (wmma)" : "FMA register tiles") +
             ", bias in the epilogue)";
-        out = s.backward ? "fwd: " + fwd + "; bwd: depthwise recomputed, " + out : fwd;
+        const std::string bwd =
+            s.dtype == DType::F16 && s.filters <= 128
+                ? "dsc fused DepSep backward kernel (depthwise recomputed and ReLU-masked dy kept "
+                  "on chip, dD = Wp^T g and dWp on tensor cores (wmma), dWp and db from block "
+                  "partials) + " + dw
+                : "depthwise recomputed, " + out;
+        out = s.backward ? "fwd: " + fwd + "; bwd: " + bwd : fwd;
       }
     }
   }

@@ -84,6 +84,7 @@ void register_cuda_kernels(KernelTable& t) {
     t.conv2d_forward = cuda::conv2d_forward;
     t.conv2d_backward_data = cuda::conv2d_backward_data;
     t.conv2d_backward_filter = cuda::conv2d_backward_filter;
+    t.conv2d_backward = cuda::conv2d_backward;
 
     t.depsep_forward = cuda::depsep_forward;
     t.depsep_backward = cuda::depsep_backward;

@@ -15,6 +15,9 @@
 //                   its channel tile by tile (dy tile and the x region in shared memory), warps own
 //                   taps (R*S taps + the bias), lanes sum over the tile's positions, and each tap's
 //                   running sum is kept in double; a second kernel adds the splits in fixed order.
+//   both at once:   (stride 1, padding < R and < S; the table's conv2d_backward) one block per
+//                   (plane, tile) stages dy once and computes the dx tile and the tile's R*S + 1
+//                   filter/bias sums, which the same second kernel adds up.
 // Everything is deterministic (no atomics). Tested against the CPU backend (itself tested against
 // naive loops) in tests/cuda/test_cuda_conv.cpp, for all three DSC_DEPTHWISE settings.
 #include "core/cuda/common.cuh"
@@ -48,6 +51,22 @@ int bwd_dy_h(const Dims& d) { return (kTileH + d.r - 2) / d.stride + 2; }
 int bwd_dy_w(const Dims& d) { return (kTileW + d.s - 2) / d.stride + 2; }
 
 // ---- tiled kernels ------------------------------------------------------------------------------
+
+// The filter-gradient sum of one tap over a kTileH x kTileW tile, by one warp (lanes take
+// positions): sum of dy_at(i, j) * x_at(i, j, r, t) for tap = r * S + t < taps - 1; tap == taps - 1
+// is the bias, the sum of dy_at(i, j). Valid in every lane.
+template <class A, class Dy, class X>
+__device__ __forceinline__ A tile_tap_sum(int tap, int taps, int s, int lane, Dy dy_at, X x_at) {
+  A acc = 0;
+  if (tap < taps - 1) {
+    const int r = tap / s, t = tap % s;
+    for (int pos = lane; pos < kTileH * kTileW; pos += 32)
+      acc += dy_at(pos / kTileW, pos % kTileW) * x_at(pos / kTileW, pos % kTileW, r, t);
+  } else {
+    for (int pos = lane; pos < kTileH * kTileW; pos += 32) acc += dy_at(pos / kTileW, pos % kTileW);
+  }
+  return warp_sum(acc);
+}
 
 template <class T>
 __global__ void forward_tiled_kernel(const T* x, const T* w, const T* bias, T* y, Dims d) {
@@ -161,17 +180,11 @@ template <class T> __global__ void backward_filter_tiled_kernel(const T* x, cons
         }
         __syncthreads();
         for (int tap = warp; tap < taps; tap += warps) {
-          A acc = 0;
-          if (tap < taps - 1) {
-            const int r = tap / d.s, t = tap % d.s;
-            for (int pos = lane; pos < kTileH * kTileW; pos += 32) {
-              const int i = pos / kTileW, j = pos % kTileW;
-              acc += dys[pos] * xs[(i * d.stride + r) * in_w + j * d.stride + t];
-            }
-          } else {
-            for (int pos = lane; pos < kTileH * kTileW; pos += 32) acc += dys[pos];
-          }
-          acc = warp_sum(acc);
+          const A acc = tile_tap_sum<A>(
+              tap, taps, d.s, lane, [&](int i, int j) { return dys[i * kTileW + j]; },
+              [&](int i, int j, int r, int t) {
+                return xs[(i * d.stride + r) * in_w + j * d.stride + t];
+              });
           if (lane == 0) tap_acc[tap] += static_cast<double>(acc);  // this warp owns this tap
         }
       }
@@ -179,6 +192,70 @@ template <class T> __global__ void backward_filter_tiled_kernel(const T* x, cons
   __syncthreads();
   for (int i = tid; i < taps; i += nthreads)
     partial[(int64_t(split) * d.c + c) * taps + i] = tap_acc[i];
+}
+
+// Both gradients in one pass (stride 1, 0 <= pad < R and < S; depthwise_backward_both): a block
+// owns one plane and a 16 x 32 tile (rows h0.., columns w0..) of both dx and dy. It stages the dy
+// region [h0 + pad - R + 1, h0 + pad + 15] x [w0 + pad - S + 1, w0 + pad + 31], which holds every
+// dy that dx's tile gathers and the dy tile itself, and the x region [h0 - pad, h0 - pad + 15 + R
+// - 1] x [w0 - pad, ...] that the tile's filter gradient correlates with it; computes dx as
+// backward_data_tiled_kernel does (same order) and the R*S + 1 sums over the dy tile (taps, bias)
+// as backward_filter_tiled_kernel does, written to partial[((tile * N + n) * C + c) * taps + tap]
+// for backward_filter_finish_kernel. dy is read once instead of twice. Tiles cover max(H, P) x
+// max(W, Q).
+template <class T>
+__global__ void backward_both_tiled_kernel(const T* x, const T* dy, const T* w, T* dx,
+                                           double* partial, Dims d) {
+  using A = acc_t<T>;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const int rh = kTileH + d.r - 1, rw = kTileW + d.s - 1;  // both regions' size
+  A* wsm = reinterpret_cast<A*>(smem_raw);                 // R * S
+  A* dys = wsm + d.r * d.s;                                // rh x rw, from (h0 + pad - R + 1, ...)
+  A* xs = dys + rh * rw;                                   // rh x rw, from (h0 - pad, w0 - pad)
+  const int64_t plane = blockIdx.x;
+  const int c = static_cast<int>(plane % d.c);
+  const int w0 = blockIdx.y * kTileW, h0 = blockIdx.z * kTileH;
+  const int tid = threadIdx.y * blockDim.x + threadIdx.x, nthreads = blockDim.x * blockDim.y;
+  const int lane = tid & 31, warp = tid >> 5, warps = nthreads >> 5;
+  const T* dyp = dy + plane * d.p * d.q;
+  const T* xp = x + plane * d.h * d.w;
+  const int dy_h0 = h0 + d.pad - d.r + 1, dy_w0 = w0 + d.pad - d.s + 1;
+  for (int i = tid; i < d.r * d.s; i += nthreads) wsm[i] = to_acc(w[int64_t(c) * d.r * d.s + i]);
+  for (int i = tid; i < rh * rw; i += nthreads) {
+    const int pp = dy_h0 + i / rw, qq = dy_w0 + i % rw;
+    dys[i] =
+        (pp >= 0 && pp < d.p && qq >= 0 && qq < d.q) ? to_acc(dyp[int64_t(pp) * d.q + qq]) : A(0);
+    const int hh = h0 - d.pad + i / rw, ww = w0 - d.pad + i % rw;
+    xs[i] = (hh >= 0 && hh < d.h && ww >= 0 && ww < d.w) ? to_acc(xp[int64_t(hh) * d.w + ww])
+                                                         : A(0);
+  }
+  __syncthreads();
+  // dx[h][w] = sum over r, t (descending) of w[r][t] dy[h + pad - r][w + pad - t].
+  const int col = w0 + threadIdx.x;
+  if (dx != nullptr && col < d.w)
+    for (int i = threadIdx.y; i < kTileH; i += blockDim.y) {
+      const int row = h0 + i;
+      if (row >= d.h) break;
+      A acc = 0;
+      for (int r = d.r - 1; r >= 0; --r) {
+        const A* trow = dys + (i + d.r - 1 - r) * rw + threadIdx.x + d.s - 1;
+        for (int t = d.s - 1; t >= 0; --t) acc += wsm[r * d.s + t] * trow[-t];
+      }
+      dx[(plane * d.h + row) * d.w + col] = cast_to<T>(acc);
+    }
+  // Filter gradient of the dy tile [h0, h0 + 16) x [w0, w0 + 32) (zeros past P, Q): dy[p][q] at
+  // dys[(p - h0 + R - 1 - pad) rw + ...], x[p - pad + r][q - pad + t] at xs[(p - h0 + r) rw + ...].
+  const int taps = d.r * d.s + 1;
+  const int64_t tile = int64_t(blockIdx.z) * gridDim.y + blockIdx.y;
+  const int n = static_cast<int>(plane / d.c);
+  const int off = (d.r - 1 - d.pad) * rw + (d.s - 1 - d.pad);
+  for (int tap = warp; tap < taps; tap += warps) {
+    const A acc = tile_tap_sum<A>(
+        tap, taps, d.s, lane, [&](int i, int j) { return dys[off + i * rw + j]; },
+        [&](int i, int j, int r, int t) { return xs[(i + r) * rw + j + t]; });
+    if (lane == 0)
+      partial[((tile * d.n + n) * d.c + c) * taps + tap] = static_cast<double>(acc);
+  }
 }
 
 // ---- naive kernels (one thread per output element, global memory only) --------------------------
@@ -375,6 +452,49 @@ void depthwise_backward_filter(const ConvShape& s, const Tensor& x, const Tensor
             partial.as<double>(), splits, d.c, taps, dptr<T>(dw), dptr_opt<T>(db));
     DSC_LAUNCH_CHECK("depthwise backward_filter_finish_kernel");
   });
+}
+
+bool depthwise_backward_both(const ConvShape& s, const Tensor& x, const Tensor& dy, const Tensor& w,
+                             Tensor* dx, Tensor& dw, Tensor* db) {
+  check_depthwise("depthwise conv backward", s, x, dw, dy);
+  if (dx) check_depthwise("depthwise conv backward", s, *dx, w, dy);
+  if (db)
+    DSC_CHECK(db->numel() == s.c, "depthwise conv backward: bias gradient ", db->str(), " for ",
+              s.c, " channels");
+  const Tensor* all[] = {&x, &w, &dw, dx, db};
+  for (const Tensor* t : all)
+    if (t)
+      DSC_CHECK(t->dtype() == dy.dtype(), "depthwise conv backward: dtypes differ: ", dy.str(),
+                " and ", t->str());
+  const Dims d = dims_of(s);
+  if (d.stride != 1 || d.pad >= d.r || d.pad >= d.s || d.n == 0) return false;
+  const int taps = d.r * d.s + 1;
+  const int rows = std::max(d.h, d.p), cols = std::max(d.w, d.q);
+  const int64_t planes = int64_t(d.n) * d.c;
+  const int tiles_h = (rows + kTileH - 1) / kTileH, tiles_w = (cols + kTileW - 1) / kTileW;
+  if (planes >= (int64_t(1) << 31) || tiles_h > 65535 || tiles_w > 65535) return false;
+  const int64_t splits = int64_t(tiles_h) * tiles_w * d.n;  // partials per (channel, tap)
+  bool done = false;
+  dispatch_float(dw.dtype(), "depthwise conv backward", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    using A = acc_t<T>;
+    const size_t smem = sizeof(A) * (size_t(d.r) * d.s +
+                                     2 * size_t(kTileH + d.r - 1) * size_t(kTileW + d.s - 1));
+    if (smem > kMaxSmem || splits > (int64_t(1) << 31) / taps / d.c) return;
+    DeviceBuffer partial(sizeof(double) * size_t(splits) * d.c * taps);
+    backward_both_tiled_kernel<T>
+        <<<dim3(static_cast<unsigned>(planes), tiles_w, tiles_h), dim3(kTileW, kBlockY), smem,
+           compute_stream()>>>(dptr<T>(x), dptr<T>(dy), dptr<T>(w), dptr_opt<T>(dx),
+                               partial.as<double>(), d);
+    DSC_LAUNCH_CHECK("depthwise backward_both_tiled_kernel");
+    backward_filter_finish_kernel<T>
+        <<<grid_for(int64_t(d.c) * taps), kThreads, 0, compute_stream()>>>(
+            partial.as<double>(), static_cast<int>(splits), d.c, taps, dptr<T>(dw),
+            dptr_opt<T>(db));
+    DSC_LAUNCH_CHECK("depthwise backward_filter_finish_kernel");
+    done = true;
+  });
+  return done;
 }
 
 }  // namespace dsc::cuda

@@ -48,6 +48,9 @@ void conv2d_forward(const ConvShape& s, const Tensor& x, const Tensor& w, const 
 void conv2d_backward_data(const ConvShape& s, const Tensor& dy, const Tensor& w, Tensor& dx);
 void conv2d_backward_filter(const ConvShape& s, const Tensor& x, const Tensor& dy, Tensor& dw,
                             Tensor* db);
+// Both (dx may be null): the depthwise one-pass kernel where it applies, else the two above.
+void conv2d_backward(const ConvShape& s, const Tensor& x, const Tensor& dy, const Tensor& w,
+                     Tensor* dx, Tensor& dw, Tensor* db);
 
 // 1x1, stride 1, no padding, groups 1: strided-batched cuBLAS GEMMs (no bias; the callers add it).
 bool pointwise_shape(const ConvShape& s);
@@ -63,6 +66,10 @@ void depthwise_backward_data(const ConvShape& s, const Tensor& dy, const Tensor&
                              bool naive);
 void depthwise_backward_filter(const ConvShape& s, const Tensor& x, const Tensor& dy, Tensor& dw,
                                Tensor* db, bool naive);
+// Both gradients from one pass over dy (tiled; stride 1, pad < R and < S); returns false, having
+// done nothing, for shapes it does not cover.
+bool depthwise_backward_both(const ConvShape& s, const Tensor& x, const Tensor& dy, const Tensor& w,
+                             Tensor* dx, Tensor& dw, Tensor* db);
 
 // ---- fused depthwise-separable convolution (DSC_DEPSEP=fused, the default, or composed) ----
 void depsep_forward(const DepSepShape& s, const Tensor& x, const Tensor& wd, const Tensor& wp,

@@ -533,6 +533,18 @@ TEST_CASE("kernel names follow the backends' dispatch rules") {
         "fused per image: depthwise stencil into a cached buffer + pointwise gemm (OpenBLAS)");
   s.device = dsc::Device::CUDA;
   CHECK(kernels_used(s).find("dsc fused DepSep kernel") == 0);
+  s.backward = true;  // f16, K <= 128: the fused backward; f32 or K > 128: composed
+  s.dtype = dsc::DType::F16;
+  CHECK(kernels_used(s).find("bwd: dsc fused DepSep backward kernel") != std::string::npos);
+  CHECK(kernels_used(s).find("dx and dW in one pass") != std::string::npos);
+  s.filters = 256;
+  CHECK(kernels_used(s).find("bwd: depthwise recomputed, dsc depthwise kernel") !=
+        std::string::npos);
+  s.filters = 128;
+  s.dtype = dsc::DType::F32;
+  CHECK(kernels_used(s).find("bwd: depthwise recomputed, dsc depthwise kernel") !=
+        std::string::npos);
+  s.backward = false;
   s.device = dsc::Device::CPU;
   s.kind = "depsep";
 

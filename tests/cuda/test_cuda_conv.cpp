@@ -76,6 +76,18 @@ void compare_conv(const ConvShape& s, DType t, uint64_t seed) {
     cuda_table().conv2d_backward_filter(s, xg, dyg, dw, bias ? &db : nullptr);
     check_close(dw, dw_ref, rtol, what + " backward-filter");
     if (bias) check_close(db, db_ref, rtol, what + " bias gradient");
+
+    // The table's both-at-once entry (the depthwise one-pass kernel where it applies), with and
+    // without dx.
+    for (bool with_dx : {true, false}) {
+      const std::string both = what + " conv2d_backward" + (with_dx ? "" : " (no dx)");
+      Tensor dx2 = poisoned(xs, t), dw2 = poisoned(ws, t), db2 = poisoned({s.k}, t);
+      cuda_table().conv2d_backward(s, xg, dyg, wg, with_dx ? &dx2 : nullptr, dw2,
+                                   bias ? &db2 : nullptr);
+      if (with_dx) check_close(dx2, dx_ref, rtol, both + " dx");
+      check_close(dw2, dw_ref, rtol, both + " dw");
+      if (bias) check_close(db2, db_ref, rtol, both + " db");
+    }
   }
 }
 
@@ -95,6 +107,7 @@ const ConvShape kDepthwise[] = {
     shape(2, 3, 12, 17, 0, 3, 3, 2, 1, true), shape(2, 6, 15, 14, 0, 5, 5, 1, 2, true),
     shape(1, 4, 9, 10, 0, 3, 3, 1, 0, true),  shape(2, 3, 20, 19, 0, 3, 5, 1, 1, true),
     shape(2, 4, 16, 17, 0, 7, 7, 3, 3, true), shape(5, 16, 32, 32, 0, 3, 3, 1, 1, true),
+    shape(2, 3, 10, 9, 0, 3, 3, 1, 2, true),  shape(1, 2, 40, 70, 0, 3, 3, 1, 1, true),
 };
 
 }  // namespace

@@ -103,6 +103,8 @@ const Case kCases[] = {
     {1, 16, 24, 10, 10, 3, 3, 1, 1, true, false, false},  // N = 1, no bias, no dx
     {2, 12, 33, 12, 9, 3, 5, 2, 1, false, true, true},   // 3x5 filter, stride 2, no ReLU
     {1, 5, 7, 14, 15, 7, 7, 3, 3, true, false, true},     // 7x7, stride 3, no bias
+    {2, 6, 131, 5, 6, 3, 3, 1, 1},                       // K > 128: the f16 backward is composed
+    {1, 140, 9, 4, 4, 3, 3, 1, 0},                       // C: a full and a 12-channel group
 };
 
 }  // namespace
@@ -115,7 +117,7 @@ TEST_CASE("cuda depsep entries: fused forward (f32 FMA tiles) matches the CPU" *
   for (const Case& g : kCases) compare_depsep(g, DType::F32, seed++);
 }
 
-TEST_CASE("cuda depsep entries: fused forward (f16 tensor cores) matches the CPU" *
+TEST_CASE("cuda depsep entries: fused forward and backward (f16 tensor cores) match the CPU" *
           doctest::skip(no_cuda())) {
   ScopedEnv env("DSC_DEPSEP", "fused");
   uint64_t seed = 800;
@@ -147,8 +149,14 @@ TEST_CASE("cuda depsep entries: DSC_DEPSEP=composed matches the CPU and the fuse
         composed = compare_depsep(g, t, seed);
       }
       ++seed;
-      // Same inputs (same seed): the two forwards differ only by summation order and rounding.
-      check_close(composed.y, fused.y, rtol_for(t), describe(g, t) + " composed vs fused forward");
+      // Same inputs (same seed): the two differ only by summation order and rounding (in f16 the
+      // backward is fused too).
+      const std::string what = describe(g, t) + " composed vs fused";
+      check_close(composed.y, fused.y, rtol_for(t), what + " forward");
+      if (g.dx) check_close(composed.dx, fused.dx, rtol_for(t), what + " dx");
+      check_close(composed.dwd, fused.dwd, rtol_for(t), what + " d depthwise w");
+      check_close(composed.dwp, fused.dwp, rtol_for(t), what + " d pointwise w");
+      if (g.bias) check_close(composed.db, fused.db, rtol_for(t), what + " db");
     }
 }
 
