@@ -124,4 +124,41 @@ template <class A> __device__ A block_sum(A v, A* scratch) {
   return v;
 }
 
+// Column sums of a row-major [rows][cols] matrix of partial sums (per block, per image, ...), each
+// handed to out(col, sum) (a functor with a __device__ operator()). A block of kThreads takes 32
+// consecutive columns; warp w sums rows w, w + 8, ... (128-byte coalesced reads, several loads in
+// flight per thread), then the 8 warp sums are added in fixed order: deterministic, and it keeps
+// many loads in flight where one thread per column walking all rows would wait on each load.
+constexpr int kColumnSlices = kThreads / 32;
+template <class A, class Out>
+__global__ void column_sum_kernel(const A* __restrict__ part, int64_t rows, int64_t cols, Out out) {
+  extern __shared__ __align__(16) unsigned char column_sum_smem[];
+  A* red = reinterpret_cast<A*>(column_sum_smem);  // [kColumnSlices][32]
+  const int lane = threadIdx.x % 32, slice = threadIdx.x / 32;
+  const int64_t col = int64_t(blockIdx.x) * 32 + lane;
+  A acc = 0;
+  if (col < cols) {
+#pragma unroll 8
+    for (int64_t r = slice; r < rows; r += kColumnSlices) acc += part[r * cols + col];
+  }
+  red[slice * 32 + lane] = acc;
+  __syncthreads();
+  if (slice == 0 && col < cols) {
+    A s = 0;
+    for (int i = 0; i < kColumnSlices; ++i) s += red[i * 32 + lane];
+    out(col, s);
+  }
+}
+
+// Launches column_sum_kernel on the compute stream (cols > 0).
+template <class A, class Out>
+void column_sum(const A* part, int64_t rows, int64_t cols, Out out, const char* what) {
+  const int64_t blocks = (cols + 31) / 32;
+  DSC_CHECK(blocks < (int64_t(1) << 31), what, ": too many columns (", cols, ")");
+  column_sum_kernel<A, Out><<<static_cast<unsigned>(blocks), kThreads,
+                              sizeof(A) * kColumnSlices * 32, compute_stream()>>>(part, rows, cols,
+                                                                                  out);
+  DSC_LAUNCH_CHECK(what);
+}
+
 }  // namespace dsc::cuda

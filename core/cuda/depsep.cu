@@ -270,7 +270,7 @@ __global__ void __launch_bounds__(kFusedThreads)
 // A block owns a group of up to kBwdCG = 128 input channels (grid.x) and walks the tiles
 // blockIdx.y, blockIdx.y + gridDim.y, ... (about two blocks per SM in all), so dy and y are read
 // once per channel group and the weight gradient leaves each block once, as an f32 partial that
-// depsep_bwd_reduce_kernel sums. Per tile: g [kpad][64] is loaded once; for each of the group's
+// column_sum (common.cuh) adds up. Per tile: g [kpad][64] is loaded once; for each of the group's
 // (at most two) 64-channel halves, D [64][64] and Wp [kpad][64] are loaded, the warps multiply
 // (dWp: warp w owns rows 16 w .. 16 w + 15 and the half's four 16-channel fragments; dD: warp w
 // owns channels 16 (w / 2) and two pixel fragments), and dD goes through a shared f32 tile (over
@@ -293,8 +293,7 @@ __global__ void __launch_bounds__(kFusedThreads, 2)
     depsep_backward_wmma_kernel(const __half* __restrict__ x, const __half* __restrict__ wd,
                                 const __half* __restrict__ wp, const __half* __restrict__ y,
                                 const __half* __restrict__ dy, __half* __restrict__ dd,
-                                float* __restrict__ part_wp, float* __restrict__ part_b, int n_img,
-                                Geom g) {
+                                float* __restrict__ part, int n_img, Geom g) {
   namespace wmma = nvcuda::wmma;
   extern __shared__ __align__(128) unsigned char smem_raw[];
   __half* gs = reinterpret_cast<__half*>(smem_raw);  // g [kBwdK][kLdB]
@@ -398,8 +397,10 @@ __global__ void __launch_bounds__(kFusedThreads, 2)
     }
     __syncthreads();  // every thread is done with gs and the staging tile
   }
-  // This block's partial sums: part_wp [gridDim.y][gridDim.x][kBwdK][kBwdCG], part_b [gridDim.y][kBwdK].
-  float* pw = part_wp + (int64_t(blockIdx.y) * gridDim.x + blockIdx.x) * kBwdK * kBwdCG;
+  // This block's partial sums in row blockIdx.y of part (bwd_partial_row floats: [gridDim.x]
+  // [kBwdK][kBwdCG] for dWp, then [kBwdK] for db).
+  float* row = part + int64_t(blockIdx.y) * (int64_t(gridDim.x) * kBwdK * kBwdCG + kBwdK);
+  float* pw = row + int64_t(blockIdx.x) * kBwdK * kBwdCG;
   if (dwp_rows) {
 #pragma unroll
     for (int h = 0; h < 2; ++h)
@@ -408,30 +409,28 @@ __global__ void __launch_bounds__(kFusedThreads, 2)
         wmma::store_matrix_sync(pw + 16 * warp * kBwdCG + h * kBwdCH + 16 * f, acc_w[h][f], kBwdCG,
                                 wmma::mem_row_major);
   }
-  if (blockIdx.x == 0 && tid < kBwdK) part_b[int64_t(blockIdx.y) * kBwdK + tid] = acc_b;
+  if (blockIdx.x == 0 && tid < kBwdK) row[int64_t(gridDim.x) * kBwdK * kBwdCG + tid] = acc_b;
 }
 
-// dWp[k][c] = sum over the partials, db[k] likewise (db may be null); one thread per output.
-__global__ void depsep_bwd_reduce_kernel(const float* __restrict__ part_wp,
-                                         const float* __restrict__ part_b, int groups, int cgroups,
-                                         int k_out, int c_in, __half* __restrict__ dwp,
-                                         __half* __restrict__ db) {
-  const int64_t n_wp = int64_t(k_out) * c_in;
-  DSC_GRID_STRIDE(i, n_wp + (db ? k_out : 0)) {
-    float s = 0.0f;
-    if (i < n_wp) {
-      const int k = static_cast<int>(i / c_in), c = static_cast<int>(i % c_in);
-      const int cg = c / kBwdCG, cl = c % kBwdCG;
-      for (int gy = 0; gy < groups; ++gy)
-        s += part_wp[((int64_t(gy) * cgroups + cg) * kBwdK + k) * kBwdCG + cl];
-      dwp[i] = __float2half_rn(s);
+// With column_sum over the rows of partial sums: column (cg * kBwdK + k) * kBwdCG + cl is dWp[k]
+// [cg * kBwdCG + cl], column cgroups * kBwdK * kBwdCG + k is db[k] (db may be null); columns past K
+// and C are padding.
+struct DepSepGradOut {
+  __half* dwp;
+  __half* db;
+  int k_out, c_in, cgroups;
+  __device__ void operator()(int64_t col, float sum) const {
+    const int64_t wp_cols = int64_t(cgroups) * kBwdK * kBwdCG;
+    if (col < wp_cols) {
+      const int cl = static_cast<int>(col % kBwdCG), k = static_cast<int>(col / kBwdCG % kBwdK);
+      const int c = static_cast<int>(col / (int64_t(kBwdK) * kBwdCG)) * kBwdCG + cl;
+      if (k < k_out && c < c_in) dwp[int64_t(k) * c_in + c] = __float2half_rn(sum);
     } else {
-      const int k = static_cast<int>(i - n_wp);
-      for (int gy = 0; gy < groups; ++gy) s += part_b[int64_t(gy) * kBwdK + k];
-      db[k] = __float2half_rn(s);
+      const int k = static_cast<int>(col - wp_cols);
+      if (db && k < k_out) db[k] = __float2half_rn(sum);
     }
   }
-}
+};
 
 // ---- host side ----------------------------------------------------------------------------------
 
@@ -543,19 +542,17 @@ void depsep_backward(const DepSepShape& s, const Tensor& x, const Tensor& wd, co
     const int groups = static_cast<int>(
         std::clamp<int64_t>(2 * sm_count() / cgroups, 1, std::min<int64_t>(tiles, 65535)));
     Tensor dd = depthwise_output(s, dt);
-    Tensor part_wp = Tensor::empty({int64_t(groups) * cgroups * kBwdK * kBwdCG}, DType::F32,
-                                   Device::CUDA);
-    Tensor part_b = Tensor::empty({int64_t(groups) * kBwdK}, DType::F32, Device::CUDA);
+    const int64_t row = int64_t(cgroups) * kBwdK * kBwdCG + kBwdK;  // one block row of partials
+    Tensor part = Tensor::empty({groups * row}, DType::F32, Device::CUDA);
     depsep_backward_wmma_kernel<<<dim3(cgroups, groups), kFusedThreads, kBwdSmem,
                                   compute_stream()>>>(
         dptr<__half>(x), dptr<__half>(wd), dptr<__half>(wp), s.relu ? dptr<__half>(y) : nullptr,
-        dptr<__half>(dy), dptr<__half>(dd), dptr<float>(part_wp), dptr<float>(part_b), s.dw.n, g);
+        dptr<__half>(dy), dptr<__half>(dd), dptr<float>(part), s.dw.n, g);
     DSC_LAUNCH_CHECK("depsep_backward_wmma_kernel");
-    const int64_t outs = int64_t(s.k) * s.dw.c + (db ? s.k : 0);
-    depsep_bwd_reduce_kernel<<<grid_for(outs), kThreads, 0, compute_stream()>>>(
-        dptr<float>(part_wp), dptr<float>(part_b), groups, cgroups, s.k, s.dw.c, dptr<__half>(dwp),
-        db ? dptr<__half>(*db) : nullptr);
-    DSC_LAUNCH_CHECK("depsep_bwd_reduce_kernel");
+    column_sum(dptr<float>(part), groups, row,
+               DepSepGradOut{dptr<__half>(dwp), db ? dptr<__half>(*db) : nullptr, s.k, s.dw.c,
+                             cgroups},
+               "depsep backward column_sum_kernel");
     conv2d_backward(s.dw, x, dd, wd, dx, dwd, nullptr);
     return;
   }

@@ -14,10 +14,11 @@
 //   backward-filter: grid (C, splits); a block walks the planes n = split, split + splits, ... of
 //                   its channel tile by tile (dy tile and the x region in shared memory), warps own
 //                   taps (R*S taps + the bias), lanes sum over the tile's positions, and each tap's
-//                   running sum is kept in double; a second kernel adds the splits in fixed order.
+//                   running sum is kept in double; column_sum (common.cuh) adds the splits in a
+//                   fixed order.
 //   both at once:   (stride 1, padding < R and < S; the table's conv2d_backward) one block per
 //                   (plane, tile) stages dy once and computes the dx tile and the tile's R*S + 1
-//                   filter/bias sums, which the same second kernel adds up.
+//                   filter/bias sums, which column_sum adds up.
 // Everything is deterministic (no atomics). Tested against the CPU backend (itself tested against
 // naive loops) in tests/cuda/test_cuda_conv.cpp, for all three DSC_DEPTHWISE settings.
 #include "core/cuda/common.cuh"
@@ -201,7 +202,7 @@ template <class T> __global__ void backward_filter_tiled_kernel(const T* x, cons
 // - 1] x [w0 - pad, ...] that the tile's filter gradient correlates with it; computes dx as
 // backward_data_tiled_kernel does (same order) and the R*S + 1 sums over the dy tile (taps, bias)
 // as backward_filter_tiled_kernel does, written to partial[((tile * N + n) * C + c) * taps + tap]
-// for backward_filter_finish_kernel. dy is read once instead of twice. Tiles cover max(H, P) x
+// for FilterGradOut. dy is read once instead of twice. Tiles cover max(H, P) x
 // max(W, Q).
 template <class T>
 __global__ void backward_both_tiled_kernel(const T* x, const T* dy, const T* w, T* dx,
@@ -338,22 +339,21 @@ __global__ void backward_filter_naive_kernel(const T* x, const T* dy, T* dw, T* 
   }
 }
 
-// dw[c][tap] (and db[c]) = sum over splits of partial, in split order.
-template <class T> __global__ void backward_filter_finish_kernel(const double* partial, int splits,
-                                                                 int c_count, int taps, T* dw,
-                                                                 T* db) {
-  const int64_t total = int64_t(c_count) * taps;
-  DSC_GRID_STRIDE(i, total) {
-    const int c = static_cast<int>(i / taps), tap = static_cast<int>(i % taps);
-    double acc = 0;
-    for (int sp = 0; sp < splits; ++sp) acc += partial[(int64_t(sp) * c_count + c) * taps + tap];
+// dw[c][tap] (and db[c]) from the column sums of partial [splits][C][taps] (column_sum).
+template <class T> struct FilterGradOut {
+  T* dw;
+  T* db;
+  int taps;
+  __device__ void operator()(int64_t i, double sum) const {
+    const int64_t c = i / taps;
+    const int tap = static_cast<int>(i % taps);
     if (tap < taps - 1) {
-      dw[int64_t(c) * (taps - 1) + tap] = cast_to<T>(acc);
+      dw[c * (taps - 1) + tap] = cast_to<T>(sum);
     } else if (db) {
-      db[c] = cast_to<T>(acc);
+      db[c] = cast_to<T>(sum);
     }
   }
-}
+};
 
 // ---- host side ----------------------------------------------------------------------------------
 
@@ -447,10 +447,9 @@ void depthwise_backward_filter(const ConvShape& s, const Tensor& x, const Tensor
         <<<dim3(d.c, splits), dim3(kTileW, kBlockY), smem, compute_stream()>>>(
             dptr<T>(x), dptr<T>(dy), partial.as<double>(), d, splits);
     DSC_LAUNCH_CHECK("depthwise backward_filter_tiled_kernel");
-    backward_filter_finish_kernel<T>
-        <<<grid_for(int64_t(d.c) * taps), kThreads, 0, compute_stream()>>>(
-            partial.as<double>(), splits, d.c, taps, dptr<T>(dw), dptr_opt<T>(db));
-    DSC_LAUNCH_CHECK("depthwise backward_filter_finish_kernel");
+    column_sum(partial.as<double>(), splits, int64_t(d.c) * taps,
+               FilterGradOut<T>{dptr<T>(dw), dptr_opt<T>(db), taps},
+               "depthwise backward-filter column_sum_kernel");
   });
 }
 
@@ -487,11 +486,9 @@ bool depthwise_backward_both(const ConvShape& s, const Tensor& x, const Tensor& 
            compute_stream()>>>(dptr<T>(x), dptr<T>(dy), dptr<T>(w), dptr_opt<T>(dx),
                                partial.as<double>(), d);
     DSC_LAUNCH_CHECK("depthwise backward_both_tiled_kernel");
-    backward_filter_finish_kernel<T>
-        <<<grid_for(int64_t(d.c) * taps), kThreads, 0, compute_stream()>>>(
-            partial.as<double>(), static_cast<int>(splits), d.c, taps, dptr<T>(dw),
-            dptr_opt<T>(db));
-    DSC_LAUNCH_CHECK("depthwise backward_filter_finish_kernel");
+    column_sum(partial.as<double>(), splits, int64_t(d.c) * taps,
+               FilterGradOut<T>{dptr<T>(dw), dptr_opt<T>(db), taps},
+               "depthwise backward column_sum_kernel");
     done = true;
   });
   return done;

@@ -74,6 +74,20 @@ template <class T> __global__ void check_finite_kernel(const T* x, int64_t n, fl
   if (bad) *flag = 1.0f;  // every writer writes the same value; nobody ever clears it
 }
 
+// Planes of at least kThreads elements: block x = plane (its channel read once), blocks y and the
+// threads walk the plane, so no element pays for an index division (64-bit division is a long
+// instruction sequence on a GPU, slower than the memory traffic of these kernels).
+template <class T>
+__global__ void add_channel_bias_planes_kernel(T* y, const T* b, int k, int64_t inner) {
+  const int64_t plane = blockIdx.x;
+  const acc_t<T> bias = to_acc(b[plane % k]);
+  T* yp = y + plane * inner;
+  for (int64_t j = int64_t(blockIdx.y) * blockDim.x + threadIdx.x; j < inner;
+       j += int64_t(blockDim.x) * gridDim.y)
+    yp[j] = cast_to<T>(to_acc(yp[j]) + bias);
+}
+
+// Small planes: one thread per element.
 template <class T>
 __global__ void add_channel_bias_kernel(T* y, const T* b, int64_t n, int k, int64_t inner) {
   DSC_GRID_STRIDE(i, n) {
@@ -82,20 +96,38 @@ __global__ void add_channel_bias_kernel(T* y, const T* b, int64_t n, int k, int6
   }
 }
 
-// One block per channel: db[c] = sum_{o, j} dy[(o * k + c) * inner + j].
+// db[c] = sum_{o, j} dy[(o * k + c) * inner + j], in two steps: block (c, s) sums the planes
+// o = s, s + splits, ... of channel c into partial[s][c] (planes of at least kThreads elements
+// walked without index divisions), then column_sum adds the splits.
 template <class T>
-__global__ void channel_sum_kernel(const T* dy, int64_t outer, int k, int64_t inner, T* db) {
+__global__ void channel_sum_kernel(const T* dy, int64_t outer, int k, int64_t inner,
+                                   double* partial) {
   __shared__ double scratch[32];
   const int c = blockIdx.x;
-  const int64_t m = outer * inner;
+  const int64_t splits = gridDim.y;
   double acc = 0;
-  for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
-    const int64_t o = i / inner, j = i - o * inner;
-    acc += static_cast<double>(to_acc(dy[(o * k + c) * inner + j]));
+  if (inner >= blockDim.x) {
+    for (int64_t o = blockIdx.y; o < outer; o += splits) {
+      const T* p = dy + (o * k + c) * inner;
+      for (int64_t j = threadIdx.x; j < inner; j += blockDim.x)
+        acc += static_cast<double>(to_acc(p[j]));
+    }
+  } else {
+    const int64_t per = (outer + splits - 1) / splits;  // planes of this split: [o0, o1)
+    const int64_t o0 = blockIdx.y * per, o1 = min(outer, o0 + per);
+    for (int64_t i = threadIdx.x; i < (o1 - o0) * inner; i += blockDim.x) {
+      const int64_t o = o0 + i / inner, j = i % inner;
+      acc += static_cast<double>(to_acc(dy[(o * k + c) * inner + j]));
+    }
   }
   acc = block_sum(acc, scratch);
-  if (threadIdx.x == 0) db[c] = cast_to<T>(acc);
+  if (threadIdx.x == 0) partial[int64_t(blockIdx.y) * k + c] = acc;
 }
+
+template <class T> struct ChannelSumOut {
+  T* db;
+  __device__ void operator()(int64_t c, double sum) const { db[c] = cast_to<T>(sum); }
+};
 
 }  // namespace
 
@@ -259,8 +291,18 @@ void add_channel_bias(Tensor& y, const Tensor& b, int k, int64_t inner) {
             b.str(), " does not fit output ", y.str());
   const int64_t n = y.numel();
   if (n == 0) return;
+  const int64_t planes = n / inner;
   dispatch_float(y.dtype(), "bias add", [&](auto tag) {
     using T = typename decltype(tag)::type;
+    if (inner >= kThreads && planes < (int64_t(1) << 31)) {
+      const dim3 grid(static_cast<unsigned>(planes),
+                      static_cast<unsigned>(std::min<int64_t>((inner + kThreads - 1) / kThreads,
+                                                              65535)));
+      add_channel_bias_planes_kernel<T>
+          <<<grid, kThreads, 0, compute_stream()>>>(dptr<T>(y), dptr<T>(b), k, inner);
+      DSC_LAUNCH_CHECK("add_channel_bias_planes_kernel");
+      return;
+    }
     add_channel_bias_kernel<T>
         <<<grid_for(n), kThreads, 0, compute_stream()>>>(dptr<T>(y), dptr<T>(b), n, k, inner);
     DSC_LAUNCH_CHECK("add_channel_bias_kernel");
@@ -272,11 +314,21 @@ void channel_sum(const Tensor& dy, int k, int64_t inner, Tensor& db) {
             "bias gradient: ", db.str(), " does not fit gradient ", dy.str());
   if (k == 0) return;
   const int64_t outer = dy.numel() / (int64_t(k) * inner);
+  if (outer == 0) {
+    fill(db, 0.0);
+    return;
+  }
+  // Enough blocks to fill the GPU a few times over.
+  const int splits =
+      static_cast<int>(std::clamp<int64_t>(4 * sm_count() / k, 1, std::min<int64_t>(outer, 65535)));
+  DeviceBuffer partial(sizeof(double) * size_t(splits) * k);
   dispatch_float(db.dtype(), "bias gradient", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    channel_sum_kernel<T>
-        <<<k, kThreads, 0, compute_stream()>>>(dptr<T>(dy), outer, k, inner, dptr<T>(db));
+    channel_sum_kernel<T><<<dim3(k, splits), kThreads, 0, compute_stream()>>>(
+        dptr<T>(dy), outer, k, inner, partial.as<double>());
     DSC_LAUNCH_CHECK("channel_sum_kernel");
+    column_sum(partial.as<double>(), splits, k, ChannelSumOut<T>{dptr<T>(db)},
+               "bias gradient column_sum_kernel");
   });
 }
 

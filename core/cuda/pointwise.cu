@@ -70,20 +70,21 @@ void gemm_batched(DType t, cudaDataType_t c_type, bool trans_a, bool trans_b, in
   if (sync_after_launch()) synchronize();
 }
 
-// acc[i] (+)= sum over b < nb of part[b * n + i]; on the last chunk the sum goes to out instead.
-template <class T, class A>
-__global__ void sum_partials_kernel(const A* __restrict__ part, int nb, int64_t n, A* acc,
-                                    bool first, T* out) {
-  DSC_GRID_STRIDE(i, n) {
-    A s = first ? A(0) : acc[i];
-    for (int b = 0; b < nb; ++b) s += part[int64_t(b) * n + i];
+// With column_sum over one chunk's partials [nb][n]: acc[i] (+)= the chunk's sum; on the last
+// chunk the total goes to out instead.
+template <class T, class A> struct ChunkSumOut {
+  A* acc;
+  bool first;
+  T* out;
+  __device__ void operator()(int64_t i, A sum) const {
+    if (!first) sum += acc[i];
     if (out) {
-      out[i] = cast_to<T>(s);
+      out[i] = cast_to<T>(sum);
     } else {
-      acc[i] = s;
+      acc[i] = sum;
     }
   }
-}
+};
 
 }  // namespace
 
@@ -126,9 +127,9 @@ void pointwise_backward_filter(const ConvShape& s, const Tensor& x, const Tensor
                    static_cast<const char*>(dy.raw()) + n0 * dy_image, hw, (long long)s.k * hw,
                    part.get(), s.c, kc, nb);
       const bool last = n0 + nb == s.n;
-      sum_partials_kernel<T, A><<<grid_for(kc), kThreads, 0, compute_stream()>>>(
-          part.as<A>(), nb, kc, acc.as<A>(), n0 == 0, last ? dptr<T>(dw) : nullptr);
-      DSC_LAUNCH_CHECK("sum_partials_kernel");
+      column_sum(part.as<A>(), nb, kc,
+                 ChunkSumOut<T, A>{acc.as<A>(), n0 == 0, last ? dptr<T>(dw) : nullptr},
+                 "pointwise backward-filter column_sum_kernel");
     }
   });
 }

@@ -4,7 +4,10 @@
 // the CPU). Backward is a gather, one thread per input element: for every window containing the
 // element (in row-major window order, as the CPU visits them), it finds that window's FIRST element
 // equal to the window's output and, if that is this element, adds the window's dy. No atomics, so
-// overlapping windows (st < k) are deterministic and elements covered by no window get 0.
+// overlapping windows (st < k) are deterministic and elements covered by no window get 0. When the
+// windows tile the plane exactly (st == k, H = P k, W = Q k, e.g. the seed's 4x4 on 32x32), one
+// thread per window finds its first maximum once and writes the window's k x k block of dx instead
+// (k*k fewer scans and no index divisions per input element).
 // Tested against the CPU backend in tests/cuda/test_cuda_kernels.cpp.
 #include "core/cuda/common.cuh"
 #include "core/cuda/kernels.h"
@@ -67,6 +70,28 @@ template <class T> __global__ void maxpool_backward_kernel(const T* x, const T* 
   }
 }
 
+template <class T>
+__global__ void maxpool_backward_tiled_kernel(const T* x, const T* y, const T* dy, int64_t total,
+                                              int w, int p, int q, int k, T* dx) {
+  DSC_GRID_STRIDE(i, total) {
+    const int j = static_cast<int>(i % q);
+    const int ii = static_cast<int>((i / q) % p);
+    const int64_t plane = i / (int64_t(p) * q);
+    const int64_t base = plane * p * k * w + int64_t(ii) * k * w + int64_t(j) * k;
+    const acc_t<T> target = to_acc(y[i]);
+    int first = -1;  // the window's first maximum, u * k + v
+    for (int u = 0; u < k && first < 0; ++u)
+      for (int v = 0; v < k; ++v)
+        if (to_acc(x[base + int64_t(u) * w + v]) == target) {
+          first = u * k + v;
+          break;
+        }
+    const T g = dy[i], zero = cast_to<T>(acc_t<T>(0));
+    for (int u = 0; u < k; ++u)
+      for (int v = 0; v < k; ++v) dx[base + int64_t(u) * w + v] = u * k + v == first ? g : zero;
+  }
+}
+
 void check_pool(const char* op, const Tensor& x, int k, int st, const Tensor& y) {
   DSC_CHECK(x.ndim() == 4 && y.ndim() == 4 && k >= 1 && st >= 1 && x.dim(2) >= k && x.dim(3) >= k &&
                 y.dim(0) == x.dim(0) && y.dim(1) == x.dim(1) &&
@@ -96,8 +121,16 @@ void maxpool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, int k,
   same_numel("max_pool2d backward", x, dx);
   const int64_t total = dx.numel();
   if (total == 0) return;
+  const bool tiled = st == k && x.dim(2) == y.dim(2) * k && x.dim(3) == y.dim(3) * k;
   dispatch_float(x.dtype(), "max_pool2d backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
+    if (tiled) {
+      maxpool_backward_tiled_kernel<T><<<grid_for(y.numel()), kThreads, 0, compute_stream()>>>(
+          dptr<T>(x), dptr<T>(y), dptr<T>(dy), y.numel(), int(x.dim(3)), int(y.dim(2)),
+          int(y.dim(3)), k, dptr<T>(dx));
+      DSC_LAUNCH_CHECK("maxpool_backward_tiled_kernel");
+      return;
+    }
     maxpool_backward_kernel<T><<<grid_for(total), kThreads, 0, compute_stream()>>>(
         dptr<T>(x), dptr<T>(y), dptr<T>(dy), total, int(x.dim(2)), int(x.dim(3)), int(y.dim(2)),
         int(y.dim(3)), k, st, dptr<T>(dx));

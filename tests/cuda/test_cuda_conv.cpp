@@ -95,6 +95,7 @@ const ConvShape kNormal[] = {
     shape(2, 5, 11, 13, 7, 3, 3, 1, 1, false),   shape(3, 4, 12, 9, 6, 3, 3, 2, 0, false),
     shape(1, 3, 15, 14, 4, 5, 5, 1, 2, false),   shape(4, 16, 32, 32, 16, 3, 3, 1, 1, false),
     shape(2, 3, 10, 12, 5, 3, 5, 1, 1, false),   shape(2, 6, 9, 8, 5, 1, 1, 2, 0, false),
+    shape(3, 2, 20, 16, 3, 3, 3, 1, 1, false),  // bias kernels: 320-pixel planes, K = 3
 };
 
 const ConvShape kPointwise[] = {

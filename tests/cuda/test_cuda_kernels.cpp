@@ -157,8 +157,10 @@ TEST_CASE("cuda max pooling forward and backward (first maximum)" * doctest::ski
     Shape x;
     int k, st;
   };
-  // Non-overlapping (the seed's 4x4), overlapping windows, uncovered border rows and columns.
+  // Non-overlapping windows tiling the plane (the seed's 4x4; the one-thread-per-window kernel),
+  // overlapping windows, uncovered border rows and columns.
   const Case cases[] = {{{2, 3, 16, 16}, 4, 4},
+                        {{1, 3, 6, 9}, 3, 3},
                         {{3, 2, 9, 11}, 2, 2},
                         {{2, 3, 10, 9}, 3, 2},
                         {{1, 4, 7, 8}, 3, 1},

@@ -16,7 +16,7 @@ sed -e 's/opt.channels = 16;/opt.channels = 8; opt.image = 16;/' \
     "$REPO/tests/cuda/test_cuda_training.cpp" > "$OUT/test_emu_small_training.cpp"
 CXX="g++ -std=c++20 -O1 -g -fopenmp -march=native -fsanitize=address,undefined -fno-omit-frame-pointer
   -DDSC_HAVE_CUDA=1 -DFMT_SHARED -DSPDLOG_COMPILED_LIB -DSPDLOG_FMT_EXTERNAL -DSPDLOG_SHARED_LIB
-  -I$REPO -I$REPO/tests -I/usr/include/x86_64-linux-gnu/openblas-pthread -isystem /usr/local/cuda/include -w"
+  -I$OUT/src/inc -I$REPO -I$REPO/tests -I/usr/include/x86_64-linux-gnu/openblas-pthread -isystem /usr/local/cuda/include -w"
 # test_cuda_train.cpp runs the train program (apps/, data/): too slow here, and not emulated.
 SRCS="$(ls "$REPO"/core/*.cpp "$REPO"/layers/*.cpp "$REPO"/optim/*.cpp "$REPO"/tests/main.cpp \
          "$REPO"/tests/cuda/*.cpp "$OUT"/src/*.cpp | grep -v test_cuda_train.cpp) \
