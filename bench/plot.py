@@ -221,6 +221,7 @@ def plot_train(inputs, out: str, title: str = None):
     axes[0].set_ylabel("train loss (running mean over the epoch)")
     axes[1].set_ylabel("test accuracy (%)  [* = final train-set accuracy]")
     axes[2].set_ylabel("training images/sec")
+    axes[2].set_ylim(bottom=0)  # epoch-to-epoch jitter of a few img/s should not look like a cliff
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(True, alpha=0.3)
