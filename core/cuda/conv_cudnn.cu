@@ -369,8 +369,7 @@ void conv2d_backward_filter(const ConvShape& s, const Tensor& x, const Tensor& d
 void conv2d_backward(const ConvShape& s, const Tensor& x, const Tensor& dy, const Tensor& w,
                      Tensor* dx, Tensor& dw, Tensor* db) {
   check_device("conv2d backward", {&x, &dy, &w, dx, &dw, db});
-  if (s.depthwise() && depthwise_impl() == DepthwiseImpl::Own && dy.numel() > 0 &&
-      (!db || (db->numel() == s.k && db->dtype() == dy.dtype())) &&
+  if (s.depthwise() && depthwise_impl() == DepthwiseImpl::Own &&
       depthwise_backward_both(s, x, dy, w, dx, dw, db))
     return;
   if (dx) conv2d_backward_data(s, dy, w, *dx);
