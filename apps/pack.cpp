@@ -1,7 +1,9 @@
 // pack SRC DST: reads a CIFAR-10 data set in any form load_cifar10 understands (an image folder
 // such as ../shared/cifar10, or the binary release) and writes it to DST in the official binary
 // layout: data_batch_1..5.bin (the train split spread evenly), test_batch.bin, batches.meta.txt.
-// Nothing half-written is left on error. Tested through dsc::data::pack_cifar10 in
+// --limit-train / --limit-test keep a class-balanced subset, the same images `train` takes with
+// the same flags (e.g. a small copy to carry to another machine). Nothing half-written is left on
+// error. Tested through dsc::data::pack_cifar10 in
 // tests/data/test_pack.cpp and tests/data/test_real_cifar10.cpp.
 #include <spdlog/spdlog.h>
 
@@ -22,13 +24,21 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("DST", dst, "folder to write (created if missing; existing files replaced)")
       ->required();
+  int64_t limit_train = 0, limit_test = 0;
+  app.add_option("--limit-train", limit_train,
+                 "keep only N training images (a class-balanced subset, as train --limit-train)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--limit-test", limit_test, "keep only N test images")
+      ->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
 
   try {
     using Clock = std::chrono::steady_clock;
     const auto t0 = Clock::now();
-    const dsc::data::Dataset train = dsc::data::load_cifar10(src, dsc::data::Split::kTrain);
-    const dsc::data::Dataset test = dsc::data::load_cifar10(src, dsc::data::Split::kTest);
+    dsc::data::Dataset train = dsc::data::load_cifar10(src, dsc::data::Split::kTrain);
+    dsc::data::Dataset test = dsc::data::load_cifar10(src, dsc::data::Split::kTest);
+    if (limit_train > 0) train = dsc::data::subset(train, limit_train);
+    if (limit_test > 0) test = dsc::data::subset(test, limit_test);
     const auto t1 = Clock::now();
     spdlog::info("read {} train + {} test images ({}, {} classes) from {} in {:.2f} s", train.n,
                  test.n, train.format, train.num_classes(), src,

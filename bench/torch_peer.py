@@ -277,6 +277,10 @@ def cmd_steps(args):
 
     model = make_model(args.model, device, args.channels_last, args.init)
     model.train()
+    if args.compile:
+        if not hasattr(torch, "compile"):
+            raise UsageError(f"--compile: torch.compile needs PyTorch 2, this is {torch.__version__}")
+        model = torch.compile(model)  # compiled during the warm-up steps
     step = TrainStep(model, device, args.precision)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     x = torch.randn(args.batch, 3, 32, 32, device=device).contiguous(memory_format=fmt)
@@ -299,7 +303,7 @@ def cmd_steps(args):
     record = {
         "framework": "pytorch", "bench": "steps", "model": args.model, "device": args.device,
         "batch": args.batch, "precision": args.precision, "channels_last": args.channels_last,
-        "init": args.init, "params": total, "trainable_params": trainable,
+        "compile": args.compile, "init": args.init, "params": total, "trainable_params": trainable,
         "warmup": warmup, "iters": iters, "repeats": repeats,
         "images_per_sec": statistics.median(ips), "step_ms_median": statistics.median(step_ms),
         "images_per_sec_repeats": ips, "step_ms_repeats": step_ms,
@@ -377,9 +381,31 @@ def read_pngs_numpy(paths, size: int = 32):
     return out.reshape(n, size, size, 3).astype(np.uint8)
 
 
+def read_binary_split(root: str, split: str):
+    """The official binary layout (what `pack` writes): data_batch_1..5.bin / test_batch.bin,
+    records of 1 label byte + 3072 CHW pixel bytes. None when `root` holds no such files."""
+    names = ["test_batch.bin"] if split == "test" else [f"data_batch_{i}.bin" for i in range(1, 6)]
+    paths = [os.path.join(root, n) for n in names]
+    if not all(os.path.isfile(p) for p in paths):
+        return None
+    raw = np.concatenate([np.fromfile(p, dtype=np.uint8) for p in paths])
+    if raw.size % 3073:
+        raise UsageError(f"--data: the {split} .bin files in '{root}' are not whole 3073-byte records")
+    rec = raw.reshape(-1, 3073)
+    images = rec[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), rec[:, 0].astype(np.int64)
+
+
 def load_split(root: str, split: str, limit, rng: np.random.Generator, decoder: str = "auto"):
-    """uint8 images (N, 32, 32, 3) and int64 labels, in class order; `limit` images chosen at
-    random (all classes) when given."""
+    """uint8 images (N, 32, 32, 3) and int64 labels, from the binary layout or the image folder
+    (class order); `limit` images chosen at random (all classes) when given."""
+    binary = read_binary_split(root, split)
+    if binary is not None:
+        images, labels = binary
+        index = np.arange(len(labels))
+        if limit is not None and limit < len(labels):
+            index = np.sort(rng.permutation(len(labels))[:limit])
+        return images[index], labels[index]
     files, labels = [], []
     for label, cls in enumerate(CIFAR10_CLASSES):
         folder = os.path.join(root, split, cls)
@@ -576,11 +602,14 @@ def main(argv=None):
     s.add_argument("--iters", type=int, default=None, help="steps per repeat (cpu 10, cuda 100)")
     s.add_argument("--repeats", type=int, default=None, help="timed repeats (cpu 3, cuda 5)")
     s.add_argument("--out", default=None, help="also append the JSON line to this file")
+    s.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (compiled during the warm-up steps)")
     s.set_defaults(func=cmd_steps)
 
     t = sub.add_parser("train", help="the seed's training recipe on the CIFAR-10 image folder")
     add_common(t)
-    t.add_argument("--data", required=True, help="CIFAR-10 folder: {train,test}/<class>/*.png")
+    t.add_argument("--data", required=True,
+                   help="CIFAR-10 folder: {train,test}/<class>/*.png, or the binary batches")
     t.add_argument("--epochs", type=int, default=5)
     t.add_argument("--limit-train", type=int, default=None, help="random subset of N images")
     t.add_argument("--limit-test", type=int, default=None, help="random subset of N images")

@@ -8,13 +8,13 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <stdexcept>
 
+#include "apps/lib/kernel_flags.h"
 #include "core/backend.h"
 #include "core/graph.h"
 #include "core/ops.h"
@@ -39,9 +39,12 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "untimed steps first")->capture_default_str();
   app.add_option("--iters", iters, "steps per timed repeat")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--repeats", repeats, "timed repeats (median reported)")->capture_default_str()->check(CLI::PositiveNumber);
+  dsc::KernelFlags kernel_flags;
+  dsc::add_kernel_flags(app, kernel_flags);
   CLI11_PARSE(app, argc, argv);
   try {
     dsc::cpu::set_num_threads(threads);
+    dsc::set_kernel_options(dsc::to_kernel_options(kernel_flags));
     const dsc::Device dev = device == "cuda" ? dsc::Device::CUDA : dsc::Device::CPU;
     const dsc::DType compute = precision == "amp" ? dsc::DType::F16 : dsc::DType::F32;
     auto net = dsc::make_seed_cnn(dsc::parse_model_kind(model), 0);
@@ -102,9 +105,10 @@ int main(int argc, char** argv) {
                         {"graph", graph_mode},
                         {"images_per_sec", med},   {"step_ms_median", 1000.0 * batch / med},
                         {"images_per_sec_all", ips}};
-    // Implementation switches of the CUDA backend that were set (core/cuda/README.md).
-    for (const char* var : {"DSC_DEPSEP", "DSC_DEPTHWISE", "DSC_POINTWISE"})
-      if (const char* v = std::getenv(var)) j[var] = v;
+    if (dev == dsc::Device::CUDA) {
+      j["kernels"] = dsc::describe(dsc::kernel_options());
+      if (const auto report = dsc::kernels(dev).algorithm_report) j["algorithms"] = report();
+    }
     std::cout << j.dump() << "\n";
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

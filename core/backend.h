@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/ops/conv2d.h"
 #include "core/ops/depsep.h"
@@ -167,6 +168,11 @@ struct KernelTable {
   // growth unless that would be infinite, tracker = 0.
   void (*update_loss_scale)(Tensor& state, const Tensor& found_inf,
                             const LossScaleParams& p) = nullptr;
+
+  // ---- diagnostics (optional) ----
+  // One line per library algorithm the backend has chosen so far under the current kernel
+  // options (e.g. cuDNN's, per convolution shape and direction), for run logs.
+  std::vector<std::string> (*algorithm_report)() = nullptr;
 };
 
 // The table of a device; throws with the reason when that backend is not available.

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "apps/lib/bench_device.h"
+#include "apps/lib/kernel_flags.h"
 #include "core/backend.h"
 #include "core/error.h"
 #include "core/gpu_info.h"
@@ -42,6 +43,7 @@ struct LayerFlags {
   int threads = 0;
   std::string json_path, csv_path, ceilings_path;
   bool no_ceilings = false;
+  KernelFlags kernels;
 };
 
 struct DeviceFlags {
@@ -83,6 +85,7 @@ void add_common(CLI::App* s, LayerFlags& f) {
                 "device ceilings JSON from `bench device`, for % of roofline (default: "
                 "bench/results/ceilings_<device>.json when it exists)");
   s->add_flag("--no-ceilings", f.no_ceilings, "do not read any ceilings file");
+  add_kernel_flags(*s, f.kernels);
 }
 
 Device resolve_device(const std::string& d) {
@@ -242,6 +245,7 @@ void print_header(std::ostream& out, const std::string& what, const LayerSpec& s
       << "machine: " << machine(s.device) << "\n"
       << "date: " << utc_now_iso8601() << ", load average (1 min): " << fixed2(load_average_1m())
       << "\ncommand: " << command << "\n";
+  if (s.device == Device::CUDA) out << "kernels: " << describe(kernel_options()) << "\n";
 }
 
 void print_footer(std::ostream& out, bool cuda) {
@@ -265,6 +269,7 @@ std::pair<Device, DType> prepare_run(const LayerFlags& f) {
   check_timing(f.timing);
   check_kinds(f.kinds);
   apply_threads(f.threads);
+  set_kernel_options(to_kernel_options(f.kernels));
   return {d, t};
 }
 

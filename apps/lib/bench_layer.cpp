@@ -17,6 +17,7 @@
 #include "core/backend.h"
 #include "core/error.h"
 #include "core/gpu_monitor.h"
+#include "core/kernel_options.h"
 #include "core/ops.h"
 
 namespace dsc::bench {
@@ -90,19 +91,16 @@ std::string cpu_kernels(const LayerSpec& s, int pad) {
 // ---- what the CUDA backend runs (core/cuda/conv_cudnn.cu, depthwise.cu, depsep.cu) -------------
 
 std::string cudnn_name() {
-  const char* find = std::getenv("DSC_CUDNN_FIND");
-  const bool heuristics = find != nullptr && std::string(find) == "0";
-  return heuristics ? "cuDNN (algorithm from cudnnGet heuristics)"
-                    : "cuDNN (algorithm chosen at run time by cudnnFind)";
+  return kernel_options().conv_search == KernelOptions::ConvSearch::Heuristic
+             ? "cuDNN (algorithm from cudnnGet heuristics)"
+             : "cuDNN (algorithm chosen at run time by cudnnFind)";
 }
 
 // The 1x1 convolution (core/cuda/conv_cudnn.cu: pointwise_cublas).
 std::string pointwise_name() {
-  const char* v = std::getenv("DSC_POINTWISE");
-  const std::string impl = v ? v : "";
-  if (impl.empty() || impl == "cublas") return "cuBLAS strided-batched GEMM";
-  if (impl == "cudnn") return cudnn_name() + " (DSC_POINTWISE=cudnn)";
-  return "DSC_POINTWISE=" + impl + " (invalid: the run will fail)";
+  if (kernel_options().pointwise == KernelOptions::Pointwise::Cublas)
+    return "cuBLAS strided-batched GEMM";
+  return cudnn_name() + " (--pointwise cudnn)";
 }
 
 std::string cuda_kernels(const LayerSpec& s) {
@@ -110,33 +108,26 @@ std::string cuda_kernels(const LayerSpec& s) {
   if (s.kind == "normal") {
     out = cudnn_name() + " + dsc bias kernel";
   } else {
-    const char* v = std::getenv("DSC_DEPTHWISE");
-    const std::string impl = v ? v : "";
+    const KernelOptions::Depthwise impl = kernel_options().depthwise;
     std::string dw;
-    if (impl.empty() || impl == "own") {
+    if (impl == KernelOptions::Depthwise::Own) {
       // Backward: dx and dW in one pass over dy when the stride is 1 and the padding < kernel.
       const int pad = padding_pixels(s.padding, s.kernel);
       dw = s.backward && pad >= 0 && pad < s.kernel
                ? "dsc depthwise kernel (tiled; backward: dx and dW in one pass)"
                : "dsc depthwise kernel (tiled)";
-    } else if (impl == "naive") {
+    } else if (impl == KernelOptions::Depthwise::Naive) {
       dw = "dsc depthwise kernel (naive)";
-    } else if (impl == "cudnn") {
-      dw = "cuDNN grouped (DSC_DEPTHWISE=cudnn)";
     } else {
-      dw = "DSC_DEPTHWISE=" + impl + " (invalid: the run will fail)";
+      dw = "cuDNN grouped (--depthwise cudnn)";
     }
     out = dw + " + pointwise " + pointwise_name() + " + dsc bias kernel";
     if (s.kind == "depsep-fused") {
       // ops::depsep_conv2d runs core/cuda/depsep.cu's entries: one fused forward kernel and, in
       // f16 with K <= 128, a fused backward kernel for the pointwise half (else composed), or
-      // (DSC_DEPSEP=composed) the same composition as the depsep kind.
-      const char* m = std::getenv("DSC_DEPSEP");
-      const std::string mode = m ? m : "";
-      if (mode == "composed") {
-        out = "composed (DSC_DEPSEP=composed): " + out;
-      } else if (!mode.empty() && mode != "fused") {
-        out = "DSC_DEPSEP=" + mode + " (invalid: the run will fail)";
+      // (--depsep composed) the same composition as the depsep kind.
+      if (kernel_options().depsep == KernelOptions::DepSep::Composed) {
+        out = "composed (--depsep composed): " + out;
       } else {
         const std::string fwd =
             std::string("dsc fused DepSep kernel (depthwise into shared memory, pointwise on ") +

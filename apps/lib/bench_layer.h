@@ -54,7 +54,7 @@ intensity::ConvProblem problem_of(const LayerSpec& s);
 std::string dtype_label(DType t);
 
 // Which kernels run, from the dispatch rules in core/ops/conv2d_cpu.cpp (CPU) and core/cuda/
-// conv_cudnn.cu with DSC_DEPTHWISE (GPU); nothing is asked of the backends.
+// conv_cudnn.cu with the kernel options (GPU); nothing is asked of the backends.
 std::string kernels_used(const LayerSpec& s);
 
 // Work of one iteration on preallocated random inputs and weights; build once, call many times.

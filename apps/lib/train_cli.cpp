@@ -2,6 +2,7 @@
 // non-zero exit. Tested in tests/apps/test_train_cli.cpp.
 #include <CLI/CLI.hpp>
 
+#include "apps/lib/kernel_flags.h"
 #include "apps/lib/run_log.h"
 #include "apps/lib/trainer.h"
 #include "core/error.h"
@@ -66,6 +67,8 @@ int train_main(const std::vector<std::string>& args, std::ostream& out, std::ost
   app.add_option("--eval-batch", c.eval_batch, "batch size for evaluation")->capture_default_str();
   bool no_progress = false;
   app.add_flag("--no-progress", no_progress, "no progress bar, even on a terminal");
+  KernelFlags kernel_flags;
+  add_kernel_flags(app, kernel_flags);
   app.add_option("--compare", compare,
                  "print these JSON-lines logs side by side as a markdown table and exit")
       ->expected(1, -1);
@@ -81,6 +84,7 @@ int train_main(const std::vector<std::string>& args, std::ostream& out, std::ost
     return 2;
   }
   c.progress = !no_progress;
+  c.kernels = to_kernel_options(kernel_flags);
   c.command = "train";
   for (const std::string& a : args) c.command += " " + a;
   try {

@@ -21,12 +21,13 @@
 #include "apps/lib/run_log.h"
 #include "apps/lib/version.h"
 #include "core/autograd.h"
-#include "core/graph.h"
 #include "core/backend.h"
 #include "core/error.h"
 #include "core/format.h"
 #include "core/gpu_info.h"
 #include "core/gpu_monitor.h"
+#include "core/graph.h"
+#include "core/kernel_options.h"
 #include "core/ops.h"
 #include "core/ops/gemm.h"
 #include "data/cifar10.h"
@@ -262,12 +263,28 @@ void validate(const TrainConfig& c) {
   check_checkpoint_flags(c);
 }
 
+// The library algorithms the backend chose (cuDNN's, per convolution shape and direction), printed
+// and logged once the first epoch has run every shape of a step and of evaluation.
+std::vector<std::string> algorithm_lines(Device device) {
+  const auto report = kernels(device).algorithm_report;
+  return report ? report() : std::vector<std::string>{};
+}
+
+void report_algorithms(Device device, std::ostream& out, RunLog& log) {
+  const std::vector<std::string> lines = algorithm_lines(device);
+  if (lines.empty()) return;
+  for (const std::string& l : lines) out << "algorithm  " << l << "\n";
+  out << std::flush;
+  log.write({{"type", "algorithms"}, {"lines", lines}});
+}
+
 }  // namespace
 
 TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
   validate(cfg);
   const auto t_start = Clock::now();
   cpu::set_num_threads(cfg.threads);
+  set_kernel_options(cfg.kernels);
   const Device device = resolve_device(cfg.device);
   DSC_CHECK(cfg.graph != "on" || device == Device::CUDA,
             "--graph on: step graphs need a GPU, and --device ", cfg.device, " chose the CPU");
@@ -353,6 +370,8 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
       {"load_meta", loaded},
       {"save", cfg.save.empty() ? nlohmann::json() : nlohmann::json(cfg.save)},
       {"graph", graph_status},
+      {"kernels",
+       device == Device::CUDA ? nlohmann::json(describe(kernel_options())) : nlohmann::json()},
   };
   log.write(header);
   out << "model      " << cfg.model << ": " << with_commas(double(count.total)) << " parameters ("
@@ -367,10 +386,11 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
       << with_commas(double(test.n)) << " test images\n"
       << "build      " << library_versions() << ", commit " << git_commit() << "\n"
       << (device == Device::CUDA ? "gpu        " + gpu_description() + "\n" : "")
-      << (device == Device::CUDA ? "graph      " + graph_status +
-                                       (graph_wanted ? " (full batches replay one captured step)" : "") +
-                                       "\n"
-                                 : "")
+      << (device == Device::CUDA ? "kernels    " + describe(kernel_options()) + "\n" : "")
+      << (device == Device::CUDA
+              ? "graph      " + graph_status +
+                    (graph_wanted ? " (full batches replay one captured step)" : "") + "\n"
+              : "")
       << std::flush;
   if (!cfg.load.empty()) {
     out << "loaded     " << cfg.load << " (" << checkpoint_model(loaded) << ", trained "
@@ -507,6 +527,7 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
                {"loss_scale", e.loss_scale}, {"skipped_steps", e.skipped_steps},
                {"sm_util", util.valid ? nlohmann::json(util.sm_percent) : nlohmann::json()},
                {"mem_util", util.valid ? nlohmann::json(util.memory_percent) : nlohmann::json()}});
+    if (epoch == 1) report_algorithms(device, out, log);
     if (!cfg.save.empty()) {
       save_checkpoint(*model, cfg.save,
                       checkpoint_meta(cfg, e, loaded_epochs + epoch, amp ? "amp" : "fp32"));
@@ -572,6 +593,7 @@ TrainResult run_training(const TrainConfig& cfg, std::ostream& out) {
              {"params", count.total},
              {"trainable_params", count.trainable},
              {"gpu", device == Device::CUDA ? nlohmann::json(gpu_description()) : nlohmann::json()},
+             {"algorithms", algorithm_lines(device)},
              {"images_per_sec", result.peak_images_per_sec},  // the seed's: the best timed epoch
              {"peak_images_per_sec", result.peak_images_per_sec},
              {"median_images_per_sec", result.median_images_per_sec},

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/kernel_options.h"
 #include "core/tensor.h"
 #include "layers/models.h"
 
@@ -43,6 +44,7 @@ struct TrainConfig {
   int warmup_steps = 5;     // steps of epoch 1 excluded from images/sec
   int eval_batch = 500;
   bool progress = true;     // progress bar when stdout is a terminal
+  KernelOptions kernels;    // kernel choices on a GPU (core/kernel_options.h)
   std::string command;      // the command line, for the logs
 };
 

@@ -31,6 +31,9 @@ constexpr size_t kSmallLimit = size_t(1) << 20;
 
 size_t size_class(size_t bytes) {
   if (bytes == 0) bytes = 1;
+#ifdef DSC_CUDA_EMU
+  return bytes;  // host emulator: exact sizes, so AddressSanitizer sees every overrun
+#endif
   if (bytes <= kSmallLimit) return (bytes + kSmallStep - 1) / kSmallStep * kSmallStep;
   size_t pow2 = kSmallLimit;
   while (pow2 * 2 <= bytes) pow2 *= 2;  // largest power of two <= bytes

@@ -109,6 +109,8 @@ void register_cuda_kernels(KernelTable& t) {
     t.sgd_step = cuda::sgd_step;
     t.update_loss_scale = cuda::update_loss_scale;
 
+    t.algorithm_report = cuda::conv_algorithm_report;
+
     t.unavailable_reason.clear();
     t.available = true;
   } catch (const std::exception& e) {

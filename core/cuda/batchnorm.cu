@@ -158,11 +158,10 @@ void batchnorm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor&
   dispatch_bn(x, gamma, "batch_norm", [&](auto xt, auto pt) {
     using T = typename decltype(xt)::type;
     using P = typename decltype(pt)::type;
-    bn_train_kernel<T, P><<<d.c, kBnThreads, 0, compute_stream()>>>(
+    launch(bn_train_kernel<T, P>, d.c, kBnThreads)(
         dptr<T>(x), d.n, d.c, d.hw, dptr<P>(gamma), dptr<P>(beta), static_cast<P>(p.momentum),
         static_cast<P>(p.eps), dptr<P>(running_mean), dptr<P>(running_var), dptr<T>(y),
         dptr<P>(save_mean), dptr<P>(save_invstd));
-    DSC_LAUNCH_CHECK("bn_train_kernel");
   });
 }
 
@@ -176,13 +175,11 @@ void batchnorm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& 
     using T = typename decltype(xt)::type;
     using P = typename decltype(pt)::type;
     DeviceBuffer coef(sizeof(P) * 2 * size_t(d.c));
-    bn_eval_coef_kernel<P><<<grid_for(d.c), kThreads, 0, compute_stream()>>>(
+    launch(bn_eval_coef_kernel<P>, grid_for(d.c), kThreads)(
         d.c, dptr<P>(gamma), dptr<P>(beta), dptr<P>(running_mean), dptr<P>(running_var),
         static_cast<P>(p.eps), coef.as<P>());
-    DSC_LAUNCH_CHECK("bn_eval_coef_kernel");
-    bn_apply_kernel<T, P><<<grid_for(x.numel()), kThreads, 0, compute_stream()>>>(
-        dptr<T>(x), x.numel(), d.c, d.hw, coef.as<P>(), dptr<T>(y));
-    DSC_LAUNCH_CHECK("bn_apply_kernel");
+    launch(bn_apply_kernel<T, P>, grid_for(x.numel()), kThreads)(dptr<T>(x), x.numel(), d.c, d.hw,
+                                                                 coef.as<P>(), dptr<T>(y));
   });
 }
 
@@ -197,10 +194,9 @@ void batchnorm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
   dispatch_bn(x, gamma, "batch_norm backward", [&](auto xt, auto pt) {
     using T = typename decltype(xt)::type;
     using P = typename decltype(pt)::type;
-    bn_backward_kernel<T, P><<<d.c, kBnThreads, 0, compute_stream()>>>(
+    launch(bn_backward_kernel<T, P>, d.c, kBnThreads)(
         dptr<T>(x), dptr<T>(dy), d.n, d.c, d.hw, dptr<P>(gamma), dptr<P>(save_mean),
         dptr<P>(save_invstd), dptr<T>(dx), dptr<P>(dgamma), dptr<P>(dbeta));
-    DSC_LAUNCH_CHECK("bn_backward_kernel");
   });
 }
 

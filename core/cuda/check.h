@@ -1,7 +1,8 @@
-// Error checks for the CUDA backend: every CUDA runtime, cuDNN and cuBLAS call and every kernel
-// launch is wrapped in one of these macros, which throw dsc::Error naming the call, the file and
-// the line. Set DSC_CUDA_SYNC=1 to synchronise after every launch, so that an asynchronous fault
-// (illegal address, ...) is reported at the kernel that caused it rather than at a later call.
+// Error checks for the CUDA backend: every CUDA runtime, cuDNN and cuBLAS call is wrapped in one
+// of these macros, which throw dsc::Error naming the call, the file and the line; every kernel
+// launch goes through launch() (common.cuh), which calls check_launch. Set DSC_CUDA_SYNC=1 to
+// synchronise after every launch, so that an asynchronous fault (illegal address, ...) is reported
+// at the kernel that caused it rather than at a later call.
 #pragma once
 
 #include <cublas_v2.h>
@@ -16,8 +17,9 @@ namespace dsc::cuda {
 [[noreturn]] void throw_cudnn_error(cudnnStatus_t s, const char* call, const char* file, int line);
 [[noreturn]] void throw_cublas_error(cublasStatus_t s, const char* call, const char* file,
                                      int line);
-// Checks cudaGetLastError() after a launch of `kernel` (and synchronises when DSC_CUDA_SYNC=1).
-void check_launch(const char* kernel, const char* file, int line);
+// Checks cudaGetLastError() after a launch of `kernel` (a __global__ function) at file:line, and
+// synchronises when DSC_CUDA_SYNC=1; errors name the kernel (demangled) and the line.
+void check_launch(const void* kernel, const char* file, int line);
 
 }  // namespace dsc::cuda
 
@@ -40,6 +42,3 @@ void check_launch(const char* kernel, const char* file, int line);
     if (dsc_s_ != CUBLAS_STATUS_SUCCESS)                                  \
       ::dsc::cuda::throw_cublas_error(dsc_s_, #call, __FILE__, __LINE__); \
   } while (0)
-
-// After every kernel<<<...>>>: DSC_LAUNCH_CHECK("kernel_name");
-#define DSC_LAUNCH_CHECK(kernel) ::dsc::cuda::check_launch(kernel, __FILE__, __LINE__)

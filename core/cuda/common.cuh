@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include "core/cuda/check.h"
 #include "core/cuda/runtime.h"
@@ -89,6 +90,51 @@ inline void same_numel(const char* op, const Tensor& a, const Tensor& b) {
   DSC_CHECK(a.numel() == b.numel(), op, ": sizes differ: ", a.str(), " and ", b.str());
 }
 
+// ---- launches -----------------------------------------------------------------------------------
+
+// Every kernel is queued through launch(), on the compute stream, and checked right after:
+//   launch(fill_kernel<T>, grid_for(n), kThreads)(dptr<T>(t), n, value);
+//   launch(tiled_kernel<T>, grid, block, dynamic_smem_bytes)(...);
+// Arguments are converted to the kernel's parameter types; a failed launch throws an error naming
+// the kernel and the line of the launch (file and line are the caller's, through the builtins'
+// default arguments). In the host-emulator build (DSC_CUDA_EMU, tests/cuda/emu) the same call
+// runs the kernel on the host, so no kernel or launch is ever rewritten for it.
+template <class... P>
+struct KernelLaunch {
+  void (*kernel)(P...);
+  dim3 grid, block;
+  size_t smem;
+  const char* file;
+  int line;
+  template <class... A>
+  void operator()(A&&... args) const {
+    static_assert(sizeof...(A) == sizeof...(P), "kernel launched with the wrong argument count");
+#ifdef DSC_CUDA_EMU
+    emu::launch(file, line, kernel, grid, block, smem)(static_cast<P>(std::forward<A>(args))...);
+#else
+    // (.cuh files are formatted as C++, which would split the chevrons)
+    // clang-format off
+    kernel<<<grid, block, smem, compute_stream()>>>(static_cast<P>(std::forward<A>(args))...);
+    // clang-format on
+#endif
+    check_launch(reinterpret_cast<const void*>(kernel), file, line);
+  }
+};
+template <class... P>
+KernelLaunch<P...> launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem = 0,
+                          const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  return {kernel, grid, block, smem, file, line};
+}
+
+// The kernel's dynamic shared memory (the launch's smem bytes) as `unsigned char name[]`.
+#ifdef DSC_CUDA_EMU
+#define DSC_DYNAMIC_SMEM(name, align) unsigned char* name = ::emu::dynamic_smem()
+#else
+#define DSC_DYNAMIC_SMEM(name, align) \
+  extern __shared__ __align__(align)  \
+  unsigned char name[]
+#endif
+
 // ---- launch geometry ----------------------------------------------------------------------------
 
 constexpr int kThreads = 256;
@@ -132,7 +178,7 @@ template <class A> __device__ A block_sum(A v, A* scratch) {
 constexpr int kColumnSlices = kThreads / 32;
 template <class A, class Out>
 __global__ void column_sum_kernel(const A* __restrict__ part, int64_t rows, int64_t cols, Out out) {
-  extern __shared__ __align__(16) unsigned char column_sum_smem[];
+  DSC_DYNAMIC_SMEM(column_sum_smem, 16);
   A* red = reinterpret_cast<A*>(column_sum_smem);  // [kColumnSlices][32]
   const int lane = threadIdx.x % 32, slice = threadIdx.x / 32;
   const int64_t col = int64_t(blockIdx.x) * 32 + lane;
@@ -150,15 +196,13 @@ __global__ void column_sum_kernel(const A* __restrict__ part, int64_t rows, int6
   }
 }
 
-// Launches column_sum_kernel on the compute stream (cols > 0).
+// Launches column_sum_kernel on the compute stream (cols > 0); `what` names the caller in errors.
 template <class A, class Out>
 void column_sum(const A* part, int64_t rows, int64_t cols, Out out, const char* what) {
   const int64_t blocks = (cols + 31) / 32;
   DSC_CHECK(blocks < (int64_t(1) << 31), what, ": too many columns (", cols, ")");
-  column_sum_kernel<A, Out><<<static_cast<unsigned>(blocks), kThreads,
-                              sizeof(A) * kColumnSlices * 32, compute_stream()>>>(part, rows, cols,
-                                                                                  out);
-  DSC_LAUNCH_CHECK(what);
+  launch(column_sum_kernel<A, Out>, static_cast<unsigned>(blocks), kThreads,
+         sizeof(A) * kColumnSlices * 32)(part, rows, cols, out);
 }
 
 }  // namespace dsc::cuda

@@ -23,43 +23,30 @@
 // Backward in f16 (the mixed-precision path), K <= 128: one fused kernel for the pointwise half
 // (depsep_backward_wmma_kernel, below: D recomputed and g = dy * (y > 0) both stay on chip; dD =
 // Wp^T g is written once; dWp and db are summed from per-block partials), then our depthwise
-// backward kernels on dD. Other dtypes, K > 128 and DSC_DEPSEP=composed: composed of existing
+// backward kernels on dD. Other dtypes, K > 128 and depsep=composed: composed of existing
 // kernels, recomputing the depthwise output D instead of keeping it from the forward: D =
 // depthwise(x); g = dy * (y > 0) (dy without ReLU); db = sums of g; dWp = g D^T; dD = Wp^T g;
 // dx = depthwise^T(dD); dWd = correlation of x with dD. The depthwise steps go through
-// conv2d_backward (so DSC_DEPTHWISE applies, in both; our kernels do dx and dWd in one pass over
-// dD for stride 1), the pointwise ones through conv2d_* with a 1x1 shape (so DSC_POINTWISE
-// applies: cuBLAS GEMMs or cuDNN; cuBLAS in f64).
+// conv2d_backward (so the depthwise option applies, in both; our kernels do dx and dWd in one
+// pass over dD for stride 1), the pointwise ones through conv2d_* with a 1x1 shape (so the
+// pointwise option applies: cuBLAS GEMMs or cuDNN; cuBLAS in f64).
 //
-// DSC_DEPSEP=composed (read at every call; default fused) makes the forward the same composition
-// (depthwise, 1x1 convolution with bias, ReLU) and the f16 backward the composed one, so that the
-// two can be compared on one GPU.
+// The kernel option depsep=composed (core/kernel_options.h; default fused) makes the forward the
+// same composition (depthwise, 1x1 convolution with bias, ReLU) and the f16 backward the composed
+// one, so that the two can be compared on one GPU.
 // Tested against the CPU's fused kernels (core/ops/depsep_cpu.cpp) in
 // tests/cuda/test_cuda_depsep.cpp and, through ops::depsep_conv2d, in
 // tests/cuda/test_cuda_conv.cpp.
 #include <mma.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 
 #include "core/cuda/common.cuh"
 #include "core/cuda/kernels.h"
+#include "core/kernel_options.h"
 
 namespace dsc::cuda {
 namespace {
-
-// ---- settings -----------------------------------------------------------------------------------
-
-enum class DepSepImpl { Fused, Composed };
-
-// Read on every call, so tests and benchmarks can switch implementations.
-DepSepImpl depsep_impl() {
-  const char* v = std::getenv("DSC_DEPSEP");
-  if (v == nullptr || v[0] == '\0' || std::strcmp(v, "fused") == 0) return DepSepImpl::Fused;
-  if (std::strcmp(v, "composed") == 0) return DepSepImpl::Composed;
-  throw Error(detail::cat("DSC_DEPSEP=", v, ": expected fused (default) or composed"));
-}
 
 // ---- fused forward ------------------------------------------------------------------------------
 
@@ -153,7 +140,7 @@ __global__ void __launch_bounds__(kFusedThreads)
                               const T* __restrict__ wp, const T* __restrict__ b, T* __restrict__ y,
                               Geom g) {
   using A = acc_t<T>;
-  extern __shared__ __align__(128) unsigned char smem_raw[];
+  DSC_DYNAMIC_SMEM(smem_raw, 128);
   A* ds = reinterpret_cast<A*>(smem_raw);
   A* ws = ds + kChunkC * kTileP;
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
@@ -209,7 +196,7 @@ __global__ void __launch_bounds__(kFusedThreads)
                                const __half* __restrict__ wp, const __half* __restrict__ b,
                                __half* __restrict__ y, Geom g) {
   namespace wmma = nvcuda::wmma;
-  extern __shared__ __align__(128) unsigned char smem_raw[];
+  DSC_DYNAMIC_SMEM(smem_raw, 128);
   __half* ws = reinterpret_cast<__half*>(smem_raw);
   __half* ds = ws + kTileK * kLdWh;
   float* out = reinterpret_cast<float*>(ds + kChunkC * kLdDh);
@@ -295,7 +282,7 @@ __global__ void __launch_bounds__(kFusedThreads, 2)
                                 const __half* __restrict__ dy, __half* __restrict__ dd,
                                 float* __restrict__ part, int n_img, Geom g) {
   namespace wmma = nvcuda::wmma;
-  extern __shared__ __align__(128) unsigned char smem_raw[];
+  DSC_DYNAMIC_SMEM(smem_raw, 128);
   __half* gs = reinterpret_cast<__half*>(smem_raw);  // g [kBwdK][kLdB]
   __half* ws = gs + kBwdK * kLdB;                     // Wp half [kBwdK][kLdB], then dD staging
   __half* ds = ws + kBwdK * kLdB;                     // D half [kBwdCH][kLdB]
@@ -495,7 +482,7 @@ void depsep_forward(const DepSepShape& s, const Tensor& x, const Tensor& wd, con
                     const Tensor* b, Tensor& y) {
   check_depsep("depsep forward", s, x, wd, wp, b, y);
   if (y.numel() == 0) return;  // empty batch
-  if (depsep_impl() == DepSepImpl::Composed || !fused_fits(s)) {
+  if (kernel_options().depsep == KernelOptions::DepSep::Composed || !fused_fits(s)) {
     composed_forward(s, x, wd, wp, b, y);
     return;
   }
@@ -506,14 +493,11 @@ void depsep_forward(const DepSepShape& s, const Tensor& x, const Tensor& wd, con
   dispatch_float(x.dtype(), "depsep forward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     if constexpr (std::is_same_v<T, __half>) {
-      depsep_forward_wmma_kernel<<<grid, kFusedThreads, kWmmaSmem, compute_stream()>>>(
+      launch(depsep_forward_wmma_kernel, grid, kFusedThreads, kWmmaSmem)(
           dptr<T>(x), dptr<T>(wd), dptr<T>(wp), dptr_opt<T>(b), dptr<T>(y), g);
-      DSC_LAUNCH_CHECK("depsep_forward_wmma_kernel");
     } else {
-      depsep_forward_fma_kernel<T>
-          <<<grid, kFusedThreads, fma_smem(sizeof(acc_t<T>)), compute_stream()>>>(
-              dptr<T>(x), dptr<T>(wd), dptr<T>(wp), dptr_opt<T>(b), dptr<T>(y), g);
-      DSC_LAUNCH_CHECK("depsep_forward_fma_kernel");
+      launch(depsep_forward_fma_kernel<T>, grid, kFusedThreads, fma_smem(sizeof(acc_t<T>)))(
+          dptr<T>(x), dptr<T>(wd), dptr<T>(wp), dptr_opt<T>(b), dptr<T>(y), g);
     }
   });
 }
@@ -525,7 +509,7 @@ void depsep_backward(const DepSepShape& s, const Tensor& x, const Tensor& wd, co
   check_depsep("depsep backward", s, dx ? *dx : x, dwd, dwp, nullptr, dy);
   DSC_CHECK(dy.dtype() == x.dtype(), "depsep backward: dtypes differ: ", x.str(), " and ",
             dy.str());
-  const DepSepImpl impl = depsep_impl();
+  const bool fused = kernel_options().depsep == KernelOptions::DepSep::Fused;
   const DType dt = x.dtype();
   if (s.y_numel() == 0) {  // empty batch: the gradients are zero
     fill(dwd, 0.0);
@@ -533,7 +517,7 @@ void depsep_backward(const DepSepShape& s, const Tensor& x, const Tensor& wd, co
     if (db) fill(*db, 0.0);
     return;
   }
-  if (impl == DepSepImpl::Fused && dt == DType::F16 && s.k <= kBwdK) {
+  if (fused && dt == DType::F16 && s.k <= kBwdK) {
     // dD from the fused kernel, the weight gradients summed from its partials, then the
     // depthwise steps on dD.
     const Geom g = geom_of(s);
@@ -544,11 +528,9 @@ void depsep_backward(const DepSepShape& s, const Tensor& x, const Tensor& wd, co
     Tensor dd = depthwise_output(s, dt);
     const int64_t row = int64_t(cgroups) * kBwdK * kBwdCG + kBwdK;  // one block row of partials
     Tensor part = Tensor::empty({groups * row}, DType::F32, Device::CUDA);
-    depsep_backward_wmma_kernel<<<dim3(cgroups, groups), kFusedThreads, kBwdSmem,
-                                  compute_stream()>>>(
+    launch(depsep_backward_wmma_kernel, dim3(cgroups, groups), kFusedThreads, kBwdSmem)(
         dptr<__half>(x), dptr<__half>(wd), dptr<__half>(wp), s.relu ? dptr<__half>(y) : nullptr,
         dptr<__half>(dy), dptr<__half>(dd), dptr<float>(part), s.dw.n, g);
-    DSC_LAUNCH_CHECK("depsep_backward_wmma_kernel");
     column_sum(dptr<float>(part), groups, row,
                DepSepGradOut{dptr<__half>(dwp), db ? dptr<__half>(*db) : nullptr, s.k, s.dw.c,
                              cgroups},

@@ -1,4 +1,4 @@
-// Depthwise convolution (groups == C == K) on the GPU, our own kernels (DSC_DEPTHWISE=own, the
+// Depthwise convolution (groups == C == K) on the GPU, our own kernels (depthwise=own, the
 // default; =naive selects the plain versions below, =cudnn cuDNN's grouped convolution, see
 // conv_cudnn.cu). Layouts as in core/ops/conv2d.h: x [N, C, H, W], w [C, 1, R, S], bias [C],
 // y [N, C, P, Q], any R x S, stride and zero padding. f16 is computed in f32, f64 in double.
@@ -20,7 +20,7 @@
 //                   (plane, tile) stages dy once and computes the dx tile and the tile's R*S + 1
 //                   filter/bias sums, which column_sum adds up.
 // Everything is deterministic (no atomics). Tested against the CPU backend (itself tested against
-// naive loops) in tests/cuda/test_cuda_conv.cpp, for all three DSC_DEPTHWISE settings.
+// naive loops) in tests/cuda/test_cuda_conv.cpp, for all three depthwise kernel options.
 #include "core/cuda/common.cuh"
 #include "core/cuda/kernels.h"
 
@@ -72,7 +72,7 @@ __device__ __forceinline__ A tile_tap_sum(int tap, int taps, int s, int lane, Dy
 template <class T>
 __global__ void forward_tiled_kernel(const T* x, const T* w, const T* bias, T* y, Dims d) {
   using A = acc_t<T>;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  DSC_DYNAMIC_SMEM(smem_raw, 16);
   A* wsm = reinterpret_cast<A*>(smem_raw);  // R * S
   A* tile = wsm + d.r * d.s;                // in_h x in_w
   const int in_h = (kTileH - 1) * d.stride + d.r, in_w = (kTileW - 1) * d.stride + d.s;
@@ -105,7 +105,7 @@ __global__ void forward_tiled_kernel(const T* x, const T* w, const T* bias, T* y
 template <class T>
 __global__ void backward_data_tiled_kernel(const T* dy, const T* w, T* dx, Dims d) {
   using A = acc_t<T>;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  DSC_DYNAMIC_SMEM(smem_raw, 16);
   A* wsm = reinterpret_cast<A*>(smem_raw);  // R * S
   A* tile = wsm + d.r * d.s;                // tp x tq region of dy
   const int64_t plane = blockIdx.x;
@@ -150,7 +150,7 @@ template <class T> __global__ void backward_filter_tiled_kernel(const T* x, cons
                                                                 double* partial, Dims d,
                                                                 int splits) {
   using A = acc_t<T>;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  DSC_DYNAMIC_SMEM(smem_raw, 16);
   const int taps = d.r * d.s + 1;
   double* tap_acc = reinterpret_cast<double*>(smem_raw);  // taps
   A* dys = reinterpret_cast<A*>(tap_acc + taps);          // kTileH x kTileW
@@ -208,7 +208,7 @@ template <class T>
 __global__ void backward_both_tiled_kernel(const T* x, const T* dy, const T* w, T* dx,
                                            double* partial, Dims d) {
   using A = acc_t<T>;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  DSC_DYNAMIC_SMEM(smem_raw, 16);
   const int rh = kTileH + d.r - 1, rw = kTileW + d.s - 1;  // both regions' size
   A* wsm = reinterpret_cast<A*>(smem_raw);                 // R * S
   A* dys = wsm + d.r * d.s;                                // rh x rw, from (h0 + pad - R + 1, ...)
@@ -371,7 +371,7 @@ dim3 tile_grid(const Dims& d, int rows, int cols) {
   const int tiles_h = (rows + kTileH - 1) / kTileH, tiles_w = (cols + kTileW - 1) / kTileW;
   DSC_CHECK(planes < (int64_t(1) << 31) && tiles_h <= 65535 && tiles_w <= 65535,
             "depthwise conv: shape too large for the tiled kernel (", planes, " planes, ", tiles_h,
-            "x", tiles_w, " tiles); use DSC_DEPTHWISE=cudnn");
+            "x", tiles_w, " tiles); use --depthwise cudnn");
   return dim3(static_cast<unsigned>(planes), tiles_w, tiles_h);
 }
 
@@ -386,15 +386,12 @@ void depthwise_forward(const ConvShape& s, const Tensor& x, const Tensor& w, con
     using A = acc_t<T>;
     const size_t smem = sizeof(A) * (size_t(d.r) * d.s + size_t(fwd_in_h(d)) * fwd_in_w(d));
     if (naive || smem > kMaxSmem) {
-      forward_naive_kernel<T><<<grid_for(y.numel()), kThreads, 0, compute_stream()>>>(
-          dptr<T>(x), dptr<T>(w), dptr_opt<T>(b), dptr<T>(y), d);
-      DSC_LAUNCH_CHECK("depthwise forward_naive_kernel");
+      launch(forward_naive_kernel<T>, grid_for(y.numel()), kThreads)(dptr<T>(x), dptr<T>(w),
+                                                                     dptr_opt<T>(b), dptr<T>(y), d);
       return;
     }
-    forward_tiled_kernel<T>
-        <<<tile_grid(d, d.p, d.q), dim3(kTileW, kBlockY), smem, compute_stream()>>>(
-            dptr<T>(x), dptr<T>(w), dptr_opt<T>(b), dptr<T>(y), d);
-    DSC_LAUNCH_CHECK("depthwise forward_tiled_kernel");
+    launch(forward_tiled_kernel<T>, tile_grid(d, d.p, d.q), dim3(kTileW, kBlockY), smem)(
+        dptr<T>(x), dptr<T>(w), dptr_opt<T>(b), dptr<T>(y), d);
   });
 }
 
@@ -407,15 +404,12 @@ void depthwise_backward_data(const ConvShape& s, const Tensor& dy, const Tensor&
     using A = acc_t<T>;
     const size_t smem = sizeof(A) * (size_t(d.r) * d.s + size_t(bwd_dy_h(d)) * bwd_dy_w(d));
     if (naive || smem > kMaxSmem) {
-      backward_data_naive_kernel<T><<<grid_for(dx.numel()), kThreads, 0, compute_stream()>>>(
-          dptr<T>(dy), dptr<T>(w), dptr<T>(dx), d);
-      DSC_LAUNCH_CHECK("depthwise backward_data_naive_kernel");
+      launch(backward_data_naive_kernel<T>, grid_for(dx.numel()), kThreads)(dptr<T>(dy), dptr<T>(w),
+                                                                            dptr<T>(dx), d);
       return;
     }
-    backward_data_tiled_kernel<T>
-        <<<tile_grid(d, d.h, d.w), dim3(kTileW, kBlockY), smem, compute_stream()>>>(
-            dptr<T>(dy), dptr<T>(w), dptr<T>(dx), d);
-    DSC_LAUNCH_CHECK("depthwise backward_data_tiled_kernel");
+    launch(backward_data_tiled_kernel<T>, tile_grid(d, d.h, d.w), dim3(kTileW, kBlockY), smem)(
+        dptr<T>(dy), dptr<T>(w), dptr<T>(dx), d);
   });
 }
 
@@ -434,19 +428,16 @@ void depthwise_backward_filter(const ConvShape& s, const Tensor& x, const Tensor
                         sizeof(A) * (size_t(kTileH) * kTileW + size_t(fwd_in_h(d)) * fwd_in_w(d));
     if (naive || smem > kMaxSmem) {
       DSC_CHECK(d.r * d.s < 65535, "depthwise conv: filter too large");
-      backward_filter_naive_kernel<T><<<dim3(d.c, taps), kThreads, 0, compute_stream()>>>(
+      launch(backward_filter_naive_kernel<T>, dim3(d.c, taps), kThreads)(
           dptr<T>(x), dptr<T>(dy), dptr<T>(dw), dptr_opt<T>(db), d);
-      DSC_LAUNCH_CHECK("depthwise backward_filter_naive_kernel");
       return;
     }
     // Enough blocks to fill the GPU a few times over, each still summing whole planes.
     const int target_blocks = 4 * sm_count();
     const int splits = std::max(1, std::min(std::min(d.n, 65535), (target_blocks + d.c - 1) / d.c));
     DeviceBuffer partial(sizeof(double) * size_t(splits) * d.c * taps);
-    backward_filter_tiled_kernel<T>
-        <<<dim3(d.c, splits), dim3(kTileW, kBlockY), smem, compute_stream()>>>(
-            dptr<T>(x), dptr<T>(dy), partial.as<double>(), d, splits);
-    DSC_LAUNCH_CHECK("depthwise backward_filter_tiled_kernel");
+    launch(backward_filter_tiled_kernel<T>, dim3(d.c, splits), dim3(kTileW, kBlockY), smem)(
+        dptr<T>(x), dptr<T>(dy), partial.as<double>(), d, splits);
     column_sum(partial.as<double>(), splits, int64_t(d.c) * taps,
                FilterGradOut<T>{dptr<T>(dw), dptr_opt<T>(db), taps},
                "depthwise backward-filter column_sum_kernel");
@@ -481,11 +472,9 @@ bool depthwise_backward_both(const ConvShape& s, const Tensor& x, const Tensor& 
                                      2 * size_t(kTileH + d.r - 1) * size_t(kTileW + d.s - 1));
     if (smem > kMaxSmem || splits > (int64_t(1) << 31) / taps / d.c) return;
     DeviceBuffer partial(sizeof(double) * size_t(splits) * d.c * taps);
-    backward_both_tiled_kernel<T>
-        <<<dim3(static_cast<unsigned>(planes), tiles_w, tiles_h), dim3(kTileW, kBlockY), smem,
-           compute_stream()>>>(dptr<T>(x), dptr<T>(dy), dptr<T>(w), dptr_opt<T>(dx),
-                               partial.as<double>(), d);
-    DSC_LAUNCH_CHECK("depthwise backward_both_tiled_kernel");
+    launch(backward_both_tiled_kernel<T>, dim3(static_cast<unsigned>(planes), tiles_w, tiles_h),
+           dim3(kTileW, kBlockY),
+           smem)(dptr<T>(x), dptr<T>(dy), dptr<T>(w), dptr_opt<T>(dx), partial.as<double>(), d);
     column_sum(partial.as<double>(), splits, int64_t(d.c) * taps,
                FilterGradOut<T>{dptr<T>(dw), dptr_opt<T>(db), taps},
                "depthwise backward column_sum_kernel");

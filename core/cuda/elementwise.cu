@@ -138,15 +138,19 @@ const void* probe_kernel() { return reinterpret_cast<const void*>(&fill_kernel<f
 void fill(Tensor& t, double value) {
   const int64_t n = t.numel();
   if (n == 0) return;
-  auto launch = [&](auto tag) {
+  auto fill_as = [&](auto tag) {
     using T = typename decltype(tag)::type;
-    fill_kernel<T><<<grid_for(n), kThreads, 0, compute_stream()>>>(dptr<T>(t), n, value);
-    DSC_LAUNCH_CHECK("fill_kernel");
+    launch(fill_kernel<T>, grid_for(n), kThreads)(dptr<T>(t), n, value);
   };
   switch (t.dtype()) {
-    case DType::I32: launch(Tag<int32_t>{}); break;
-    case DType::U8: launch(Tag<uint8_t>{}); break;
-    default: dispatch_float(t.dtype(), "fill", launch);
+    case DType::I32:
+      fill_as(Tag<int32_t>{});
+      break;
+    case DType::U8:
+      fill_as(Tag<uint8_t>{});
+      break;
+    default:
+      dispatch_float(t.dtype(), "fill", fill_as);
   }
 }
 
@@ -162,9 +166,7 @@ void cast(const Tensor& src, Tensor& dst) {
     using S = typename decltype(s)::type;
     dispatch_float(dst.dtype(), "cast", [&](auto d) {
       using D = typename decltype(d)::type;
-      cast_kernel<S, D>
-          <<<grid_for(n), kThreads, 0, compute_stream()>>>(dptr<S>(src), dptr<D>(dst), n);
-      DSC_LAUNCH_CHECK("cast_kernel");
+      launch(cast_kernel<S, D>, grid_for(n), kThreads)(dptr<S>(src), dptr<D>(dst), n);
     });
   });
 }
@@ -176,9 +178,7 @@ void broadcast(const Tensor& value, Tensor& t) {
   if (n == 0) return;
   dispatch_float(t.dtype(), "broadcast", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    broadcast_kernel<T>
-        <<<grid_for(n), kThreads, 0, compute_stream()>>>(dptr<T>(value), dptr<T>(t), n);
-    DSC_LAUNCH_CHECK("broadcast_kernel");
+    launch(broadcast_kernel<T>, grid_for(n), kThreads)(dptr<T>(value), dptr<T>(t), n);
   });
 }
 
@@ -189,16 +189,14 @@ void axpy(const Tensor& x, double alpha, Tensor& y) {
   DSC_CHECK(x.dtype() == y.dtype() || (x.dtype() == DType::F16 && y.dtype() == DType::F32),
             "axpy: cannot add ", x.str(), " into ", y.str(), " (same dtype, or f16 into f32)");
   if (x.dtype() != y.dtype()) {
-    axpy_kernel<__half, float><<<grid_for(n), kThreads, 0, compute_stream()>>>(
+    launch(axpy_kernel<__half, float>, grid_for(n), kThreads)(
         dptr<__half>(x), static_cast<float>(alpha), dptr<float>(y), n);
-    DSC_LAUNCH_CHECK("axpy_kernel");
     return;
   }
   dispatch_float(y.dtype(), "axpy", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    axpy_kernel<T, T><<<grid_for(n), kThreads, 0, compute_stream()>>>(
-        dptr<T>(x), static_cast<acc_t<T>>(alpha), dptr<T>(y), n);
-    DSC_LAUNCH_CHECK("axpy_kernel");
+    launch(axpy_kernel<T, T>, grid_for(n), kThreads)(dptr<T>(x), static_cast<acc_t<T>>(alpha),
+                                                     dptr<T>(y), n);
   });
 }
 
@@ -207,9 +205,7 @@ void scale(Tensor& t, double alpha) {
   if (n == 0) return;
   dispatch_float(t.dtype(), "scale", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    scale_kernel<T><<<grid_for(n), kThreads, 0, compute_stream()>>>(
-        dptr<T>(t), static_cast<acc_t<T>>(alpha), n);
-    DSC_LAUNCH_CHECK("scale_kernel");
+    launch(scale_kernel<T>, grid_for(n), kThreads)(dptr<T>(t), static_cast<acc_t<T>>(alpha), n);
   });
 }
 
@@ -220,9 +216,7 @@ void mul(const Tensor& a, const Tensor& b, Tensor& out) {
   if (n == 0) return;
   dispatch_float(out.dtype(), "mul", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    mul_kernel<T>
-        <<<grid_for(n), kThreads, 0, compute_stream()>>>(dptr<T>(a), dptr<T>(b), dptr<T>(out), n);
-    DSC_LAUNCH_CHECK("mul_kernel");
+    launch(mul_kernel<T>, grid_for(n), kThreads)(dptr<T>(a), dptr<T>(b), dptr<T>(out), n);
   });
 }
 
@@ -234,16 +228,13 @@ void sum(const Tensor& x, Tensor& out) {
   if (n > 0) {
     dispatch_float(x.dtype(), "sum", [&](auto tag) {
       using T = typename decltype(tag)::type;
-      sum_partial_kernel<T>
-          <<<parts, kThreads, 0, compute_stream()>>>(dptr<T>(x), n, partial.as<double>());
-      DSC_LAUNCH_CHECK("sum_partial_kernel");
+      launch(sum_partial_kernel<T>, parts, kThreads)(dptr<T>(x), n, partial.as<double>());
     });
   }
   dispatch_float(out.dtype(), "sum", [&](auto tag) {
     using O = typename decltype(tag)::type;
-    sum_final_kernel<O><<<1, kThreads, 0, compute_stream()>>>(partial.as<double>(),
-                                                              n > 0 ? int(parts) : 0, dptr<O>(out));
-    DSC_LAUNCH_CHECK("sum_final_kernel");
+    launch(sum_final_kernel<O>, 1, kThreads)(partial.as<double>(), n > 0 ? int(parts) : 0,
+                                             dptr<O>(out));
   });
 }
 
@@ -254,10 +245,8 @@ void check_finite(const Tensor& x, Tensor& found_inf) {
   if (n == 0) return;
   dispatch_float(x.dtype(), "check_finite", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    check_finite_kernel<T>
-        <<<std::min<unsigned>(grid_for(n), 4096), kThreads, 0, compute_stream()>>>(
-            dptr<T>(x), n, dptr<float>(found_inf));
-    DSC_LAUNCH_CHECK("check_finite_kernel");
+    launch(check_finite_kernel<T>, std::min<unsigned>(grid_for(n), 4096), kThreads)(
+        dptr<T>(x), n, dptr<float>(found_inf));
   });
 }
 
@@ -267,9 +256,7 @@ void relu_forward(const Tensor& x, Tensor& y) {
   if (n == 0) return;
   dispatch_float(y.dtype(), "relu", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    relu_forward_kernel<T>
-        <<<grid_for(n), kThreads, 0, compute_stream()>>>(dptr<T>(x), dptr<T>(y), n);
-    DSC_LAUNCH_CHECK("relu_forward_kernel");
+    launch(relu_forward_kernel<T>, grid_for(n), kThreads)(dptr<T>(x), dptr<T>(y), n);
   });
 }
 
@@ -280,9 +267,7 @@ void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
   if (n == 0) return;
   dispatch_float(dx.dtype(), "relu backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    relu_backward_kernel<T>
-        <<<grid_for(n), kThreads, 0, compute_stream()>>>(dptr<T>(y), dptr<T>(dy), dptr<T>(dx), n);
-    DSC_LAUNCH_CHECK("relu_backward_kernel");
+    launch(relu_backward_kernel<T>, grid_for(n), kThreads)(dptr<T>(y), dptr<T>(dy), dptr<T>(dx), n);
   });
 }
 
@@ -298,14 +283,10 @@ void add_channel_bias(Tensor& y, const Tensor& b, int k, int64_t inner) {
       const dim3 grid(static_cast<unsigned>(planes),
                       static_cast<unsigned>(std::min<int64_t>((inner + kThreads - 1) / kThreads,
                                                               65535)));
-      add_channel_bias_planes_kernel<T>
-          <<<grid, kThreads, 0, compute_stream()>>>(dptr<T>(y), dptr<T>(b), k, inner);
-      DSC_LAUNCH_CHECK("add_channel_bias_planes_kernel");
+      launch(add_channel_bias_planes_kernel<T>, grid, kThreads)(dptr<T>(y), dptr<T>(b), k, inner);
       return;
     }
-    add_channel_bias_kernel<T>
-        <<<grid_for(n), kThreads, 0, compute_stream()>>>(dptr<T>(y), dptr<T>(b), n, k, inner);
-    DSC_LAUNCH_CHECK("add_channel_bias_kernel");
+    launch(add_channel_bias_kernel<T>, grid_for(n), kThreads)(dptr<T>(y), dptr<T>(b), n, k, inner);
   });
 }
 
@@ -324,9 +305,8 @@ void channel_sum(const Tensor& dy, int k, int64_t inner, Tensor& db) {
   DeviceBuffer partial(sizeof(double) * size_t(splits) * k);
   dispatch_float(db.dtype(), "bias gradient", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    channel_sum_kernel<T><<<dim3(k, splits), kThreads, 0, compute_stream()>>>(
-        dptr<T>(dy), outer, k, inner, partial.as<double>());
-    DSC_LAUNCH_CHECK("channel_sum_kernel");
+    launch(channel_sum_kernel<T>, dim3(k, splits), kThreads)(dptr<T>(dy), outer, k, inner,
+                                                             partial.as<double>());
     column_sum(partial.as<double>(), splits, k, ChannelSumOut<T>{dptr<T>(db)},
                "bias gradient column_sum_kernel");
   });

@@ -4,8 +4,8 @@
 // Where each entry lives:
 //   elementwise.cu  fill, cast, axpy, scale, mul, sum, check_finite, relu, bias add / bias grad
 //   pool.cu         maxpool forward / backward
-//   conv_cudnn.cu   conv2d_* (cuDNN for groups == 1 and, with DSC_DEPTHWISE=cudnn, depthwise)
-//   pointwise.cu    1x1 convolutions as cuBLAS GEMMs (unless DSC_POINTWISE=cudnn)
+//   conv_cudnn.cu   conv2d_* (cuDNN for groups == 1 and, with depthwise=cudnn, depthwise)
+//   pointwise.cu    1x1 convolutions as cuBLAS GEMMs (unless pointwise=cudnn)
 //   depthwise.cu    own depthwise kernels (groups == C)
 //   depsep.cu       depsep_forward (one fused kernel) / depsep_backward (composed)
 //   linear.cu       linear forward / backward (cuBLAS)
@@ -13,6 +13,9 @@
 //   loss.cu         softmax cross-entropy forward / backward, count_correct
 //   optimizer.cu    adam_step, sgd_step, update_loss_scale
 #pragma once
+
+#include <string>
+#include <vector>
 
 #include "core/backend.h"
 #include "core/ops/conv2d.h"
@@ -51,6 +54,9 @@ void conv2d_backward_filter(const ConvShape& s, const Tensor& x, const Tensor& d
 // Both (dx may be null): the depthwise one-pass kernel where it applies, else the two above.
 void conv2d_backward(const ConvShape& s, const Tensor& x, const Tensor& dy, const Tensor& w,
                      Tensor* dx, Tensor& dw, Tensor* db);
+// The cuDNN algorithms chosen so far under the current kernel options, one line per shape and
+// direction (the table's algorithm_report).
+std::vector<std::string> conv_algorithm_report();
 
 // 1x1, stride 1, no padding, groups 1: strided-batched cuBLAS GEMMs (no bias; the callers add it).
 bool pointwise_shape(const ConvShape& s);
@@ -59,7 +65,7 @@ void pointwise_backward_data(const ConvShape& s, const Tensor& dy, const Tensor&
 void pointwise_backward_filter(const ConvShape& s, const Tensor& x, const Tensor& dy, Tensor& dw);
 
 // Own depthwise kernels (groups == C == K); `naive` selects the plain one-thread-per-output
-// versions (DSC_DEPTHWISE=naive) instead of the shared-memory tiled ones.
+// versions (the kernel option depthwise=naive) instead of the shared-memory tiled ones.
 void depthwise_forward(const ConvShape& s, const Tensor& x, const Tensor& w, const Tensor* b,
                        Tensor& y, bool naive);
 void depthwise_backward_data(const ConvShape& s, const Tensor& dy, const Tensor& w, Tensor& dx,
@@ -71,7 +77,7 @@ void depthwise_backward_filter(const ConvShape& s, const Tensor& x, const Tensor
 bool depthwise_backward_both(const ConvShape& s, const Tensor& x, const Tensor& dy, const Tensor& w,
                              Tensor* dx, Tensor& dw, Tensor* db);
 
-// ---- fused depthwise-separable convolution (DSC_DEPSEP=fused, the default, or composed) ----
+// ---- fused depthwise-separable convolution (depsep=fused, the default, or composed) ----
 void depsep_forward(const DepSepShape& s, const Tensor& x, const Tensor& wd, const Tensor& wp,
                     const Tensor* b, Tensor& y);
 void depsep_backward(const DepSepShape& s, const Tensor& x, const Tensor& wd, const Tensor& wp,

@@ -112,16 +112,13 @@ void softmax_xent_forward(const Tensor& logits, const Tensor& labels, Tensor& lo
     dispatch_float(logits.dtype(), "cross_entropy", [&](auto tag) {
       using T = typename decltype(tag)::type;
       const unsigned blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
-      xent_forward_kernel<T><<<blocks, 32 * kRowsPerBlock, 0, compute_stream()>>>(
+      launch(xent_forward_kernel<T>, blocks, 32 * kRowsPerBlock)(
           dptr<T>(logits), dptr<int32_t>(labels), n, m, dptr<T>(probs), row_loss.as<double>());
-      DSC_LAUNCH_CHECK("xent_forward_kernel");
     });
   }
   dispatch_float(loss.dtype(), "cross_entropy", [&](auto tag) {
     using O = typename decltype(tag)::type;
-    xent_mean_kernel<O>
-        <<<1, kThreads, 0, compute_stream()>>>(row_loss.as<double>(), n, dptr<O>(loss));
-    DSC_LAUNCH_CHECK("xent_mean_kernel");
+    launch(xent_mean_kernel<O>, 1, kThreads)(row_loss.as<double>(), n, dptr<O>(loss));
   });
 }
 
@@ -137,9 +134,8 @@ void softmax_xent_backward(const Tensor& probs, const Tensor& labels, const Tens
   if (n == 0) return;
   dispatch_float(probs.dtype(), "cross_entropy backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    xent_backward_kernel<T><<<grid_for(int64_t(n) * m), kThreads, 0, compute_stream()>>>(
+    launch(xent_backward_kernel<T>, grid_for(int64_t(n) * m), kThreads)(
         dptr<T>(probs), dptr<int32_t>(labels), n, m, dloss.raw(), dloss.dtype(), dptr<T>(dlogits));
-    DSC_LAUNCH_CHECK("xent_backward_kernel");
   });
 }
 
@@ -151,9 +147,8 @@ void count_correct(const Tensor& logits, const Tensor& labels, Tensor& correct) 
   if (n == 0) return;
   dispatch_float(logits.dtype(), "count_correct", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    count_correct_kernel<T><<<grid_for(n), kThreads, 0, compute_stream()>>>(
-        dptr<T>(logits), dptr<int32_t>(labels), n, m, out);
-    DSC_LAUNCH_CHECK("count_correct_kernel");
+    launch(count_correct_kernel<T>, grid_for(n), kThreads)(dptr<T>(logits), dptr<int32_t>(labels),
+                                                           n, m, out);
   });
 }
 

@@ -126,14 +126,12 @@ void adam_step(Tensor& params, const Tensor& grads, Tensor& m, Tensor& v, const 
   if (p.step_count) scalar_ptr(p.step_count, "adam_step", "step_count");
   in.step_count = count;
   if (n > 0) {
-    adam_kernel<<<grid_for(n), kThreads, 0, compute_stream()>>>(
-        dptr<float>(params), dptr<float>(grads), dptr<float>(m), dptr<float>(v), n, p.lr, lr_t,
-        p.beta1, p.beta2, p.eps, decay, inv_scale, in);
-    DSC_LAUNCH_CHECK("adam_kernel");
+    launch(adam_kernel, grid_for(n), kThreads)(dptr<float>(params), dptr<float>(grads),
+                                               dptr<float>(m), dptr<float>(v), n, p.lr, lr_t,
+                                               p.beta1, p.beta2, p.eps, decay, inv_scale, in);
   }
   if (count) {
-    count_step_kernel<<<1, 1, 0, compute_stream()>>>(count, in.found_inf);
-    DSC_LAUNCH_CHECK("count_step_kernel");
+    launch(count_step_kernel, 1, 1)(count, in.found_inf);
   }
 }
 
@@ -146,24 +144,21 @@ void sgd_step(Tensor& params, const Tensor& grads, Tensor& momentum_buf, const S
   in.found_inf = scalar_ptr(p.found_inf, "sgd_step", "found_inf");
   in.scale = scalar_ptr(p.scale, "sgd_step", "scale");
   if (n > 0) {
-    sgd_kernel<<<grid_for(n), kThreads, 0, compute_stream()>>>(
-        dptr<float>(params), dptr<float>(grads), dptr<float>(momentum_buf), n, p.lr, p.momentum,
-        p.nesterov, decay, inv_scale, in);
-    DSC_LAUNCH_CHECK("sgd_kernel");
+    launch(sgd_kernel, grid_for(n), kThreads)(dptr<float>(params), dptr<float>(grads),
+                                              dptr<float>(momentum_buf), n, p.lr, p.momentum,
+                                              p.nesterov, decay, inv_scale, in);
   }
   if (p.step_count) {
     scalar_ptr(p.step_count, "sgd_step", "step_count");
-    count_step_kernel<<<1, 1, 0, compute_stream()>>>(dptr<float>(*p.step_count), in.found_inf);
-    DSC_LAUNCH_CHECK("count_step_kernel");
+    launch(count_step_kernel, 1, 1)(dptr<float>(*p.step_count), in.found_inf);
   }
 }
 
 void update_loss_scale(Tensor& state, const Tensor& found_inf, const LossScaleParams& p) {
   DSC_CHECK(state.numel() == 3, "update_loss_scale: state must be f32 [3], got ", state.str());
-  update_loss_scale_kernel<<<1, 1, 0, compute_stream()>>>(
-      dptr<float>(state), scalar_ptr(&found_inf, "update_loss_scale", "found_inf"), p.growth,
-      p.backoff, p.growth_interval);
-  DSC_LAUNCH_CHECK("update_loss_scale_kernel");
+  launch(update_loss_scale_kernel, 1, 1)(dptr<float>(state),
+                                         scalar_ptr(&found_inf, "update_loss_scale", "found_inf"),
+                                         p.growth, p.backoff, p.growth_interval);
 }
 
 }  // namespace dsc::cuda

@@ -1,5 +1,6 @@
 // Pointwise (1x1, stride 1, no padding, groups 1) convolution on the GPU as cuBLAS GEMMs, the
-// default for such shapes (DSC_POINTWISE=cudnn sends them to cuDNN like any other convolution).
+// default for such shapes (the kernel option pointwise=cudnn sends them to cuDNN like any other
+// convolution).
 // NCHW: x [N, C, HW], w [K, C], y [N, K, HW]; per image n, row-major,
 //   y_n = w x_n,   dx_n = w^T dy_n,   dw = sum_n dy_n x_n^T.
 // cuBLAS is column-major (a row-major [r, c] matrix is the column-major [c, r] matrix of its
@@ -12,21 +13,16 @@
 // chunk of images at a time, and summed by a kernel. f32 stays pure FP32 (CUBLAS_COMPUTE_32F, no
 // TF32), f64 computes in f64. The bias is added / reduced by elementwise.cu's per-channel kernels.
 // Tested against the CPU backend through the conv2d entries in tests/cuda/test_cuda_conv.cpp.
-#include <cstdlib>
-
 #include "core/cuda/common.cuh"
 #include "core/cuda/kernels.h"
+#include "core/kernel_options.h"
 
 namespace dsc::cuda {
 namespace {
 
-// Scratch for the weight gradient's per-image partials: DSC_POINTWISE_SCRATCH_MB (default 64;
-// small values force several chunks, which the tests use).
-size_t partial_bytes() {
-  const char* v = std::getenv("DSC_POINTWISE_SCRATCH_MB");
-  const long mb = v ? std::atol(v) : 0;
-  return mb > 0 ? size_t(mb) << 20 : size_t(64) << 20;
-}
+// Scratch for the weight gradient's per-image partials: the kernel options' pointwise_scratch_mb
+// (default 64; small values force several chunks, which the tests use).
+size_t partial_bytes() { return size_t(kernel_options().pointwise_scratch_mb) << 20; }
 
 void check_pointwise(const char* op, const ConvShape& s, const Tensor& x, const Tensor& w,
                      const Tensor& y) {

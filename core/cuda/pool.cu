@@ -107,10 +107,9 @@ void maxpool_forward(const Tensor& x, int k, int st, Tensor& y) {
   if (total == 0) return;
   dispatch_float(x.dtype(), "max_pool2d", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    maxpool_forward_kernel<T><<<grid_for(total), kThreads, 0, compute_stream()>>>(
-        dptr<T>(x), total, int(x.dim(2)), int(x.dim(3)), int(y.dim(2)), int(y.dim(3)), k, st,
-        dptr<T>(y));
-    DSC_LAUNCH_CHECK("maxpool_forward_kernel");
+    launch(maxpool_forward_kernel<T>, grid_for(total), kThreads)(dptr<T>(x), total, int(x.dim(2)),
+                                                                 int(x.dim(3)), int(y.dim(2)),
+                                                                 int(y.dim(3)), k, st, dptr<T>(y));
   });
 }
 
@@ -125,16 +124,14 @@ void maxpool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, int k,
   dispatch_float(x.dtype(), "max_pool2d backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     if (tiled) {
-      maxpool_backward_tiled_kernel<T><<<grid_for(y.numel()), kThreads, 0, compute_stream()>>>(
+      launch(maxpool_backward_tiled_kernel<T>, grid_for(y.numel()), kThreads)(
           dptr<T>(x), dptr<T>(y), dptr<T>(dy), y.numel(), int(x.dim(3)), int(y.dim(2)),
           int(y.dim(3)), k, dptr<T>(dx));
-      DSC_LAUNCH_CHECK("maxpool_backward_tiled_kernel");
       return;
     }
-    maxpool_backward_kernel<T><<<grid_for(total), kThreads, 0, compute_stream()>>>(
+    launch(maxpool_backward_kernel<T>, grid_for(total), kThreads)(
         dptr<T>(x), dptr<T>(y), dptr<T>(dy), total, int(x.dim(2)), int(x.dim(3)), int(y.dim(2)),
         int(y.dim(3)), k, st, dptr<T>(dx));
-    DSC_LAUNCH_CHECK("maxpool_backward_kernel");
   });
 }
 

@@ -4,12 +4,15 @@
 // on first use and intentionally never destroyed (tensors may be freed during static destruction,
 // after the CUDA runtime has shut down).
 // Exercised by every test in tests/cuda/ (copies: every tensor moved to and from the GPU).
+#include <cxxabi.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "core/cuda/check.h"
 #include "core/cuda/device_info.h"
@@ -74,20 +77,36 @@ bool sync_after_launch() {
   return on;
 }
 
-void check_launch(const char* kernel, const char* file, int line) {
+namespace {
+// The demangled name of a __global__ function, for error messages.
+std::string kernel_name(const void* kernel) {
+  const char* mangled = nullptr;
+  if (cudaFuncGetName(&mangled, kernel) != cudaSuccess || mangled == nullptr) {
+    (void)cudaGetLastError();
+    return "a kernel";
+  }
+  int status = 0;
+  char* plain = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+  std::string name = status == 0 && plain ? plain : mangled;
+  std::free(plain);
+  return name;
+}
+}  // namespace
+
+void check_launch(const void* kernel, const char* file, int line) {
   const cudaError_t e = cudaGetLastError();
   if (e == cudaErrorNoKernelImageForDevice || e == cudaErrorUnsupportedPtxVersion) {
-    throw Error(detail::cat(no_kernel_image_reason(device_info()), " (launch of ", kernel, " at ",
-                            short_path(file), ":", line, ")"));
+    throw Error(detail::cat(no_kernel_image_reason(device_info()), " (launch of ",
+                            kernel_name(kernel), " at ", short_path(file), ":", line, ")"));
   }
   if (e != cudaSuccess) {
-    const std::string call = std::string("launch of ") + kernel;
+    const std::string call = "launch of " + kernel_name(kernel);
     throw_cuda_error(e, call.c_str(), file, line);
   }
   if (sync_after_launch()) {
     const cudaError_t s = cudaStreamSynchronize(compute_stream());
     if (s != cudaSuccess) {
-      const std::string call = std::string("kernel ") + kernel + " (DSC_CUDA_SYNC)";
+      const std::string call = "kernel " + kernel_name(kernel) + " (DSC_CUDA_SYNC)";
       throw_cuda_error(s, call.c_str(), file, line);
     }
   }
@@ -163,6 +182,56 @@ void synchronize() {
   DSC_CUDA_CHECK(cudaStreamSynchronize(compute_stream()));
 }
 
+// ---- workspace ----------------------------------------------------------------------------------
+
+namespace {
+struct Workspace {
+  std::mutex mu;
+  void* ptr = nullptr;
+  size_t size = 0;
+  std::vector<void*> retired;  // blocks a live step graph may still use
+  size_t retired_bytes = 0;
+  int64_t grows = 0;
+  int live_graphs = 0;  // captured and not yet released
+
+  // Called with the lock held, when no graph is alive any more (the device is synchronised).
+  void free_retired() {
+    for (void* p : retired) device_free(p);
+    retired.clear();
+    retired_bytes = 0;
+  }
+};
+Workspace& ws_state() {
+  static auto* w = new Workspace;  // never destroyed (see the file comment)
+  return *w;
+}
+}  // namespace
+
+void* workspace(size_t bytes) {
+  Workspace& w = ws_state();
+  std::lock_guard<std::mutex> lock(w.mu);
+  if (bytes > w.size) {
+    if (w.ptr && (w.live_graphs > 0 || capturing())) {
+      w.retired.push_back(w.ptr);  // a graph may replay with it
+      w.retired_bytes += w.size;
+    } else {
+      device_free(w.ptr);  // stream-ordered: pending users of the old block finish first
+    }
+    w.ptr = nullptr;
+    w.size = 0;
+    w.ptr = device_alloc(bytes);
+    w.size = bytes;
+    ++w.grows;
+  }
+  return w.ptr;
+}
+
+WorkspaceStats workspace_stats() {
+  Workspace& w = ws_state();
+  std::lock_guard<std::mutex> lock(w.mu);
+  return {w.size, w.retired_bytes, w.grows};
+}
+
 // ---- step graphs --------------------------------------------------------------------------------
 
 namespace {
@@ -217,6 +286,11 @@ void* graph_end() {
     throw_cuda_error(ei, e != cudaSuccess ? "cudaStreamEndCapture" : "cudaGraphInstantiate",
                      __FILE__, __LINE__);
   }
+  {
+    Workspace& w = ws_state();
+    std::lock_guard<std::mutex> lock(w.mu);
+    ++w.live_graphs;
+  }
   return new CapturedGraph{graph, exec, pool};
 }
 
@@ -244,23 +318,9 @@ void graph_release(void* graph) noexcept {
   (void)cudaGraphDestroy(g->graph);
   release_graph_pool(g->pool);
   delete g;
-}
-
-// ---- workspace ----------------------------------------------------------------------------------
-
-void* workspace(size_t bytes) {
-  static std::mutex mu;
-  static void* ptr = nullptr;
-  static size_t size = 0;
-  std::lock_guard<std::mutex> lock(mu);
-  if (bytes > size) {
-    device_free(ptr);  // stream-ordered: pending users of the old block finish first
-    ptr = nullptr;
-    size = 0;
-    ptr = device_alloc(bytes);
-    size = bytes;
-  }
-  return ptr;
+  Workspace& w = ws_state();
+  std::lock_guard<std::mutex> lock(w.mu);
+  if (--w.live_graphs == 0) w.free_retired();
 }
 
 // ---- copies -------------------------------------------------------------------------------------
@@ -291,6 +351,7 @@ struct Staging {
   std::mutex mu;
   Slot slots[kSlots];
   int next = 0;
+  StagingStats stats;
   void* d2h = nullptr;  // pinned bounce buffer for device -> host
   size_t d2h_size = 0;
 
@@ -309,10 +370,12 @@ struct Staging {
       if (s.device) DSC_CUDA_CHECK(cudaFree(s.device));
       s.host = s.device = nullptr;
       s.size = 0;
-      const size_t size = std::max(bytes, size_t(64) << 10);
+      size_t size = size_t(64) << 10;
+      while (size < bytes) size *= 2;
       DSC_CUDA_CHECK(cudaMallocHost(&s.host, size));
       DSC_CUDA_CHECK(cudaMalloc(&s.device, size));
       s.size = size;
+      ++stats.slot_grows;
     }
     return s;
   }
@@ -356,6 +419,7 @@ void copy_bytes(void* dst, Device dd, const void* src, Device sd, size_t bytes) 
   Staging& st = staging();
   std::lock_guard<std::mutex> lock(st.mu);
   if (dd == Device::CUDA) {  // host -> device, asynchronous (see Staging)
+    ++st.stats.host_to_device_copies;
     cudaStream_t copy = copy_stream();
     for (size_t off = 0; off < bytes; off += kSlotMax) {
       const size_t n = std::min(kSlotMax, bytes - off);
@@ -382,6 +446,15 @@ void copy_bytes(void* dst, Device dd, const void* src, Device sd, size_t bytes) 
     DSC_CUDA_CHECK(cudaStreamSynchronize(compute));
     std::memcpy(static_cast<char*>(dst) + off, buf, n);
   }
+}
+
+StagingStats staging_stats() {
+  Staging& st = staging();
+  std::lock_guard<std::mutex> lock(st.mu);
+  StagingStats r = st.stats;
+  r.slot_bytes = st.slots[0].size;
+  for (const Slot& s : st.slots) r.slot_bytes = std::min(r.slot_bytes, s.size);
+  return r;
 }
 
 }  // namespace dsc::cuda

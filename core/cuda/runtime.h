@@ -8,11 +8,8 @@
 // into the runtime's own staging buffers (see copy_bytes), so they overlap the kernels queued
 // before them; the compute stream waits for each transfer with an event.
 //
-// Environment variables (documented together in core/cuda/README.md):
-//   DSC_CUDA_SYNC=1             synchronise after every kernel launch (debugging)
-//   DSC_DEPTHWISE=own|naive|cudnn   depthwise convolution implementation (default own)
-//   DSC_CUDNN_FIND=0            choose cuDNN algorithms by heuristics instead of benchmarking
-//   DSC_CUDNN_WORKSPACE_MB=N    workspace limit for cuDNN algorithm search (default 512)
+// Kernel choices are KernelOptions (core/kernel_options.h). One debugging switch is an environment
+// variable: DSC_CUDA_SYNC=1 synchronises after every kernel launch.
 #pragma once
 
 #include <cublas_v2.h>
@@ -87,8 +84,16 @@ class DeviceBuffer {
 };
 
 // A device workspace of at least `bytes`, grown (never shrunk) and reused across calls; valid until
-// the next call to workspace(). Used for cuDNN's convolution workspaces.
+// the next call to workspace(). Used for cuDNN's convolution workspaces. A step graph keeps the
+// pointer it was captured with, so while any graph is alive (or one is being captured) a grown
+// workspace's old block is kept, not freed, until the last graph is released.
 void* workspace(size_t bytes);
+struct WorkspaceStats {
+  size_t bytes = 0;          // the current block
+  size_t retired_bytes = 0;  // old blocks kept for live step graphs
+  int64_t grows = 0;
+};
+WorkspaceStats workspace_stats();
 
 // ---- copies -------------------------------------------------------------------------------------
 // The table's copy_bytes. host->device returns without waiting for the GPU: the data is copied into
@@ -97,6 +102,15 @@ void* workspace(size_t bytes);
 // host waits only when the GPU is 4 copies behind). device->host is ordered after everything
 // queued and synchronises; device->device is queued on the compute stream.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
+// Host->device staging: a slot grows (which waits for the GPU: its old buffers are freed) only when
+// a copy is larger than the slot; sizes are rounded up to powers of two, so a run grows each slot
+// a few times at most, during its first steps.
+struct StagingStats {
+  int64_t host_to_device_copies = 0;
+  int64_t slot_grows = 0;
+  size_t slot_bytes = 0;  // the smallest slot's size: copies up to this never grow a slot
+};
+StagingStats staging_stats();
 
 // ---- step graphs --------------------------------------------------------------------------------
 // The table's graph entries (core/graph.h): capture the work a callable queues on the compute

@@ -22,6 +22,7 @@
 #include "apps/lib/bench_report.h"
 #include "apps/lib/bench_timing.h"
 #include "core/error.h"
+#include "core/kernel_options.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -550,17 +551,18 @@ TEST_CASE("kernel names follow the backends' dispatch rules") {
 
   s.device = dsc::Device::CUDA;
   s.dtype = dsc::DType::F16;
-  const char* old = std::getenv("DSC_DEPTHWISE");
-  const std::string saved = old ? old : "";
-  unsetenv("DSC_DEPTHWISE");
-  CHECK(kernels_used(s).find("dsc depthwise kernel") == 0);
-  CHECK(kernels_used(s).find("pointwise cuBLAS strided-batched GEMM") != std::string::npos);
-  setenv("DSC_DEPTHWISE", "cudnn", 1);
-  CHECK(kernels_used(s).find("cuDNN grouped") == 0);
-  if (old) {
-    setenv("DSC_DEPTHWISE", saved.c_str(), 1);
-  } else {
-    unsetenv("DSC_DEPTHWISE");
+  {
+    const dsc::ScopedKernelOptions defaults(dsc::KernelOptions{});
+    CHECK(kernels_used(s).find("dsc depthwise kernel") == 0);
+    CHECK(kernels_used(s).find("pointwise cuBLAS strided-batched GEMM") != std::string::npos);
+  }
+  {
+    dsc::KernelOptions o;
+    o.depthwise = dsc::KernelOptions::Depthwise::Cudnn;
+    o.pointwise = dsc::KernelOptions::Pointwise::Cudnn;
+    const dsc::ScopedKernelOptions cudnn(o);
+    CHECK(kernels_used(s).find("cuDNN grouped (--depthwise cudnn)") == 0);
+    CHECK(kernels_used(s).find("(--pointwise cudnn)") != std::string::npos);
   }
   s.kind = "normal";
   CHECK(kernels_used(s).find("cuDNN") == 0);

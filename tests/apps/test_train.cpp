@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "apps/lib/kernel_flags.h"
 #include "apps/lib/run_log.h"
 #include "apps/lib/trainer.h"
 #include "core/backend.h"
@@ -47,7 +48,8 @@ TEST_CASE("train --help lists every flag and exits 0") {
   for (const char* flag : {"--model", "--batch", "--epochs", "--lr", "--optimizer", "--schedule",
                            "--augment", "--device", "--threads", "--seed", "--data", "--log",
                            "--limit-train", "--limit-test", "--precision", "--csv", "--compare",
-                           "--graph"}) {
+                           "--graph", "--depthwise", "--pointwise", "--depsep", "--conv-search",
+                           "--conv-workspace-mb", "--nondeterministic"}) {
     CHECK_MESSAGE(r.out.find(flag) != std::string::npos, flag);
   }
 }
@@ -61,6 +63,32 @@ TEST_CASE("train rejects unknown and malformed flags with exit code 2") {
   CHECK(b.err.find("--batch") != std::string::npos);
   Run c = train({"--epochs"});
   CHECK(c.rc == 2);
+  // Kernel choices are checked at parse time, naming the flag and the accepted values.
+  Run d = train({"--depthwise", "fastest"});
+  CHECK(d.rc == 2);
+  CHECK(d.err.find("--depthwise") != std::string::npos);
+  CHECK(d.err.find("own") != std::string::npos);
+  Run e = train({"--conv-workspace-mb", "-5"});
+  CHECK(e.rc == 2);
+  CHECK(e.err.find("--conv-workspace-mb") != std::string::npos);
+}
+
+TEST_CASE("kernel-choice flags map onto the kernel options") {
+  dsc::KernelFlags f;
+  CHECK(dsc::to_kernel_options(f) == dsc::KernelOptions{});
+  f.depthwise = "cudnn";
+  f.pointwise = "cudnn";
+  f.depsep = "composed";
+  f.conv_search = "heuristic";
+  f.conv_workspace_mb = 64;
+  f.nondeterministic = true;
+  const dsc::KernelOptions o = dsc::to_kernel_options(f);
+  CHECK(o.depthwise == dsc::KernelOptions::Depthwise::Cudnn);
+  CHECK(o.pointwise == dsc::KernelOptions::Pointwise::Cudnn);
+  CHECK(o.depsep == dsc::KernelOptions::DepSep::Composed);
+  CHECK(o.conv_search == dsc::KernelOptions::ConvSearch::Heuristic);
+  CHECK(o.conv_workspace_mb == 64);
+  CHECK_FALSE(o.deterministic);
 }
 
 TEST_CASE("train rejects bad values with a message naming the flag") {

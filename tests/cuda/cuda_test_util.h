@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/kernel_options.h"
 #include "core/tensor.h"
 
 namespace dsc::test {
@@ -28,6 +29,20 @@ inline bool no_cuda() {
   static const bool none = !device_available(Device::CUDA);
   return none;
 }
+
+// True in the host-emulator build (-DDSC_CUDA_EMU=ON, tests/cuda/emu): kernels run on the CPU, one
+// thread at a time, so timings mean nothing and full-size training takes hours.
+constexpr bool emulated() {
+#ifdef DSC_CUDA_EMU
+  return true;
+#else
+  return false;
+#endif
+}
+
+// For the few GPU cases that only mean something on a real GPU (timings, full-size training, the
+// train program on real data): skipped without a GPU and under the emulator.
+inline bool no_real_gpu() { return emulated() || no_cuda(); }
 
 inline const KernelTable& cpu_table() { return kernels(Device::CPU); }
 inline const KernelTable& cuda_table() { return kernels(Device::CUDA); }
@@ -81,33 +96,12 @@ inline void check_close(const Tensor& got, const Tensor& ref, double rtol,
   CHECK_MESSAGE(bad == 0, os.str());
 }
 
-// Sets an environment variable for one scope (restores the previous value).
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) {
-      had_ = true;
-      old_ = old;
-    }
-    if (value) {
-      setenv(name, value, 1);
-    } else {
-      unsetenv(name);
-    }
-  }
-  ~ScopedEnv() {
-    if (had_) {
-      setenv(name_.c_str(), old_.c_str(), 1);
-    } else {
-      unsetenv(name_.c_str());
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  std::string name_, old_;
-  bool had_ = false;
-};
+// Kernel options for one scope: the defaults with `change` applied (restored afterwards).
+template <class F>
+KernelOptions options_with(F&& change) {
+  KernelOptions o;
+  change(o);
+  return o;
+}
 
 }  // namespace dsc::test

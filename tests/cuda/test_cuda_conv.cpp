@@ -2,10 +2,11 @@
 // without bias), backward-data and backward-filter (with and without the bias gradient), f32 and
 // f16, on odd shapes covering 3x3 / 1x1 / 5x5 / rectangular filters, strides 1 to 3, padding 0 to 3
 // and images larger than one 16 x 32 tile. Normal convolutions run through cuDNN, pointwise (1x1)
-// ones through each DSC_POINTWISE implementation (cuBLAS GEMMs, also in f64 and with the weight
-// gradient summed in several chunks; cuDNN); depthwise ones through each DSC_DEPTHWISE
-// implementation (own tiled kernels, naive kernels, cuDNN grouped), and in f64 through the own
-// kernels. CUDA outputs are poisoned with NaN first.
+// ones through each pointwise kernel option (cuBLAS GEMMs, also in f64 and with the weight
+// gradient summed in several chunks; cuDNN); depthwise ones through each depthwise option (own
+// tiled kernels, naive kernels, cuDNN grouped), and in f64 through the own kernels; cuDNN's
+// algorithm choices (deterministic by default, FMA math and its own workspace size in f32, searched
+// again when the options change). CUDA outputs are poisoned with NaN first.
 // Skipped (doctest "skipped") where no usable GPU is present.
 #include <doctest/doctest.h>
 
@@ -120,39 +121,43 @@ TEST_CASE("cuda conv2d (cuDNN, groups = 1) matches the CPU" * doctest::skip(no_c
 }
 
 TEST_CASE("cuda pointwise conv2d, cuBLAS GEMMs (default)" * doctest::skip(no_cuda())) {
-  ScopedEnv env("DSC_POINTWISE", nullptr);
+  const ScopedKernelOptions opts(KernelOptions{});
   uint64_t seed = 150;
   for (DType t : {DType::F32, DType::F16, DType::F64})
     for (const ConvShape& s : kPointwise) compare_conv(s, t, seed++);
   // The weight gradient's per-image partials (64 KiB each here) summed over 3 chunks of 16 images.
-  ScopedEnv scratch("DSC_POINTWISE_SCRATCH_MB", "1");
+  const ScopedKernelOptions scratch(
+      options_with([](KernelOptions& o) { o.pointwise_scratch_mb = 1; }));
   for (DType t : {DType::F32, DType::F16})
     compare_conv(shape(40, 128, 6, 6, 128, 1, 1, 1, 0, false), t, seed++);
 }
 
 TEST_CASE("cuda pointwise conv2d, cuDNN" * doctest::skip(no_cuda())) {
-  ScopedEnv env("DSC_POINTWISE", "cudnn");
+  const ScopedKernelOptions opts(
+      options_with([](KernelOptions& o) { o.pointwise = KernelOptions::Pointwise::Cudnn; }));
   uint64_t seed = 170;
   for (DType t : {DType::F32, DType::F16, DType::F64})  // f64: cuBLAS (cuDNN has none)
     for (const ConvShape& s : kPointwise) compare_conv(s, t, seed++);
 }
 
 TEST_CASE("cuda depthwise conv2d, own tiled kernels (default)" * doctest::skip(no_cuda())) {
-  ScopedEnv env("DSC_DEPTHWISE", nullptr);
+  const ScopedKernelOptions opts(KernelOptions{});
   uint64_t seed = 200;
   for (DType t : {DType::F32, DType::F16, DType::F64})
     for (const ConvShape& s : kDepthwise) compare_conv(s, t, seed++);
 }
 
 TEST_CASE("cuda depthwise conv2d, naive kernels" * doctest::skip(no_cuda())) {
-  ScopedEnv env("DSC_DEPTHWISE", "naive");
+  const ScopedKernelOptions opts(
+      options_with([](KernelOptions& o) { o.depthwise = KernelOptions::Depthwise::Naive; }));
   uint64_t seed = 300;
   for (DType t : {DType::F32, DType::F16})
     for (const ConvShape& s : kDepthwise) compare_conv(s, t, seed++);
 }
 
 TEST_CASE("cuda depthwise conv2d, cuDNN grouped convolution" * doctest::skip(no_cuda())) {
-  ScopedEnv env("DSC_DEPTHWISE", "cudnn");
+  const ScopedKernelOptions opts(
+      options_with([](KernelOptions& o) { o.depthwise = KernelOptions::Depthwise::Cudnn; }));
   uint64_t seed = 400;
   for (DType t : {DType::F32, DType::F16})
     for (const ConvShape& s : kDepthwise) compare_conv(s, t, seed++);
@@ -166,18 +171,69 @@ TEST_CASE("cuda conv2d explains what it cannot do" * doctest::skip(no_cuda())) {
   Tensor y = poisoned({1, 3, 5, 5}, DType::F64);
   CHECK_THROWS_WITH_AS(cuda_table().conv2d_forward(s, x, w, nullptr, y),
                        doctest::Contains("CPU-only"), dsc::Error);
-  const ConvShape d = shape(1, 2, 5, 5, 0, 3, 3, 1, 1, true);
-  Tensor xd = on_gpu(randn({1, 2, 5, 5}, rng)), wd = on_gpu(randn({2, 1, 3, 3}, rng));
-  Tensor yd = poisoned({1, 2, 5, 5});
-  ScopedEnv env("DSC_DEPTHWISE", "fastest");
-  CHECK_THROWS_WITH_AS(cuda_table().conv2d_forward(d, xd, wd, nullptr, yd),
-                       doctest::Contains("DSC_DEPTHWISE"), dsc::Error);
-  const ConvShape p = shape(1, 2, 5, 5, 3, 1, 1, 1, 0, false);
-  Tensor xp = on_gpu(randn({1, 2, 5, 5}, rng)), wp = on_gpu(randn({3, 2, 1, 1}, rng));
-  Tensor yp = poisoned({1, 3, 5, 5});
-  ScopedEnv env2("DSC_POINTWISE", "fastest");
-  CHECK_THROWS_WITH_AS(cuda_table().conv2d_forward(p, xp, wp, nullptr, yp),
-                       doctest::Contains("DSC_POINTWISE"), dsc::Error);
+  // A workspace limit no algorithm fits: the error names the shape and what to change.
+  const ScopedKernelOptions none(options_with([](KernelOptions& o) { o.conv_workspace_mb = 0; }));
+  const ConvShape n = shape(2, 3, 9, 9, 4, 3, 3, 1, 1, false);
+  Tensor xn = on_gpu(randn({2, 3, 9, 9}, rng)), wn = on_gpu(randn({4, 3, 3, 3}, rng));
+  Tensor yn = poisoned({2, 4, 9, 9});
+  if (emulated())  // every emulated algorithm needs a workspace; real cuDNN has some that need none
+    CHECK_THROWS_WITH_AS(cuda_table().conv2d_forward(n, xn, wn, nullptr, yn),
+                         doctest::Contains("no usable algorithm for f32 x [2, 3, 9, 9]"),
+                         dsc::Error);
+}
+
+namespace {
+// The algorithm report's lines for one convolution shape and dtype.
+std::vector<std::string> report_for(const std::string& dtype_and_x) {
+  std::vector<std::string> out;
+  for (const std::string& l : cuda_table().algorithm_report())
+    if (l.find(" " + dtype_and_x + " * w") != std::string::npos) out.push_back(l);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("cuda conv2d: cuDNN's algorithm choices follow the kernel options and are reported" *
+          doctest::skip(no_cuda())) {
+  // Deterministic algorithms only by default (the step-graph and resume tests promise identical
+  // bits); f32 runs with FMA math and the workspace cuDNN gives for the algorithm under that math;
+  // a change of options searches again. Under the emulator the candidates are built to catch each
+  // slip: the fastest is non-deterministic, the next uses tensor-op math, and every entry
+  // understates its workspace (tests/cuda/emu/README.md).
+  const ConvShape s = shape(3, 5, 11, 10, 6, 3, 3, 1, 1, false);
+  uint64_t seed = 650;
+  {
+    const ScopedKernelOptions opts(KernelOptions{});
+    for (DType t : {DType::F32, DType::F16}) compare_conv(s, t, seed++);
+    const std::vector<std::string> f32 = report_for("f32 x [3, 5, 11, 10]");
+    const std::vector<std::string> f16 = report_for("f16 x [3, 5, 11, 10]");
+    REQUIRE(f32.size() == 3);  // forward, backward-data, backward-filter
+    REQUIRE(f16.size() == 3);
+    for (const std::string& l : f32) {
+      CAPTURE(l);
+      CHECK(l.find("fma math") != std::string::npos);
+      CHECK(l.find(", deterministic") != std::string::npos);
+      if (emulated()) CHECK(l.find("(1)") != std::string::npos);
+    }
+    for (const std::string& l : f16) {
+      CAPTURE(l);
+      CHECK(l.find(", deterministic") != std::string::npos);
+      if (emulated()) CHECK(l.find("(2), tensor-op math") != std::string::npos);
+    }
+  }
+  {
+    const ScopedKernelOptions opts(options_with([](KernelOptions& o) { o.deterministic = false; }));
+    for (DType t : {DType::F32, DType::F16}) compare_conv(s, t, seed++);
+    for (const char* which : {"f32 x [3, 5, 11, 10]", "f16 x [3, 5, 11, 10]"}) {
+      const std::vector<std::string> lines = report_for(which);
+      REQUIRE(lines.size() == 3);
+      if (emulated())
+        for (const std::string& l : lines) {
+          CAPTURE(l);
+          CHECK(l.find("(0)") != std::string::npos);
+          CHECK(l.find("non-deterministic") != std::string::npos);
+        }
+    }
+  }
 }
 
 TEST_CASE("cuda depsep_conv2d (the fused CUDA entries) matches the CPU's fused kernels" *

@@ -2,10 +2,10 @@
 // table's fused kernels (core/ops/depsep_cpu.cpp, itself tested against the unfused conv2d
 // kernels), on fresh random inputs with NaN-poisoned outputs: the fused forward kernel in f32 (FMA
 // tiles), f16 (tensor cores; the CPU runs on the same f16 values upcast to f32) and f64, the
-// composed backward, and DSC_DEPSEP=composed. Shapes: the seed's layer, C and K not multiples of
-// 16 or of the 64-channel tile, C over many 32-channel chunks, P*Q not a multiple of the 64-pixel
-// tile, strides 2 and 3, padding 0, 5x5 / 3x5 / 7x7 filters, N = 1, no bias, no ReLU, no dx.
-// Skipped (doctest "skipped") where no usable GPU is present.
+// composed backward, and the kernel option depsep=composed. Shapes: the seed's layer, C and K not
+// multiples of 16 or of the 64-channel tile, C over many 32-channel chunks, P*Q not a multiple of
+// the 64-pixel tile, strides 2 and 3, padding 0, 5x5 / 3x5 / 7x7 filters, N = 1, no bias, no ReLU,
+// no dx. Skipped (doctest "skipped") where no usable GPU is present.
 #include <doctest/doctest.h>
 
 #include <random>
@@ -111,7 +111,7 @@ const Case kCases[] = {
 
 TEST_CASE("cuda depsep entries: fused forward (f32 FMA tiles) matches the CPU" *
           doctest::skip(no_cuda())) {
-  ScopedEnv env("DSC_DEPSEP", nullptr);
+  const ScopedKernelOptions opts(KernelOptions{});
   uint64_t seed = 700;
   compare_depsep(kSeed, DType::F32, seed++);
   for (const Case& g : kCases) compare_depsep(g, DType::F32, seed++);
@@ -119,7 +119,7 @@ TEST_CASE("cuda depsep entries: fused forward (f32 FMA tiles) matches the CPU" *
 
 TEST_CASE("cuda depsep entries: fused forward and backward (f16 tensor cores) match the CPU" *
           doctest::skip(no_cuda())) {
-  ScopedEnv env("DSC_DEPSEP", "fused");
+  const ScopedKernelOptions opts(KernelOptions{});  // fused
   uint64_t seed = 800;
   compare_depsep(kSeed, DType::F16, seed++);
   for (const Case& g : kCases) compare_depsep(g, DType::F16, seed++);
@@ -128,24 +128,25 @@ TEST_CASE("cuda depsep entries: fused forward and backward (f16 tensor cores) ma
 TEST_CASE("cuda depsep entries: f64 (FMA tiles forward, plain pointwise kernels backward)" *
           doctest::skip(no_cuda())) {
   uint64_t seed = 900;
-  for (const char* mode : {"fused", "composed"}) {
-    ScopedEnv env("DSC_DEPSEP", mode);
+  for (auto mode : {KernelOptions::DepSep::Fused, KernelOptions::DepSep::Composed}) {
+    const ScopedKernelOptions opts(options_with([&](KernelOptions& o) { o.depsep = mode; }));
     for (const Case& g : kCases) compare_depsep(g, DType::F64, seed++);
   }
 }
 
-TEST_CASE("cuda depsep entries: DSC_DEPSEP=composed matches the CPU and the fused kernel" *
+TEST_CASE("cuda depsep entries: depsep=composed matches the CPU and the fused kernel" *
           doctest::skip(no_cuda())) {
   uint64_t seed = 1000;
   for (DType t : {DType::F32, DType::F16})
     for (const Case& g : kCases) {
       Results fused, composed;
       {
-        ScopedEnv env("DSC_DEPSEP", "fused");
+        const ScopedKernelOptions opts(KernelOptions{});
         fused = compare_depsep(g, t, seed);
       }
       {
-        ScopedEnv env("DSC_DEPSEP", "composed");
+        const ScopedKernelOptions opts(
+            options_with([](KernelOptions& o) { o.depsep = KernelOptions::DepSep::Composed; }));
         composed = compare_depsep(g, t, seed);
       }
       ++seed;
@@ -160,7 +161,7 @@ TEST_CASE("cuda depsep entries: DSC_DEPSEP=composed matches the CPU and the fuse
     }
 }
 
-TEST_CASE("cuda depsep entries: empty batch and a bad DSC_DEPSEP" * doctest::skip(no_cuda())) {
+TEST_CASE("cuda depsep entries: empty batch" * doctest::skip(no_cuda())) {
   std::mt19937_64 rng(1100);
   const Case g{0, 4, 6, 5, 5, 3, 3, 1, 1};
   const DepSepShape s = shape_of(g);
@@ -173,11 +174,4 @@ TEST_CASE("cuda depsep entries: empty batch and a bad DSC_DEPSEP" * doctest::ski
   cuda_table().depsep_backward(s, x, wd, wp, y, dy, &dx, dwd, dwp, &db);
   for (const Tensor* t : {&dwd, &dwp, &db})
     for (double v : t->to_vector()) CHECK(v == 0.0);
-
-  const Case h{1, 4, 6, 5, 5, 3, 3, 1, 1};
-  const Tensor x1 = on_gpu(randn({1, 4, 5, 5}, rng));
-  Tensor y1 = poisoned({1, 6, 5, 5});
-  ScopedEnv env("DSC_DEPSEP", "fastest");
-  CHECK_THROWS_WITH_AS(cuda_table().depsep_forward(shape_of(h), x1, wd, wp, &b, y1),
-                       doctest::Contains("DSC_DEPSEP"), dsc::Error);
 }

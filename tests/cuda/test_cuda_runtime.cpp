@@ -1,20 +1,24 @@
 // The CUDA runtime pieces: availability reporting (runs everywhere: without a GPU it must give a
 // reason and refuse cleanly), every table entry filled, host <-> device copies (chunked staging,
 // views, device-to-device; host->device asynchronous yet ordered, and not waiting for queued
-// kernels), the caching allocator's reuse, gpu_description() and the NVML
+// kernels; staging slots that grow only for larger copies), the caching allocator's reuse, the
+// convolution workspace kept for live step graphs, gpu_description() and the NVML
 // utilisation monitor (runs everywhere: "n/a" without NVML).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <limits>
 #include <random>
 #include <string>
 #include <thread>
 
 #include "core/backend.h"
-#include "core/ops.h"
 #include "core/error.h"
 #include "core/gpu_info.h"
 #include "core/gpu_monitor.h"
+#include "core/graph.h"
+#include "core/ops.h"
 #include "cuda/cuda_test_util.h"
 #ifdef DSC_HAVE_CUDA
 #include "core/cuda/runtime.h"
@@ -175,18 +179,25 @@ TEST_CASE("cuda host->device copies are ordered with the kernels around them" *
 }
 
 TEST_CASE("cuda timing: a host->device copy does not wait for queued kernels" *
-          doctest::skip(no_cuda())) {
+          doctest::skip(no_real_gpu())) {
   // About 10 x 1.1 TFLOP of f32 GEMM (tens to hundreds of ms on any GPU) queued, then a 1 MiB
   // upload: it must return long before the GEMMs finish (a synchronising copy would wait for them).
-  // Timing only: the values are constants. Not meaningful under the host emulator.
+  // Timing only: the values are constants. Skipped under the host emulator.
   using Clock = std::chrono::steady_clock;
   const Tensor x = Tensor::full({8192, 8192}, 0.5, DType::F32, Device::CUDA);
   const Tensor w = Tensor::full({8192, 8192}, 0.25, DType::F32, Device::CUDA);
   const Tensor b;
   (void)ops::linear(x, w, b);  // warm-up: cuBLAS handle and kernel load
-  cuda_table().synchronize();
   std::vector<float> host(256 * 1024, 1.5f);
   Tensor dev = Tensor::empty({256 * 1024}, DType::F32, Device::CUDA);
+  // Warm-up of the staging ring: every slot big enough for the upload, so none grows (which
+  // waits for the GPU) inside the timed window.
+  for (int i = 0; i < 8; ++i)
+    cuda_table().copy_bytes(dev.raw(), Device::CUDA, host.data(), Device::CPU, host.size() * 4);
+  cuda_table().synchronize();
+#ifdef DSC_HAVE_CUDA
+  const int64_t grows_before = cuda::staging_stats().slot_grows;
+#endif
   const auto t0 = Clock::now();
   std::vector<Tensor> keep;
   for (int i = 0; i < 10; ++i) keep.push_back(ops::linear(x, w, b));
@@ -201,6 +212,80 @@ TEST_CASE("cuda timing: a host->device copy does not wait for queued kernels" *
           upload_s * 1e3, " ms");
   CHECK(upload_s < 0.25 * total_s);
   CHECK(dev.to_vector()[12345] == 1.5);
+#ifdef DSC_HAVE_CUDA
+  CHECK(cuda::staging_stats().slot_grows == grows_before);
+#endif
+}
+
+TEST_CASE("cuda host->device staging slots grow only for larger copies, to powers of two" *
+          doctest::skip(no_cuda())) {
+#ifdef DSC_HAVE_CUDA
+  std::vector<float> host(100 * 1000 + 7, 0.25f);  // 400,028 bytes: slots of at least 512 KiB
+  Tensor dev = Tensor::empty({int64_t(host.size())}, DType::F32, Device::CUDA);
+  auto upload = [&](size_t n) {
+    cuda_table().copy_bytes(dev.raw(), Device::CUDA, host.data(), Device::CPU, n * 4);
+  };
+  for (int i = 0; i < 4; ++i) upload(host.size());  // each of the 4 slots once
+  const cuda::StagingStats warm = cuda::staging_stats();
+  CHECK(warm.slot_bytes >= host.size() * 4);
+  CHECK((warm.slot_bytes & (warm.slot_bytes - 1)) == 0);                // a power of two
+  for (int i = 0; i < 12; ++i) upload(host.size() - size_t(i) * 1000);  // same size or smaller
+  const cuda::StagingStats after = cuda::staging_stats();
+  CHECK(after.slot_grows == warm.slot_grows);
+  CHECK(after.host_to_device_copies == warm.host_to_device_copies + 12);
+  CHECK(dev.to_vector()[100] == 0.25);
+  // Twice the size: the next slot grows once, to the next power of two that holds it.
+  std::vector<float> big(2 * host.size(), -0.5f);
+  Tensor dev2 = Tensor::empty({int64_t(big.size())}, DType::F32, Device::CUDA);
+  cuda_table().copy_bytes(dev2.raw(), Device::CUDA, big.data(), Device::CPU, big.size() * 4);
+  CHECK(cuda::staging_stats().slot_grows ==
+        after.slot_grows + (after.slot_bytes >= big.size() * 4 ? 0 : 1));
+  CHECK(dev2.to_vector()[big.size() - 1] == -0.5);
+#endif
+}
+
+TEST_CASE("cuda workspace: a grown workspace keeps the old block while a step graph may use it" *
+          doctest::skip(no_cuda() || !StepGraph::supported(Device::CUDA))) {
+#ifdef DSC_HAVE_CUDA
+  // A convolution captured in a graph keeps the workspace pointer it was captured with; a later
+  // shape (an evaluation batch, a partial batch) that needs more workspace must not hand that
+  // block to anyone else while the graph lives.
+  std::mt19937_64 rng(21);
+  const ConvShape s{2, 3, 9, 9, 4, 3, 3, 1, 1, 1};
+  const Tensor x_cpu = randn({2, 3, 9, 9}, rng), w_cpu = randn({4, 3, 3, 3}, rng);
+  const Tensor x = on_gpu(x_cpu), w = on_gpu(w_cpu);
+  Tensor y = poisoned({2, 4, 9, 9});
+  cuda_table().conv2d_forward(s, x, w, nullptr, y);  // eager: algorithm search, workspace sized
+  const void* old = cuda::workspace(0);
+  const cuda::WorkspaceStats before = cuda::workspace_stats();
+  REQUIRE(before.retired_bytes == 0);
+  {
+    StepGraph g(Device::CUDA);
+    REQUIRE_MESSAGE(g.capture([&] { cuda_table().conv2d_forward(s, x, w, nullptr, y); }),
+                    g.failure());
+    const size_t grown = std::max<size_t>(before.bytes, 1024) * 4;
+    void* fresh = cuda::workspace(grown);  // a later, larger shape
+    CHECK(fresh != old);
+    const cuda::WorkspaceStats during = cuda::workspace_stats();
+    CHECK(during.bytes == grown);
+    CHECK(during.retired_bytes == before.bytes);
+    // The old block is not on the free lists: an allocation of its size gets another block.
+    void* other = cuda::device_alloc(before.bytes);
+    CHECK(other != old);
+    cuda::device_free(other);
+    Tensor y_cpu = cpu_out({2, 4, 9, 9});
+    cpu_table().conv2d_forward(s, x_cpu, w_cpu, nullptr, y_cpu);
+    y.fill_(std::numeric_limits<double>::quiet_NaN());
+    g.replay();
+    check_close(y.to(Device::CPU), y_cpu, rtol_for(DType::F32), "replayed convolution");
+  }
+  // The graph is gone: the old block is freed.
+  CHECK(cuda::workspace_stats().retired_bytes == 0);
+  // Without a live graph, growing frees the old block at once.
+  const size_t now = cuda::workspace_stats().bytes;
+  (void)cuda::workspace(now * 2);
+  CHECK(cuda::workspace_stats().retired_bytes == 0);
+#endif
 }
 
 TEST_CASE("cuda allocator reuses freed blocks" * doctest::skip(no_cuda())) {

@@ -1,5 +1,6 @@
 // End to end on CUDA: the seed CNN (both kinds, 16 channels, 32x32 inputs, batch 16) trained for 5
-// Adam steps on the same random batches on the CPU and on the GPU, from the same initial weights.
+// Adam steps on the same random batches on the CPU and on the GPU, from the same initial weights;
+// and a small copy (8 channels, 16x16 inputs, batch 4) that the host emulator runs in seconds.
 // The losses must agree step by step: f32 within 2e-3 relative (Adam amplifies the last-bit
 // differences of near-zero gradients a little), and mixed precision (f16 activations, f32 master
 // weights, loss scaled by 1024) within 3e-2. Also checks that evaluation (BatchNorm running
@@ -26,7 +27,14 @@ struct Batch {
   Tensor images, labels;  // host
 };
 
-std::vector<Batch> make_batches(int count, int n, uint64_t seed) {
+// Network and batch sizes of one comparison.
+struct Size {
+  int channels, image, batch;
+};
+constexpr Size kFull{16, 32, 16};
+constexpr Size kSmall{8, 16, 4};
+
+std::vector<Batch> make_batches(int count, int n, int image, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<int> cls(0, 9);
   std::vector<Batch> out;
@@ -34,7 +42,7 @@ std::vector<Batch> make_batches(int count, int n, uint64_t seed) {
     std::vector<double> l(n);
     for (double& v : l) v = cls(rng);
     out.push_back(
-        {Tensor::uniform({n, 3, 32, 32}, rng, -1.0, 1.0), Tensor::from(l, {n}, DType::I32)});
+        {Tensor::uniform({n, 3, image, image}, rng, -1.0, 1.0), Tensor::from(l, {n}, DType::I32)});
   }
   return out;
 }
@@ -45,9 +53,11 @@ struct RunResult {
   int64_t eval_correct = 0;
 };
 
-RunResult train(ModelKind kind, Device device, bool amp, const std::vector<Batch>& batches) {
+RunResult train(ModelKind kind, Device device, bool amp, Size size,
+                const std::vector<Batch>& batches) {
   SeedCnnOptions opt;
-  opt.channels = 16;
+  opt.channels = size.channels;
+  opt.image = size.image;
   auto model = make_seed_cnn(kind, 1234, opt);
   model->to(device);
   Adam adam(*model);
@@ -78,10 +88,11 @@ RunResult train(ModelKind kind, Device device, bool amp, const std::vector<Batch
   return r;
 }
 
-void compare_runs(ModelKind kind, bool amp) {
-  const std::vector<Batch> batches = make_batches(6, 16, 77);  // 5 training steps + 1 eval batch
-  const RunResult cpu = train(kind, Device::CPU, amp, batches);
-  const RunResult gpu = train(kind, Device::CUDA, amp, batches);
+void compare_runs(ModelKind kind, bool amp, Size size) {
+  // 5 training steps + 1 eval batch
+  const std::vector<Batch> batches = make_batches(6, size.batch, size.image, 77);
+  const RunResult cpu = train(kind, Device::CPU, amp, size, batches);
+  const RunResult gpu = train(kind, Device::CUDA, amp, size, batches);
   const double tol = amp ? 3e-2 : 2e-3;
   const std::string what = std::string(model_kind_name(kind)) + (amp ? " amp" : " f32");
   REQUIRE(cpu.losses.size() == 5);
@@ -98,20 +109,39 @@ void compare_runs(ModelKind kind, bool amp) {
 
 }  // namespace
 
-TEST_CASE("cuda training: seed CNN, normal convolutions, f32" * doctest::skip(no_cuda())) {
-  compare_runs(ModelKind::Normal, false);
+// Full size: minutes under the emulator, so real GPUs only.
+TEST_CASE("cuda training: seed CNN, normal convolutions, f32" * doctest::skip(no_real_gpu())) {
+  compare_runs(ModelKind::Normal, false, kFull);
 }
 
-TEST_CASE("cuda training: seed CNN, depthwise-separable, f32" * doctest::skip(no_cuda())) {
-  compare_runs(ModelKind::DepSep, false);
+TEST_CASE("cuda training: seed CNN, depthwise-separable, f32" * doctest::skip(no_real_gpu())) {
+  compare_runs(ModelKind::DepSep, false, kFull);
 }
 
 TEST_CASE("cuda training: seed CNN, normal convolutions, mixed precision" *
-          doctest::skip(no_cuda())) {
-  compare_runs(ModelKind::Normal, true);
+          doctest::skip(no_real_gpu())) {
+  compare_runs(ModelKind::Normal, true, kFull);
 }
 
 TEST_CASE("cuda training: seed CNN, depthwise-separable, mixed precision" *
+          doctest::skip(no_real_gpu())) {
+  compare_runs(ModelKind::DepSep, true, kFull);
+}
+
+TEST_CASE("cuda small training: seed CNN, normal convolutions, f32" * doctest::skip(no_cuda())) {
+  compare_runs(ModelKind::Normal, false, kSmall);
+}
+
+TEST_CASE("cuda small training: seed CNN, depthwise-separable, f32" * doctest::skip(no_cuda())) {
+  compare_runs(ModelKind::DepSep, false, kSmall);
+}
+
+TEST_CASE("cuda small training: seed CNN, normal convolutions, mixed precision" *
           doctest::skip(no_cuda())) {
-  compare_runs(ModelKind::DepSep, true);
+  compare_runs(ModelKind::Normal, true, kSmall);
+}
+
+TEST_CASE("cuda small training: seed CNN, depthwise-separable, mixed precision" *
+          doctest::skip(no_cuda())) {
+  compare_runs(ModelKind::DepSep, true, kSmall);
 }
