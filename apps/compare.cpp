@@ -1,8 +1,8 @@
 // `compare a.jsonl b.jsonl ...`: runs side by side as a markdown table like the seed's.
 #include <iostream>
 
-#include "apps/lib/run_log.h"
 #include "core/error.h"
+#include "train/run_log.h"
 
 int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {

@@ -1,11 +1,5 @@
-// `train`: the seed's CIFAR-10 training benchmark end to end (see apps/lib/trainer.h).
-#include <iostream>
-#include <string>
-#include <vector>
+// `train`: the seed's CIFAR-10 training benchmark end to end, or any registered model (see
+// train/trainer.h).
+#include "train/trainer.h"
 
-#include "apps/lib/trainer.h"
-
-int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
-  return dsc::train_main(args, std::cout, std::cerr);
-}
+int main(int argc, char** argv) { return dsc::train_main(argc, argv); }

@@ -10,25 +10,24 @@
 #include <chrono>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <random>
 #include <stdexcept>
 
-#include "apps/lib/kernel_flags.h"
 #include "core/backend.h"
 #include "core/graph.h"
 #include "core/ops.h"
 #include "core/ops/gemm.h"
-#include "layers/layers.h"
-#include "layers/models.h"
+#include "layers/model_registry.h"
 #include "optim/loss_scaler.h"
 #include "optim/optimizer.h"
+#include "train/kernel_flags.h"
+#include "train/step.h"
 
 int main(int argc, char** argv) {
   std::string model = "normal", device = "cpu", precision = "fp32", graph_mode = "off";
   int batch = 128, threads = 0, warmup = 3, iters = 5, repeats = 5;
   CLI::App app{"Time training steps of the seed's CNN on random data"};
-  app.add_option("--model", model, "normal | depsep")->capture_default_str();
+  app.add_option("--model", model, "a registered model: normal | depsep")->capture_default_str();
   app.add_option("--batch", batch)->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--device", device, "cpu | cuda")->capture_default_str();
   app.add_option("--precision", precision, "fp32 | amp")->capture_default_str();
@@ -47,31 +46,20 @@ int main(int argc, char** argv) {
     dsc::set_kernel_options(dsc::to_kernel_options(kernel_flags));
     const dsc::Device dev = device == "cuda" ? dsc::Device::CUDA : dsc::Device::CPU;
     const dsc::DType compute = precision == "amp" ? dsc::DType::F16 : dsc::DType::F32;
-    auto net = dsc::make_seed_cnn(dsc::parse_model_kind(model), 0);
+    auto net = dsc::make_model(model, dsc::ModelSpec{});
     net->to(dev);
     dsc::Adam opt(*net);
     std::mt19937_64 rng(1);
-    dsc::Tensor x = dsc::Tensor::randn({batch, 3, 32, 32}, rng).to(dev).to(compute);
+    dsc::Tensor x = dsc::Tensor::randn({batch, 3, 32, 32}, rng).to(dev);
     std::vector<double> labels(batch);
     for (double& l : labels) l = double(rng() % 10);
     dsc::Tensor y = dsc::Tensor::from(labels, {batch}, dsc::DType::I32).to(dev);
-    // AMP as train runs it: dynamic loss scaling with the state on the device (no host wait).
+    // The step train runs (train/step.h): under AMP, dynamic loss scaling with the state on the
+    // device (no host wait) and one cast of all parameters per forward.
     const bool amp = precision == "amp";
     dsc::LossScaler scaler(dsc::LossScalerOptions{.enabled = amp}, dev);
-    auto step = [&] {
-      opt.zero_grad();
-      std::optional<dsc::CastCache> cast_once;  // as train: one cast of all parameters
-      if (amp) cast_once.emplace(*net, opt.parameters().values(), compute);
-      dsc::Tensor loss = dsc::ops::cross_entropy(net->forward(x), y);
-      if (amp) {
-        dsc::ops::mul(loss, scaler.scale_tensor()).backward();
-        opt.step(scaler.check(opt.parameters().grads()), scaler.scale_tensor());
-        scaler.update();
-      } else {
-        loss.backward();
-        opt.step();
-      }
-    };
+    dsc::TrainStep train_step(*net, opt, scaler, compute);
+    auto step = [&] { train_step(x, y); };
     for (int i = 0; i < warmup; ++i) step();
     dsc::StepGraph graph(dev);
     if (graph_mode == "on") {

@@ -13,11 +13,11 @@
 #include <vector>
 
 #include "apps/lib/bench_device.h"
-#include "apps/lib/kernel_flags.h"
 #include "core/backend.h"
 #include "core/error.h"
 #include "core/gpu_info.h"
 #include "core/ops/gemm.h"
+#include "train/kernel_flags.h"
 
 namespace dsc::bench {
 namespace {

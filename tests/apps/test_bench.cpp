@@ -6,6 +6,7 @@
 // out-of-memory at one sweep point is recorded and the sweep continues; the timing loop's warm-up
 // and statistics; the kernel names derived from the dispatch rules.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -41,7 +42,7 @@ Run bench(const std::vector<std::string>& args, const dsc::bench::BenchHooks& ho
 }
 
 fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("dsc_test_bench_" + name);
+  fs::path d = fs::temp_directory_path() / ("dsc_test_bench_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   return d;

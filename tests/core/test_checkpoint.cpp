@@ -4,6 +4,7 @@
 // load; every load error's message, each leaving the module unchanged; atomic writes (a failing
 // save keeps the previous checkpoint and leaves no .tmp file); the --save path probe.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -26,7 +27,7 @@ namespace dsc {
 namespace {
 
 fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("dsc_test_checkpoint_" + name);
+  fs::path d = fs::temp_directory_path() / ("dsc_test_checkpoint_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   return d;

@@ -20,6 +20,7 @@
 #include "layers/models.h"
 #include "optim/loss_scaler.h"
 #include "optim/optimizer.h"
+#include "train/step.h"
 #ifdef DSC_HAVE_CUDA
 #include "core/cuda/runtime.h"
 #endif
@@ -169,11 +170,13 @@ TEST_CASE("cuda step graph: a host copy or a wait inside a capture fails it clea
 namespace {
 
 // One mixed-precision training setup: the seed CNN (small), Adam with device-resident loss
-// scaling, and the step's inputs and outputs in tensors that outlive any graph.
+// scaling, the trainer's own step (train/step.h), and the step's inputs and outputs in tensors
+// that outlive any graph.
 struct Trainer {
   std::shared_ptr<Sequential> model;
   std::unique_ptr<Adam> adam;
   LossScaler scaler{LossScalerOptions{.enabled = true}, Device::CUDA};
+  std::unique_ptr<TrainStep> train_step;
   Tensor images, labels, loss_out;
 
   Trainer(ModelKind kind, int n) {
@@ -184,6 +187,7 @@ struct Trainer {
     model->to(Device::CUDA);
     model->train();
     adam = std::make_unique<Adam>(*model);
+    train_step = std::make_unique<TrainStep>(*model, *adam, scaler, DType::F16);
     images = Tensor::empty({n, 3, 16, 16}, DType::F32, Device::CUDA);
     labels = Tensor::empty({n}, DType::I32, Device::CUDA);
     loss_out = Tensor::zeros({1}, DType::F32, Device::CUDA);
@@ -192,17 +196,7 @@ struct Trainer {
     images.copy_(x.to(Device::CUDA));
     labels.copy_(y.to(Device::CUDA));
   }
-  void step() {
-    adam->zero_grad();
-    CastCache cast_once(*model, adam->parameters().values(), DType::F16);  // as train does
-    Tensor logits = model->forward(images.to(DType::F16));
-    Tensor loss = ops::cross_entropy(logits, labels);
-    ops::mul(loss, scaler.scale_tensor()).backward();
-    const Tensor& inf = scaler.check(adam->parameters().grads());
-    adam->step(inf, scaler.scale_tensor());
-    scaler.update();
-    loss_out.copy_(loss);
-  }
+  void step() { loss_out.copy_((*train_step)(images, labels).loss); }
 };
 
 std::vector<double> state_of(Trainer& t) {

@@ -5,16 +5,17 @@
 // --graph off (within the run-to-run spread of cuDNN's algorithm choice). Skipped where no usable
 // GPU or no data is present, under the host emulator, and under DSC_CUDA_SYNC=1 (no graphs).
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
 
-#include "apps/lib/run_log.h"
-#include "apps/lib/trainer.h"
 #include "core/graph.h"
 #include "cuda/cuda_test_util.h"
+#include "train/run_log.h"
+#include "train/trainer.h"
 
 namespace fs = std::filesystem;
 using namespace dsc::test;
@@ -50,7 +51,7 @@ TEST_CASE("cuda train: step graphs replay every full batch after the first, same
     MESSAGE("skipped: no CIFAR-10 at $CIFAR10_DIR or ../shared/cifar10");
     return;
   }
-  const fs::path dir = fs::temp_directory_path() / "dsc_test_cuda_train";
+  const fs::path dir = fs::temp_directory_path() / ("dsc_test_cuda_train_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   std::string text_on, text_off;

@@ -1,5 +1,5 @@
 // Kernel-choice flags (see kernel_flags.h).
-#include "apps/lib/kernel_flags.h"
+#include "train/kernel_flags.h"
 
 namespace dsc {
 

@@ -2,15 +2,16 @@
 // logs, and a short real training run on CIFAR-10 images whose accuracy must rise well above
 // chance, with its JSON-lines log and the compare table.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include "apps/lib/kernel_flags.h"
-#include "apps/lib/run_log.h"
-#include "apps/lib/trainer.h"
 #include "core/backend.h"
+#include "train/kernel_flags.h"
+#include "train/run_log.h"
+#include "train/trainer.h"
 
 namespace fs = std::filesystem;
 
@@ -34,7 +35,7 @@ std::string real_data() {
 }
 
 fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("dsc_test_train_" + name);
+  fs::path d = fs::temp_directory_path() / ("dsc_test_train_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
@@ -45,11 +46,30 @@ fs::path temp_dir(const std::string& name) {
 TEST_CASE("train --help lists every flag and exits 0") {
   Run r = train({"--help"});
   CHECK(r.rc == 0);
-  for (const char* flag : {"--model", "--batch", "--epochs", "--lr", "--optimizer", "--schedule",
-                           "--augment", "--device", "--threads", "--seed", "--data", "--log",
-                           "--limit-train", "--limit-test", "--precision", "--csv", "--compare",
-                           "--graph", "--depthwise", "--pointwise", "--depsep", "--conv-search",
-                           "--conv-workspace-mb", "--nondeterministic"}) {
+  for (const char* flag : {"--model",
+                           "--batch",
+                           "--epochs",
+                           "--lr",
+                           "--optimizer",
+                           "--schedule",
+                           "--augment",
+                           "--device",
+                           "--threads",
+                           "--seed",
+                           "--data",
+                           "--log",
+                           "--limit-train",
+                           "--limit-test",
+                           "--precision",
+                           "--csv",
+                           "--compare",
+                           "--graph",
+                           "--depthwise",
+                           "--pointwise",
+                           "--depsep",
+                           "--conv-search",
+                           "--conv-workspace-mb",
+                           "--nondeterministic"}) {
     CHECK_MESSAGE(r.out.find(flag) != std::string::npos, flag);
   }
 }
@@ -109,6 +129,8 @@ TEST_CASE("train rejects bad values with a message naming the flag") {
       {{"--graph", "on", "--device", "cpu"}, "--graph on: step graphs need --device cuda"},
       {{"--graph", "on", "--schedule", "cosine"}, "a step graph freezes the learning rate"},
       {{"--graph", "on", "--warmup-epochs", "1", "--epochs", "3"}, "with --warmup-epochs"},
+      {{"--warmup-steps", "-1"}, "--warmup-steps must be >= 0"},
+      {{"--eval-batch", "0"}, "--eval-batch must be at least 1"},
   };
   for (const Case& c : cases) {
     Run r = train(c.args);
@@ -155,9 +177,10 @@ TEST_CASE("train on a few hundred real images: accuracy rises well above chance,
   }
   const fs::path dir = temp_dir("run");
   const std::string log = (dir / "run.jsonl").string(), csv = (dir / "run.csv").string();
-  Run r = train({"--model", "depsep", "--data", data, "--limit-train", "400", "--limit-test",
-                 "200", "--epochs", "3", "--batch", "16", "--eval-batch", "200", "--seed", "3",
-                 "--log", log, "--csv", csv});
+  Run r =
+      train({"--model",  "depsep", "--data",  data, "--limit-train", "400", "--limit-test", "200",
+             "--epochs", "3",      "--batch", "16", "--eval-batch",  "200", "--seed",       "3",
+             "--log",    log,      "--csv",   csv});
   REQUIRE_MESSAGE(r.rc == 0, r.err);
   CHECK(r.out.find("135,973 parameters (135,717 trainable)") != std::string::npos);
   CHECK(r.out.find("| depsep | cpu | fp32 | 16 | 135,973 |") != std::string::npos);
@@ -255,16 +278,19 @@ TEST_CASE("compare tells runs replayed from a step graph from eager ones") {
   auto write_run = [&](const std::string& name, const std::string& graph, double ips) {
     std::ofstream f(dir / name);
     f << R"({"type":"header","framework":"ours","model":"normal","device":"cuda",)"
-      << R"("precision":"amp","batch":128,"params":528778,"graph":"on"})" << "\n"
-      << R"({"type":"epoch","epoch":1,"train_loss":1.5})" << "\n"
+      << R"("precision":"amp","batch":128,"params":528778,"graph":"on"})"
+      << "\n"
+      << R"({"type":"epoch","epoch":1,"train_loss":1.5})"
+      << "\n"
       << R"({"type":"summary","peak_images_per_sec":)" << ips << R"(,"median_images_per_sec":)"
-      << ips << R"(,"train_acc":0.5,"test_acc":0.5,"graph":")" << graph << R"("})" << "\n";
+      << ips << R"(,"train_acc":0.5,"test_acc":0.5,"graph":")" << graph << R"("})"
+      << "\n";
     return (dir / name).string();
   };
   // The summary says what happened: the second run's capture failed, so it trained eagerly.
-  const std::string table = dsc::compare_runs({write_run("g0.jsonl", "on", 1000),
-                                               write_run("e0.jsonl", "off (capture failed: x)", 500),
-                                               write_run("g1.jsonl", "on", 1100)});
+  const std::string table = dsc::compare_runs(
+      {write_run("g0.jsonl", "on", 1000), write_run("e0.jsonl", "off (capture failed: x)", 500),
+       write_run("g1.jsonl", "on", 1100)});
   INFO(table);
   CHECK(table.find("| g0.jsonl | ours (graph) | normal | cuda | amp |") != std::string::npos);
   CHECK(table.find("| e0.jsonl | ours | normal | cuda | amp |") != std::string::npos);

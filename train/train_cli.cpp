@@ -1,24 +1,31 @@
 // The `train` command line (see trainer.h): CLI11 flags -> TrainConfig, errors as one line and a
-// non-zero exit. Tested in tests/apps/test_train_cli.cpp.
+// non-zero exit. Any registered model (layers/model_registry.h) can be trained, so a user program
+// that registers its own and calls train_main gets every flag. Tested in
+// tests/train/test_train.cpp.
 #include <CLI/CLI.hpp>
+#include <iostream>
 
-#include "apps/lib/kernel_flags.h"
-#include "apps/lib/run_log.h"
-#include "apps/lib/trainer.h"
 #include "core/error.h"
 #include "data/dataset.h"
+#include "layers/model_registry.h"
+#include "train/kernel_flags.h"
+#include "train/run_log.h"
+#include "train/trainer.h"
 
 namespace dsc {
 
 int train_main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   TrainConfig c;
   CLI::App app{
-      "Train the seed's 4-layer CNN (normal or depthwise-separable) on CIFAR-10 and report "
-      "images/sec and accuracy.\nDefaults follow the seed's recipe: Adam (lr 1e-3), 5 epochs, "
-      "batch 128, no augmentation, inputs scaled to [-1, 1].",
+      "Train a model (the seed's 4-layer CNN, normal or depthwise-separable, or any registered "
+      "one) on CIFAR-10 and report images/sec and accuracy.\nDefaults follow the seed's recipe: "
+      "Adam (lr 1e-3), 5 epochs, batch 128, no augmentation, inputs scaled to [-1, 1].",
       "train"};
   std::vector<std::string> compare;
-  app.add_option("--model", c.model, "normal | depsep")->capture_default_str();
+  std::string models;
+  for (const auto& [name, description] : registered_models())
+    models += "\n  " + name + ": " + description;
+  app.add_option("--model", c.model, "model to train, one of:" + models)->capture_default_str();
   app.add_option("--batch", c.batch, "batch size")->capture_default_str();
   app.add_option("--epochs", c.epochs, "training epochs (0 with --load: evaluate only)")
       ->capture_default_str();
@@ -92,7 +99,7 @@ int train_main(const std::vector<std::string>& args, std::ostream& out, std::ost
       out << compare_runs(compare);
       return 0;
     }
-    run_training(c, out);
+    Trainer(c, out).run();
     return 0;
   } catch (const data::DataError& e) {
     err << "error: " << e.what() << "\n";
@@ -100,6 +107,10 @@ int train_main(const std::vector<std::string>& args, std::ostream& out, std::ost
     err << "error: " << e.what() << "\n";
   }
   return 1;
+}
+
+int train_main(int argc, char** argv) {
+  return train_main(std::vector<std::string>(argv + 1, argv + argc), std::cout, std::cerr);
 }
 
 }  // namespace dsc

@@ -1,6 +1,6 @@
 // JSON-lines / CSV run logs and the run comparison table (see run_log.h).
 // Tested in tests/apps/test_train_cli.cpp.
-#include "apps/lib/run_log.h"
+#include "train/run_log.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -135,9 +135,8 @@ std::string mean_sd(const std::vector<double>& values, double scale, int decimal
 // graph runs are told apart and never averaged together.
 std::string framework_of(const RunRow& row) {
   std::string f = row.header.value("framework", "ours");
-  const nlohmann::json& src = row.summary.is_object() && row.summary.contains("graph")
-                                  ? row.summary
-                                  : row.header;
+  const nlohmann::json& src =
+      row.summary.is_object() && row.summary.contains("graph") ? row.summary : row.header;
   const nlohmann::json g = src.value("graph", nlohmann::json());
   if (g.is_string() && g.get<std::string>() == "on") f += " (graph)";
   return f;
@@ -154,11 +153,10 @@ std::string compare_runs(const std::vector<std::string>& paths) {
     const RunRow& row = rows.emplace_back(read_run_row(path));
     const nlohmann::json& header = row.header;
     std::string name = path.substr(path.find_last_of('/') + 1);
-    os << "| " << name << " | " << framework_of(row) << " | "
-       << header.value("model", "?") << " | " << header.value("device", "?") << " | "
-       << header.value("precision", "?") << " | " << fmt_num(row.get("batch"), 0, false) << " | "
-       << fmt_num(row.get("params"), 0, true) << " | " << row.epochs << " | "
-       << fmt_num(row.get("peak_images_per_sec"), 0, true) << " | "
+    os << "| " << name << " | " << framework_of(row) << " | " << header.value("model", "?") << " | "
+       << header.value("device", "?") << " | " << header.value("precision", "?") << " | "
+       << fmt_num(row.get("batch"), 0, false) << " | " << fmt_num(row.get("params"), 0, true)
+       << " | " << row.epochs << " | " << fmt_num(row.get("peak_images_per_sec"), 0, true) << " | "
        << fmt_num(row.get("median_images_per_sec"), 0, true) << " | "
        << fmt_pct(row.get("train_acc")) << " | " << fmt_pct(row.get("test_acc")) << " | "
        << fmt_util(row.get("sm_util")) << " | " << fmt_util(row.get("mem_util")) << " |"
@@ -175,8 +173,8 @@ std::string compare_runs(const std::vector<std::string>& paths) {
                             h.value("device", "?") + " | " + h.value("precision", "?") + " | " +
                             fmt_num(row.get("batch"), 0, false) + " | " +
                             std::to_string(row.epochs);
-    auto it = std::find_if(groups.begin(), groups.end(),
-                           [&](const auto& g) { return g.first == key; });
+    auto it =
+        std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == key; });
     if (it == groups.end()) it = groups.insert(groups.end(), {key, {}});
     it->second.push_back(&row);
   }
@@ -200,11 +198,14 @@ std::string compare_runs(const std::vector<std::string>& paths) {
        << mean_sd(collect([](const RunRow& r) { return r.get("median_images_per_sec"); }), 1.0, 0,
                   "")
        << " | "
-       << mean_sd(collect([](const RunRow& r) { return r.last_epoch.value("train_loss",
-                                                                           nlohmann::json()); }),
+       << mean_sd(collect([](const RunRow& r) {
+                    return r.last_epoch.value("train_loss", nlohmann::json());
+                  }),
                   1.0, 3, "")
-       << " | " << mean_sd(collect([](const RunRow& r) { return r.get("train_acc"); }), 100.0, 1, "%")
-       << " | " << mean_sd(collect([](const RunRow& r) { return r.get("test_acc"); }), 100.0, 1, "%")
+       << " | "
+       << mean_sd(collect([](const RunRow& r) { return r.get("train_acc"); }), 100.0, 1, "%")
+       << " | "
+       << mean_sd(collect([](const RunRow& r) { return r.get("test_acc"); }), 100.0, 1, "%")
        << " |\n";
   }
   return os.str();

@@ -4,15 +4,17 @@
 // model, --save into a missing folder and --epochs 0 without --load are one-line errors before
 // any training.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <sstream>
 
-#include "apps/lib/run_log.h"
-#include "apps/lib/trainer.h"
 #include "data/cifar10.h"
 #include "layers/checkpoint.h"
+#include "layers/models.h"
+#include "train/run_log.h"
+#include "train/trainer.h"
 
 namespace fs = std::filesystem;
 
@@ -31,7 +33,7 @@ Run train(std::vector<std::string> args) {
 }
 
 fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("dsc_test_train_ckpt_" + name);
+  fs::path d = fs::temp_directory_path() / ("dsc_test_train_ckpt_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
@@ -72,10 +74,11 @@ TEST_CASE("train refuses bad checkpoint flags in one line before reading any dat
                        {{"model", "normal"}, {"epoch", 1}});
   Run wrong = with({"--model", "depsep", "--load", normal});
   CHECK_MESSAGE(one_line_error(wrong), wrong.err);
-  CHECK_MESSAGE(wrong.err.find("--load: checkpoint '" + normal + "' holds a 'normal' model, but "
-                               "--model is 'depsep' (run with --model normal)") !=
-                    std::string::npos,
-                wrong.err);
+  CHECK_MESSAGE(
+      wrong.err.find("--load: checkpoint '" + normal +
+                     "' holds a 'normal' model, but "
+                     "--model is 'depsep' (run with --model normal)") != std::string::npos,
+      wrong.err);
 
   Run absent = with({"--model", "normal", "--load", (dir / "absent.ckpt").string()});
   CHECK_MESSAGE(one_line_error(absent), absent.err);
@@ -108,8 +111,8 @@ TEST_CASE("train --save, then --load --epochs 0 on a few hundred real images: sa
   dsc::data::pack_cifar10(
       dsc::data::subset(dsc::data::load_cifar10(real, dsc::data::Split::kTrain), 400),
       dsc::data::subset(dsc::data::load_cifar10(real, dsc::data::Split::kTest), 200), data);
-  const std::vector<std::string> common = {"--model", "depsep", "--data", data, "--batch", "16",
-                                           "--eval-batch", "200"};
+  const std::vector<std::string> common = {"--model", "depsep", "--data",       data,
+                                           "--batch", "16",     "--eval-batch", "200"};
   auto run = [&](std::vector<std::string> args) {
     args.insert(args.end(), common.begin(), common.end());
     return train(args);
@@ -176,9 +179,9 @@ TEST_CASE("train --save, then --load --epochs 0 on a few hundred real images: sa
   dsc::save_checkpoint(*dsc::make_seed_cnn(dsc::ModelKind::Normal, 1), anonymous, {});
   Run wrong = run({"--epochs", "0", "--load", anonymous});
   CHECK(wrong.rc == 1);
-  CHECK_MESSAGE(wrong.err.find("checkpoint '" + anonymous + "' does not fit this model") !=
-                    std::string::npos,
-                wrong.err);
+  CHECK_MESSAGE(
+      wrong.err.find("checkpoint '" + anonymous + "' does not fit this model") != std::string::npos,
+      wrong.err);
   CHECK(std::count(wrong.err.begin(), wrong.err.end(), '\n') == 1);
   fs::remove_all(dir);
 }

@@ -1,5 +1,5 @@
 // Build facts for run headers (see version.h).
-#include "apps/lib/version.h"
+#include "train/version.h"
 
 #include <cblas.h>
 #include <spdlog/version.h>
