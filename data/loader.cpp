@@ -149,7 +149,11 @@ BatchLoader::~BatchLoader() {
   worker_.join();
 }
 
-void BatchLoader::start_epoch(int64_t epoch) {
+void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
+  if (first_batch < 0 || first_batch > num_batches_)
+    throw std::invalid_argument("BatchLoader::start_epoch: first batch " +
+                                std::to_string(first_batch) + " of an epoch of " +
+                                std::to_string(num_batches_) + " batches");
   auto order = std::make_shared<const std::vector<int64_t>>(
       epoch_order(dataset_.n, options_.seed, epoch, options_.shuffle));
   {
@@ -158,7 +162,7 @@ void BatchLoader::start_epoch(int64_t epoch) {
     started_ = true;
     epoch_ = epoch;
     order_ = std::move(order);
-    ready_ = consumed_ = released_ = 0;
+    ready_ = consumed_ = released_ = first_batch;
     wait_seconds_ = 0;
   }
   space_cv_.notify_all();

@@ -77,9 +77,10 @@ class BatchLoader {
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
 
-  // Starts (or restarts) producing the batches of `epoch`; invalidates the current view and
-  // discards batches prepared for the previous epoch. Resets wait_seconds().
-  void start_epoch(int64_t epoch);
+  // Starts (or restarts) producing the batches of `epoch`, from batch `first_batch` on (a run
+  // resumed mid-epoch: the batches are the same as an uninterrupted epoch's from there);
+  // invalidates the current view and discards batches prepared before. Resets wait_seconds().
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The next batch of the epoch, false when the epoch is done. Throws std::logic_error before
   // the first start_epoch(), and rethrows an error raised on the worker thread.
   bool next(BatchView& batch);

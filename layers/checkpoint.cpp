@@ -101,7 +101,9 @@ Entry parse_entry(const nlohmann::json& j, size_t i, uint64_t data_bytes, const 
   try {
     e.name = j.at("name").get<std::string>();
     what = "tensor '" + e.name + "'";
-    e.kind = j.value("kind", "");
+    e.kind = j.value("kind", "parameter");
+    DSC_CHECK(e.kind == "parameter" || e.kind == "buffer" || e.kind == "state", where(path),
+              ": malformed header: ", what, " has unknown kind '", e.kind, "'");
     const std::string dtype = j.at("dtype").get<std::string>();
     const std::optional<DType> t = parse_dtype(dtype);
     DSC_CHECK(t.has_value(), where(path), ": malformed header: ", what, " has unknown dtype '",
@@ -140,8 +142,8 @@ Header read_header(std::ifstream& in, const std::string& path) {
   uint64_t header_bytes = 0;
   std::memcpy(&version, prefix + 8, 4);
   std::memcpy(&header_bytes, prefix + 12, 8);
-  DSC_CHECK(version == kCheckpointVersion, where(path), " has format version ", version,
-            "; this build reads version ", kCheckpointVersion);
+  DSC_CHECK(version >= 1 && version <= kCheckpointVersion, where(path), " has format version ",
+            version, "; this build reads versions 1 to ", kCheckpointVersion);
   DSC_CHECK(header_bytes <= size - kPrefixBytes, where(path), " is truncated: the header has ",
             header_bytes, " bytes but only ", size - kPrefixBytes, " follow the preamble");
   std::string text(header_bytes, '\0');
@@ -203,12 +205,24 @@ class TmpFile {
   void write(const void* data, size_t n) {
     if (n && std::fwrite(data, 1, n, f_) != n) fail();
   }
-  // Flushes to disk, closes and renames over the destination.
-  void commit() {
+  // Flushes to disk and closes; then keeps `keep` - 1 older checkpoints (path.1 newest) and
+  // renames the new file over the destination. `path` exists throughout: the newest old one moves
+  // to path.1 by a hard link, and the rename replaces `path` atomically.
+  void commit(int keep) {
     if (std::fflush(f_) != 0 || ::fsync(fileno(f_)) != 0) fail();
     std::FILE* f = f_;
     f_ = nullptr;
     if (std::fclose(f) != 0) fail();
+    if (keep > 1 && std::filesystem::exists(path_)) {
+      for (int i = keep - 1; i >= 2; --i) {
+        const std::string from = path_ + "." + std::to_string(i - 1);
+        const std::string to = path_ + "." + std::to_string(i);
+        if (std::filesystem::exists(from) && std::rename(from.c_str(), to.c_str()) != 0) fail();
+      }
+      const std::string first = path_ + ".1";
+      if (std::remove(first.c_str()) != 0 && errno != ENOENT) fail();
+      if (::link(path_.c_str(), first.c_str()) != 0) fail();
+    }
     if (std::rename(tmp_.c_str(), path_.c_str()) != 0) fail();
     committed_ = true;
   }
@@ -232,7 +246,10 @@ uint32_t crc32(const void* data, size_t n, uint32_t crc) {
   return ~crc;
 }
 
-void save_checkpoint(const Module& m, const std::string& path, const nlohmann::json& meta) {
+void save_checkpoint(const Module& m, const std::string& path, const nlohmann::json& meta,
+                     const std::vector<NamedTensor>& state, SaveOptions options) {
+  DSC_CHECK(options.keep >= 1, "save_checkpoint '", path, "': keep ", options.keep,
+            " checkpoints (expected at least 1)");
   // Everything that can fail on the model's side happens before the file is opened.
   struct Item {
     std::string name;
@@ -243,8 +260,10 @@ void save_checkpoint(const Module& m, const std::string& path, const nlohmann::j
   std::vector<Item> items;
   std::map<std::string, int> seen;
   uint64_t data_bytes = 0;
-  for (bool params : {true, false}) {
-    for (const NamedTensor& p : params ? m.parameters() : m.buffers()) {
+  const std::pair<const char*, std::vector<NamedTensor>> groups[] = {
+      {"parameter", m.parameters()}, {"buffer", m.buffers()}, {"state", state}};
+  for (const auto& [kind, tensors] : groups) {
+    for (const NamedTensor& p : tensors) {
       DSC_CHECK(p.tensor.defined(), "save_checkpoint '", path, "': tensor '", p.name,
                 "' is undefined");
       DSC_CHECK(++seen[p.name] == 1, "save_checkpoint '", path, "': two tensors are named '",
@@ -252,7 +271,7 @@ void save_checkpoint(const Module& m, const std::string& path, const nlohmann::j
       Tensor host = p.tensor.device() == Device::CPU ? p.tensor : p.tensor.to(Device::CPU);
       host = host.contiguous();
       data_bytes = align_up(data_bytes);
-      items.push_back({p.name, params ? "parameter" : "buffer", host, data_bytes});
+      items.push_back({p.name, kind, host, data_bytes});
       data_bytes += host.nbytes();
     }
   }
@@ -288,7 +307,7 @@ void save_checkpoint(const Module& m, const std::string& path, const nlohmann::j
     f.write(it.host.raw(), it.host.nbytes());
     written = it.offset + it.host.nbytes();
   }
-  f.commit();
+  f.commit(options.keep);
 }
 
 nlohmann::json read_checkpoint_meta(const std::string& path) {
@@ -296,19 +315,28 @@ nlohmann::json read_checkpoint_meta(const std::string& path) {
   return read_header(in, path).meta;
 }
 
-nlohmann::json load_checkpoint(Module& m, const std::string& path) {
+namespace {
+// The whole file checked: header, then every tensor's CRC. Returns the header and the data.
+std::pair<Header, std::vector<char>> read_checked(const std::string& path) {
   std::ifstream in = open_for_reading(path);
-  const Header h = read_header(in, path);
+  Header h = read_header(in, path);
   std::vector<char> data(h.data_bytes);
   in.read(data.data(), std::streamsize(h.data_bytes));
   DSC_CHECK(in.good() || h.data_bytes == 0, "cannot read ", where(path), ": ",
             std::strerror(errno));
-
   for (const Entry& e : h.tensors) {
     const uint32_t crc = crc32(data.data() + e.offset, e.nbytes);
     DSC_CHECK(crc == e.crc, where(path), ": tensor '", e.name, "' is corrupt (its data has CRC-32 ",
               hex32(crc), ", the header says ", hex32(e.crc), ")");
   }
+  return {std::move(h), std::move(data)};
+}
+}  // namespace
+
+nlohmann::json load_checkpoint(Module& m, const std::string& path) {
+  auto [full, data] = read_checked(path);
+  Header h = std::move(full);
+  std::erase_if(h.tensors, [](const Entry& e) { return e.kind == "state"; });
 
   // Names: the module's tensors and the file's must be the same set.
   std::vector<NamedTensor> targets = m.parameters();
@@ -358,6 +386,45 @@ nlohmann::json load_checkpoint(Module& m, const std::string& path) {
     staged.push_back(host);
   }
   for (size_t i = 0; i < targets.size(); ++i) targets[i].tensor.copy_(staged[i]);
+  return h.meta;
+}
+
+nlohmann::json load_training_state(const std::string& path, const std::vector<NamedTensor>& state) {
+  const auto [h, data] = read_checked(path);
+  std::map<std::string, const Entry*> by_name;
+  for (const Entry& e : h.tensors)
+    if (e.kind == "state") by_name[e.name] = &e;
+  DSC_CHECK(!by_name.empty(), where(path),
+            " holds no training state (a model-only checkpoint, as --save wrote before format 2: "
+            "load it with --load instead of --resume)");
+  std::vector<std::string> missing, extra;
+  std::map<std::string, int> wanted;
+  for (const NamedTensor& t : state) {
+    ++wanted[t.name];
+    if (!by_name.count(t.name)) missing.push_back(t.name);
+  }
+  for (const auto& [name, e] : by_name)
+    if (!wanted.count(name)) extra.push_back(name);
+  DSC_CHECK(missing.empty() && extra.empty(), where(path),
+            " holds another kind of training state: ",
+            missing.empty() ? "" : "missing " + name_list(missing),
+            missing.empty() || extra.empty() ? "" : "; ",
+            extra.empty() ? "" : "not expected " + name_list(extra));
+  std::vector<Tensor> staged;
+  for (const NamedTensor& t : state) {
+    const Entry& e = *by_name.at(t.name);
+    DSC_CHECK(e.shape == t.tensor.shape() && e.dtype == t.tensor.dtype(), where(path),
+              ": state tensor '", t.name, "' is ", dtype_name(e.dtype), shape_str(e.shape),
+              " in the file, this run has ", dtype_name(t.tensor.dtype()),
+              shape_str(t.tensor.shape()));
+    Tensor host = Tensor::empty(e.shape, e.dtype, Device::CPU);
+    if (e.nbytes) std::memcpy(host.raw(), data.data() + e.offset, e.nbytes);
+    staged.push_back(host);
+  }
+  for (size_t i = 0; i < state.size(); ++i) {
+    Tensor target = state[i].tensor;
+    target.copy_(staged[i]);
+  }
   return h.meta;
 }
 

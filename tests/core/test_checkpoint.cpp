@@ -164,7 +164,7 @@ TEST_CASE("checkpoint: the file is the documented layout") {
   uint64_t header_bytes = 0;
   std::memcpy(&version, bytes.data() + 8, 4);
   std::memcpy(&header_bytes, bytes.data() + 12, 8);
-  CHECK(version == 1);
+  CHECK(version == 2);
   const uint64_t data_start = 20 + header_bytes;
   CHECK(data_start % 64 == 0);
   const nlohmann::json h = nlohmann::json::parse(bytes.substr(20, header_bytes));
@@ -263,7 +263,10 @@ TEST_CASE("checkpoint: unreadable, foreign, versioned and truncated files are na
 
   std::string v7 = f.bytes;
   v7[8] = 7;
-  f.expect(f.file("v7.ckpt", v7), {"v7.ckpt' has format version 7", "reads version 1"});
+  f.expect(f.file("v7.ckpt", v7), {"v7.ckpt' has format version 7", "reads versions 1 to 2"});
+  std::string v0 = f.bytes;
+  v0[8] = 0;
+  f.expect(f.file("v0.ckpt", v0), {"v0.ckpt' has format version 0"});
 
   f.expect(f.file("short.ckpt", f.bytes.substr(0, 12)),
            {"short.ckpt' is truncated", "20-byte preamble"});
@@ -431,6 +434,90 @@ TEST_CASE("checkpoint: the writability probe refuses bad paths and touches no ch
                        Error);
   CHECK_THROWS_WITH_AS(check_checkpoint_writable(dir.string()),
                        doctest::Contains("it is a directory"), Error);
+  fs::remove_all(dir);
+}
+
+
+TEST_CASE("checkpoint: training state round-trips, a model load ignores it, mismatches are refused") {
+  const fs::path dir = temp_dir("state");
+  std::mt19937_64 rng(31);
+  Probe src(DType::F32, true, DType::I32, rng);
+  const Tensor m = Tensor::uniform({17}, rng, -1, 1), step = Tensor::from({12}, {1}),
+               counts = Tensor::from({5, 9}, {2}, DType::I32);
+  const std::string path = (dir / "s.ckpt").string();
+  save_checkpoint(src, path, {{"epoch", 2}},
+                  {{"optimizer.m", m}, {"optimizer.step", step}, {"tally.counts", counts}});
+  // A model load takes the model alone.
+  Probe dst(DType::F32, true, DType::I32, rng);
+  CHECK(load_checkpoint(dst, path)["epoch"] == 2);
+  CHECK(dst.parameters()[0].tensor.to_vector() == src.parameters()[0].tensor.to_vector());
+  // The state, into tensors of the same names, shapes and dtypes.
+  Tensor m2 = Tensor::zeros({17}), step2 = Tensor::zeros({1}),
+         counts2 = Tensor::zeros({2}, DType::I32);
+  CHECK(load_training_state(path, {{"optimizer.m", m2}, {"optimizer.step", step2},
+                                   {"tally.counts", counts2}})["epoch"] == 2);
+  CHECK(m2.to_vector() == m.to_vector());
+  CHECK(step2.to_vector() == step.to_vector());
+  CHECK(counts2.to_vector() == counts.to_vector());
+  // Mismatches name what differs and change nothing.
+  Tensor other = Tensor::full({17}, 3.0);
+  CHECK_THROWS_WITH_AS(load_training_state(path, {{"optimizer.m", other}}),
+                       contains("not expected optimizer.step, tally.counts"), Error);
+  CHECK_THROWS_WITH_AS(
+      load_training_state(path, {{"optimizer.m", other}, {"optimizer.v", Tensor::zeros({17})},
+                                 {"optimizer.step", step2}, {"tally.counts", counts2}}),
+      contains("missing optimizer.v"), Error);
+  Tensor wrong = Tensor::zeros({16});
+  CHECK_THROWS_WITH_AS(load_training_state(path, {{"optimizer.m", wrong},
+                                                  {"optimizer.step", step2},
+                                                  {"tally.counts", counts2}}),
+                       contains("state tensor 'optimizer.m' is f32[17] in the file, this run has "
+                                "f32[16]"),
+                       Error);
+  CHECK(other.to_vector() == std::vector<double>(17, 3.0));
+  CHECK(wrong.to_vector() == std::vector<double>(16, 0.0));
+  // State names may not reuse the model's.
+  CHECK_THROWS_WITH_AS(save_checkpoint(src, path, {}, {{"weight", m}}),
+                       contains("two tensors are named 'weight'"), Error);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("checkpoint: format 1 files load as model-only checkpoints") {
+  const fs::path dir = temp_dir("v1");
+  std::mt19937_64 rng(32);
+  Probe src(DType::F32, true, DType::I32, rng);
+  const std::string path = (dir / "old.ckpt").string();
+  save_checkpoint(src, path, {{"model", "probe"}});
+  std::string bytes = read_bytes(path);
+  bytes[8] = 1;  // what format 1 wrote: the same layout without state tensors
+  write_bytes(path, bytes);
+  Probe dst(DType::F32, true, DType::I32, rng);
+  CHECK(load_checkpoint(dst, path)["model"] == "probe");
+  CHECK(dst.parameters()[1].tensor.to_vector() == src.parameters()[1].tensor.to_vector());
+  Tensor t = Tensor::zeros({1});
+  CHECK_THROWS_WITH_AS(load_training_state(path, {{"optimizer.step", t}}),
+                       contains("holds no training state"), Error);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("checkpoint: keep K rotates older checkpoints, the newest always at the path") {
+  const fs::path dir = temp_dir("keep");
+  std::mt19937_64 rng(33);
+  Probe p(DType::F32, false, DType::I32, rng);
+  const std::string path = (dir / "r.ckpt").string();
+  for (int i = 1; i <= 4; ++i) {
+    save_checkpoint(p, path, {{"n", i}}, {}, SaveOptions{.keep = 3});
+    CHECK(read_checkpoint_meta(path)["n"] == i);
+  }
+  CHECK(read_checkpoint_meta(path + ".1")["n"] == 3);
+  CHECK(read_checkpoint_meta(path + ".2")["n"] == 2);
+  CHECK_FALSE(fs::exists(path + ".3"));
+  CHECK_FALSE(fs::exists(path + ".tmp"));
+  save_checkpoint(p, path, {{"n", 5}});  // keep 1: only the path is replaced
+  CHECK(read_checkpoint_meta(path)["n"] == 5);
+  CHECK(read_checkpoint_meta(path + ".1")["n"] == 3);
+  CHECK_THROWS_WITH_AS(save_checkpoint(p, path, {}, {}, SaveOptions{.keep = 0}),
+                       contains("keep 0 checkpoints"), Error);
   fs::remove_all(dir);
 }
 
