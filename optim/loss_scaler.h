@@ -16,9 +16,11 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/backend.h"
 #include "core/tensor.h"
+#include "layers/module.h"
 
 namespace dsc {
 
@@ -54,6 +56,10 @@ class LossScaler {
   bool update(bool found_inf);
   int64_t skipped() const;
   int64_t growth_tracker() const;
+
+  // The state tensor (scale, growth tracker, skipped steps) for a training checkpoint: restoring
+  // it into this tensor restores the scaler.
+  std::vector<NamedTensor> state() const { return {{"loss_scaler.state", state_}}; }
 
  private:
   LossScalerOptions opt_;

@@ -92,4 +92,17 @@ std::string Sgd::describe() const {
   return os.str();
 }
 
+std::vector<NamedTensor> Adam::state() const {
+  std::vector<NamedTensor> s = Optimizer::state();
+  s.push_back({"optimizer.adam.m", m_});
+  s.push_back({"optimizer.adam.v", v_});
+  return s;
+}
+
+std::vector<NamedTensor> Sgd::state() const {
+  std::vector<NamedTensor> s = Optimizer::state();
+  s.push_back({"optimizer.sgd.momentum", buf_});
+  return s;
+}
+
 }  // namespace dsc

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/backend.h"
 #include "layers/module.h"
@@ -43,6 +44,10 @@ class Optimizer {
   // Updates applied so far (skipped steps not counted; reads the device).
   int64_t steps() const;
   ParameterBuffer& parameters() { return params_; }
+  // The optimizer's state as named tensors sharing its storage (the update count and, per
+  // algorithm, its moments or momentum buffer): what a training checkpoint saves and restores
+  // (layers/checkpoint.h) so a resumed run continues bit for bit.
+  virtual std::vector<NamedTensor> state() const { return {{"optimizer.steps", step_count_}}; }
 
  protected:
   virtual void apply(const Tensor* found_inf, const Tensor* scale, float grad_scale) = 0;
@@ -61,6 +66,7 @@ class Adam : public Optimizer {
  public:
   Adam(const Module& model, AdamOptions opt = {});
   std::string describe() const override;
+  std::vector<NamedTensor> state() const override;
 
  private:
   void apply(const Tensor* found_inf, const Tensor* scale, float grad_scale) override;
@@ -77,6 +83,7 @@ class Sgd : public Optimizer {
  public:
   Sgd(const Module& model, SgdOptions opt = {});
   std::string describe() const override;
+  std::vector<NamedTensor> state() const override;
 
  private:
   void apply(const Tensor* found_inf, const Tensor* scale, float grad_scale) override;

@@ -1,6 +1,6 @@
 // Checks of a TrainConfig before anything is read or trained (see trainer.h): every value in
-// range, the model registered, --load's checkpoint readable and holding that model, --save's
-// folder writable. Tested in tests/train/test_train.cpp and test_train_checkpoint.cpp.
+// range, the model registered, --load's checkpoint readable and holding that model, --resume's a
+// training checkpoint of that model, --save's folder writable. Tested in tests/train/test_train.cpp and test_train_checkpoint.cpp.
 #include <cmath>
 
 #include "core/error.h"
@@ -24,6 +24,24 @@ void check_checkpoint_flags(const TrainConfig& c) {
     DSC_CHECK(saved.empty() || saved == c.model, "--load: checkpoint '", c.load, "' holds a '",
               saved, "' model, but --model is '", c.model, "' (run with --model ", saved, ")");
   }
+  DSC_CHECK(c.load.empty() || c.resume.empty(),
+            "--load and --resume exclude each other: --resume continues a run (its optimizer, "
+            "position and logs), --load only starts from a checkpoint's weights");
+  if (!c.resume.empty()) {
+    const nlohmann::json meta = read_checkpoint_meta(c.resume);
+    DSC_CHECK(meta.is_object() && meta.contains("training"), "--resume: checkpoint '", c.resume,
+              "' holds no training state (a model-only checkpoint): start from its weights "
+              "with --load ",
+              c.resume);
+    const std::string saved = saved_model(meta);
+    DSC_CHECK(saved == c.model, "--resume: checkpoint '", c.resume, "' holds a '", saved,
+              "' model, but --model is '", c.model, "' (run with --model ", saved, ")");
+  }
+  DSC_CHECK(c.save_every >= 0, "--save-every must be >= 0 (0 = after every epoch only), got ",
+            c.save_every);
+  DSC_CHECK(c.keep >= 1, "--keep must be at least 1, got ", c.keep);
+  DSC_CHECK(c.save.empty() ? c.save_every == 0 && c.keep == 1 : true,
+            c.save_every ? "--save-every" : "--keep", " needs --save PATH (where to write)");
   if (!c.save.empty()) {
     try {
       check_checkpoint_writable(c.save);

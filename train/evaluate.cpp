@@ -27,18 +27,19 @@ BatchTensors to_tensors(const data::BatchView& b, Device device, DType compute) 
 }
 
 DeviceTally::DeviceTally(Device device)
-    : device_(device), correct_(Tensor::zeros({1}, DType::I32, device)) {}
+    : device_(device),
+      loss_sum_(Tensor::zeros({1}, DType::F32, device)),
+      correct_(Tensor::zeros({1}, DType::I32, device)) {}
 
 void DeviceTally::add_on_device(const Tensor& loss, const Tensor& logits, const Tensor& labels,
                                 int64_t batch) {
-  if (!loss_sum_.defined()) loss_sum_ = Tensor::zeros({1}, loss.dtype(), device_);
   const KernelTable& k = kernels(device_);
   k.axpy(loss, double(batch), loss_sum_);
   k.count_correct(logits, labels, correct_);  // adds to correct_
 }
 
 void DeviceTally::reset() {
-  if (loss_sum_.defined()) loss_sum_.fill_(0.0);
+  loss_sum_.fill_(0.0);
   correct_.fill_(0.0);
   seen_ = 0;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/tensor.h"
 #include "data/dataset.h"
@@ -41,6 +42,14 @@ class DeviceTally {
   void reset();
   double mean_loss() const;
   double accuracy() const;
+  // Images counted so far, and the device sums as named tensors sharing the tally's storage: a
+  // training checkpoint taken inside an epoch saves them, so a resumed epoch reports the same
+  // running loss and accuracy as an uninterrupted one.
+  int64_t seen() const { return seen_; }
+  void set_seen(int64_t n) { seen_ = n; }
+  std::vector<NamedTensor> state() const {
+    return {{"tally.loss_sum", loss_sum_}, {"tally.correct", correct_}};
+  }
 
  private:
   Device device_;

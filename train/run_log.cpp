@@ -14,8 +14,8 @@
 
 namespace dsc {
 namespace {
-void open_or_throw(std::ofstream& f, const std::string& path, const char* what) {
-  f.open(path, std::ios::out | std::ios::trunc);
+void open_or_throw(std::ofstream& f, const std::string& path, const char* what, bool append) {
+  f.open(path, std::ios::out | (append ? std::ios::app : std::ios::trunc));
   DSC_CHECK(f.good(), "cannot write ", what, " '", path, "': ", std::strerror(errno),
             " (expected a writable file path)");
 }
@@ -25,17 +25,35 @@ std::string csv_cell(const nlohmann::json& v) {
   if (v.is_string()) return v.get<std::string>();
   return v.dump();
 }
+
+void check_written(const std::ofstream& f, const std::string& path, const char* what) {
+  DSC_CHECK(f.good(), "cannot write ", what, " '", path, "': ", std::strerror(errno),
+            " (a full disk or a file size limit?)");
+}
 }  // namespace
 
-RunLog::RunLog(const std::string& jsonl_path, const std::string& csv_path) {
-  if (!jsonl_path.empty()) open_or_throw(jsonl_, jsonl_path, "log file");
-  if (!csv_path.empty()) open_or_throw(csv_, csv_path, "CSV file");
+RunLog::RunLog(const std::string& jsonl_path, const std::string& csv_path, bool append)
+    : jsonl_path_(jsonl_path), csv_path_(csv_path) {
+  if (!jsonl_path.empty()) open_or_throw(jsonl_, jsonl_path, "log file", append);
+  if (!csv_path.empty()) {
+    // An appended CSV goes on with the columns of its first line.
+    if (append) {
+      std::ifstream in(csv_path);
+      std::string first;
+      if (in && std::getline(in, first) && !first.empty()) {
+        std::stringstream cols(first);
+        for (std::string c; std::getline(cols, c, ',');) csv_columns_.push_back(c);
+      }
+    }
+    open_or_throw(csv_, csv_path, "CSV file", append);
+  }
 }
 
 void RunLog::write(const nlohmann::json& record) {
   if (jsonl_.is_open()) {
     jsonl_ << record.dump() + "\n";
     jsonl_.flush();
+    check_written(jsonl_, jsonl_path_, "log file");
   }
   if (csv_.is_open() && record.value("type", "") == "epoch") {
     std::string line;
@@ -55,6 +73,7 @@ void RunLog::write(const nlohmann::json& record) {
     }
     csv_ << line + "\n";
     csv_.flush();
+    check_written(csv_, csv_path_, "CSV file");
   }
 }
 

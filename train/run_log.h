@@ -12,12 +12,16 @@ namespace dsc {
 
 class RunLog {
  public:
-  // Opens (truncates) the files now, so an unwritable path fails before any work is done.
-  // Empty paths disable that output. Throws dsc::Error naming the file.
-  RunLog(const std::string& jsonl_path, const std::string& csv_path);
-  void write(const nlohmann::json& record);  // "type": "header" | "epoch" | "summary"
+  // Opens (truncates, or with `append` extends: a resumed run) the files now, so an unwritable
+  // path fails before any work is done. Empty paths disable that output. Throws dsc::Error
+  // naming the file.
+  RunLog(const std::string& jsonl_path, const std::string& csv_path, bool append = false);
+  // "type": "header" | "epoch" | "summary" | "checkpoint" | "interrupted" | "stopped" | ...
+  // Throws dsc::Error naming the file when it cannot be written (a full disk, say).
+  void write(const nlohmann::json& record);
 
  private:
+  std::string jsonl_path_, csv_path_;
   std::ofstream jsonl_, csv_;
   std::vector<std::string> csv_columns_;
 };

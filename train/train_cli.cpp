@@ -61,8 +61,19 @@ int train_main(const std::vector<std::string>& args, std::ostream& out, std::ost
   app.add_option("--log", c.log, "write a JSON-lines log (header, one line per epoch, summary)");
   app.add_option("--csv", c.csv, "write the epoch rows as CSV");
   app.add_option("--save", c.save,
-                 "write a checkpoint (parameters, BatchNorm statistics, meta) here after every "
-                 "epoch, replacing the file atomically");
+                 "write a checkpoint here after every epoch (model, optimizer state, loss scale, "
+                 "position in the run: what --resume continues from); the previous one stays "
+                 "until the new one is complete");
+  app.add_option("--save-every", c.save_every,
+                 "also save every N steps inside epochs (0 = after every epoch only)")
+      ->capture_default_str();
+  app.add_option("--keep", c.keep,
+                 "checkpoints kept: the newest at --save, the older ones as --save.1, .2, ...")
+      ->capture_default_str();
+  app.add_option("--resume", c.resume,
+                 "continue the run that saved this checkpoint exactly where it stopped (same "
+                 "flags and data; --epochs may grow under a constant learning rate); the logs "
+                 "are appended to");
   app.add_option("--load", c.load,
                  "start from this checkpoint (saved by --save, same --model); with --epochs 0, "
                  "only evaluate it");
@@ -99,8 +110,12 @@ int train_main(const std::vector<std::string>& args, std::ostream& out, std::ost
       out << compare_runs(compare);
       return 0;
     }
+    // SIGINT / SIGTERM: finish the step, save, log and exit 128 + signal; a second one ends now.
+    StopSignals signals;
     Trainer(c, out).run();
     return 0;
+  } catch (const TrainingInterrupted& e) {
+    return 128 + e.signal;
   } catch (const data::DataError& e) {
     err << "error: " << e.what() << "\n";
   } catch (const Error& e) {

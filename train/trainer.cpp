@@ -5,6 +5,10 @@
 
 #include <unistd.h>
 
+#include <atomic>
+#include <cmath>
+#include <csignal>
+
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
@@ -69,23 +73,53 @@ std::string checkpoint_model(const nlohmann::json& meta) {
 }
 
 // What a checkpoint written by --save records besides the tensors. "epoch" counts every epoch
-// the weights were trained, those of a --load checkpoint included.
-nlohmann::json checkpoint_meta(const TrainConfig& c, const EpochResult& e, int epoch,
+// the weights were trained, those of a --load checkpoint included; the losses and accuracies are
+// those of the last finished epoch (absent for a checkpoint taken inside the first one).
+nlohmann::json checkpoint_meta(const TrainConfig& c, const EpochResult* e, int epochs_trained,
                                const char* precision) {
-  return {{"model", c.model},
-          {"epoch", epoch},
-          {"train_loss", e.train_loss},
-          {"train_acc", e.train_acc},
-          {"test_loss", e.test_loss},
-          {"test_acc", e.test_acc},
-          {"seed", c.seed},
-          {"batch", c.batch},
-          {"precision", precision},
-          {"loaded_from", c.load.empty() ? nlohmann::json() : nlohmann::json(c.load)},
-          {"command", c.command},
-          {"git_commit", git_commit()},
-          {"version", DSC_VERSION},
-          {"date", now_iso8601()}};
+  nlohmann::json meta = {{"model", c.model},
+                         {"epoch", epochs_trained},
+                         {"seed", c.seed},
+                         {"batch", c.batch},
+                         {"precision", precision},
+                         {"loaded_from", c.load.empty() ? nlohmann::json() : nlohmann::json(c.load)},
+                         {"command", c.command},
+                         {"git_commit", git_commit()},
+                         {"version", DSC_VERSION},
+                         {"date", now_iso8601()}};
+  if (e) {
+    meta["train_loss"] = e->train_loss;
+    meta["train_acc"] = e->train_acc;
+    meta["test_loss"] = e->test_loss;
+    meta["test_acc"] = e->test_acc;
+  }
+  return meta;
+}
+
+// The stop request of request_stop / StopSignals: 0, or the signal that asked.
+std::atomic<int> g_stop_signal{0};
+struct sigaction g_old_int, g_old_term;
+
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop_signal.exchange(sig) != 0) {  // the second signal: end now, as if unhandled
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  }
+}
+
+std::string signal_name(int sig) {
+  return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal " + std::to_string(sig);
+}
+
+// Steps between two reads of the numerical health on a GPU (each read waits for the device).
+constexpr int64_t kHealthInterval = 50;
+// Mixed precision stops after this many consecutive skipped steps even if the scale is >= 1.
+constexpr int64_t kMaxSkippedRun = 50;
+
+int64_t meta_int(const nlohmann::json& t, const char* key, const std::string& path) {
+  DSC_CHECK(t.contains(key) && t[key].is_number_integer(), "--resume: checkpoint '", path,
+            "': its training state has no integer '", key, "' (a damaged or foreign file)");
+  return t[key].get<int64_t>();
 }
 
 // The library algorithms the backend chose (cuDNN's, per convolution shape and direction), printed
@@ -127,9 +161,6 @@ Trainer::Trainer(const TrainConfig& config, std::ostream& out)
   if (cfg_.limit_test > 0) test_ = data::subset(test_, cfg_.limit_test);
   DSC_CHECK(cfg_.batch <= train_.n, "--batch ", cfg_.batch, " is larger than the training set (",
             train_.n, " images in ", data_path_, ")");
-  // Fails here, before any training, if a path is unwritable.
-  log_ = std::make_unique<RunLog>(cfg_.log, cfg_.csv);
-
   // ---- model and optimizer ----
   ModelSpec spec;
   spec.seed = cfg_.seed;
@@ -138,6 +169,7 @@ Trainer::Trainer(const TrainConfig& config, std::ostream& out)
   spec.classes = train_.num_classes();
   model_ = make_model(cfg_.model, spec);
   if (!cfg_.load.empty()) loaded_ = load_checkpoint(*model_, cfg_.load);
+  if (!cfg_.resume.empty()) resumed_ = load_checkpoint(*model_, cfg_.resume);
   loaded_epochs_ =
       loaded_.is_object() && loaded_.value("epoch", nlohmann::json()).is_number_integer()
           ? loaded_["epoch"].get<int>()
@@ -163,6 +195,7 @@ Trainer::Trainer(const TrainConfig& config, std::ostream& out)
   schedule_ =
       LrSchedule{parse_schedule_kind(cfg_.schedule), cfg_.lr, cfg_.warmup_epochs * steps_per_epoch_,
                  cfg_.epochs * steps_per_epoch_, 0.0f};
+  optimizer_desc_ = opt_->describe();
   scaler_ = std::make_unique<LossScaler>(LossScalerOptions{.enabled = amp_}, device_);
   step_ = std::make_unique<TrainStep>(*model_, *opt_, *scaler_, compute_);
   // The schedule advances with applied updates only; when the rate varies, knowing whether an AMP
@@ -178,6 +211,18 @@ Trainer::Trainer(const TrainConfig& config, std::ostream& out)
                                 DType::F32, device_);
   fixed_labels_ = Tensor::empty({cfg_.batch}, DType::I32, device_);
   tally_ = std::make_unique<DeviceTally>(device_);
+  nonfinite_ = Tensor::zeros({1}, DType::F32, device_);
+  if (!cfg_.save.empty() || !cfg_.resume.empty()) {
+    uint32_t crc = crc32(train_.labels.data(), train_.labels.size());
+    crc = crc32(train_.pixels.data(), train_.pixels.size(), crc);
+    std::ostringstream hex;
+    hex << std::hex << std::setw(8) << std::setfill('0') << crc;
+    data_fingerprint_ = hex.str();
+  }
+  if (!cfg_.resume.empty()) resume_from(cfg_.resume);
+  // Opened last, so that every check above fails before a log is created or truncated; a resumed
+  // run appends to the logs it continues. Fails here, before any training, if a path is unwritable.
+  log_ = std::make_unique<RunLog>(cfg_.log, cfg_.csv, !cfg_.resume.empty());
   // SM / memory utilisation while training, as the seed reports it (NVML; "n/a" without a GPU).
   if (device_ == Device::CUDA) monitor_ = std::make_unique<GpuMonitor>();
 }
@@ -195,20 +240,23 @@ TrainResult Trainer::run() {
   TrainResult result;
   result.params = params_;
   result.trainable_params = trainable_params_;
-  for (int epoch = 1; epoch <= cfg_.epochs; ++epoch) {
-    const EpochResult e = train_epoch(epoch);
+  health_steps_ = (first_epoch_ - 1) * steps_per_epoch_ + first_batch_;
+  health_skipped_ = scaler_->skipped();
+  for (int epoch = first_epoch_; epoch <= cfg_.epochs; ++epoch) {
+    const EpochResult e = train_epoch(epoch, epoch == first_epoch_ ? first_batch_ : 0);
     result.epochs.push_back(e);
-    if (epoch == 1) {
+    if (epoch == first_epoch_) {
       const std::vector<std::string> lines = algorithm_lines(device_);
       for (const std::string& l : lines) out_ << "algorithm  " << l << "\n";
       if (!lines.empty()) log_->write({{"type", "algorithms"}, {"lines", lines}});
     }
     if (!cfg_.save.empty()) {
-      save_checkpoint(*model_, cfg_.save,
-                      checkpoint_meta(cfg_, e, loaded_epochs_ + epoch, amp_ ? "amp" : "fp32"));
+      save(epoch, steps_per_epoch_, &e);
       out_ << "saved      " << cfg_.save << " (epoch " << loaded_epochs_ + epoch << ")\n";
     }
     out_ << std::flush;
+    ProgressBar no_bar(out_, false, epoch, cfg_.epochs, steps_per_epoch_);
+    if (epoch < cfg_.epochs) stop_if_requested(epoch + 1, 0, no_bar, true);
   }
   write_summary(result);
   return result;
@@ -242,6 +290,11 @@ void Trainer::write_header() {
       {"load", cfg_.load.empty() ? nlohmann::json() : nlohmann::json(cfg_.load)},
       {"load_meta", loaded_},
       {"save", cfg_.save.empty() ? nlohmann::json() : nlohmann::json(cfg_.save)},
+      {"resume", cfg_.resume.empty() ? nlohmann::json() : nlohmann::json(cfg_.resume)},
+      {"resume_at", cfg_.resume.empty() ? nlohmann::json()
+                                        : nlohmann::json({{"epoch", first_epoch_},
+                                                          {"batch", first_batch_},
+                                                          {"update", update_}})},
       {"graph", graph_status_},
       {"kernels",
        device_ == Device::CUDA ? nlohmann::json(describe(kernel_options())) : nlohmann::json()},
@@ -269,6 +322,10 @@ void Trainer::write_header() {
     out_ << "loaded     " << cfg_.load << " (" << checkpoint_model(loaded_) << ", trained "
          << loaded_epochs_ << " epochs)" << (cfg_.epochs == 0 ? ": evaluation only" : "") << "\n";
   }
+  if (!cfg_.resume.empty()) {
+    out_ << "resumed    " << cfg_.resume << ": epoch " << first_epoch_ << " after step "
+         << first_batch_ << "/" << steps_per_epoch_ << " (" << update_ << " updates so far)\n";
+  }
   out_ << std::flush;
 }
 
@@ -278,6 +335,10 @@ void Trainer::train_batch(const data::BatchView& b, ProgressBar& progress) {
   const auto step_on_device = [&](const Tensor& images, const Tensor& labels, int64_t n) {
     const StepResult r = (*step_)(images, labels);
     tally_->add_on_device(r.loss, r.logits, labels, n);
+    // fp32: a sticky device flag for a non-finite gradient, read by check_health (mixed precision
+    // has the loss scaler's check instead).
+    if (!amp_) kernels(device_).check_finite(opt_->parameters().grads(), nonfinite_);
+    last_loss_ = r.loss;
   };
   if (b.size != cfg_.batch) {
     BatchTensors t = to_tensors(b, device_, DType::F32);
@@ -306,19 +367,24 @@ void Trainer::train_batch(const data::BatchView& b, ProgressBar& progress) {
   }
 }
 
-EpochResult Trainer::train_epoch(int epoch) {
+EpochResult Trainer::train_epoch(int epoch, int64_t first_batch) {
   const auto t_epoch = Clock::now();
   model_->train();
-  loader_->start_epoch(epoch - 1);
+  loader_->start_epoch(epoch - 1, first_batch);
   const bool bar = cfg_.progress && &out_ == &std::cout && isatty(fileno(stdout));
   ProgressBar progress(out_, bar, epoch, cfg_.epochs, steps_per_epoch_);
-  tally_->reset();
-  int64_t step = 0, timed_images = 0;
-  const int64_t skipped_before = scaler_->skipped();
+  // A resumed epoch goes on with the sums and counts its checkpoint restored.
+  if (first_batch == 0) {
+    tally_->reset();
+    epoch_skipped_base_ = scaler_->skipped();
+  }
+  int64_t step = first_batch, timed_images = 0;
   Clock::time_point t_timed = Clock::now();
-  // Epoch 1 leaves its first steps (warm-up) out of images/sec.
+  // The first epoch of a run leaves its first steps (warm-up) out of images/sec.
   const int64_t first_timed =
-      epoch == 1 ? std::min<int64_t>(cfg_.warmup_steps, steps_per_epoch_ - 1) : 0;
+      epoch == first_epoch_
+          ? first_batch + std::min<int64_t>(cfg_.warmup_steps, steps_per_epoch_ - first_batch - 1)
+          : 0;
   if (monitor_) monitor_->start();
   for (data::BatchView b; loader_->next(b); ++step) {
     if (step == first_timed) {
@@ -331,9 +397,16 @@ EpochResult Trainer::train_epoch(int epoch) {
     if (!amp_ || !lr_varies_ || scaler_->flag().item() == 0.0) ++update_;
     tally_->count(b.size);
     timed_images += b.size;
-    if (progress.due(step + 1))
-      progress.update(step + 1, tally_->mean_loss(), timed_images / seconds_since(t_timed));
+    const int64_t done = step + 1;
+    check_health(epoch, done, progress, false);
+    stop_if_requested(epoch, done, progress, false);
+    if (cfg_.save_every > 0 && done < steps_per_epoch_ &&
+        ((epoch - 1) * steps_per_epoch_ + done) % cfg_.save_every == 0)
+      save(epoch, done, nullptr);
+    if (progress.due(done))
+      progress.update(done, tally_->mean_loss(), timed_images / seconds_since(t_timed));
   }
+  check_health(epoch, step, progress, true);
   kernels(device_).synchronize();
   const double timed_s = seconds_since(t_timed);
   const GpuUtilization util = monitor_ ? monitor_->stop() : GpuUtilization{};
@@ -346,7 +419,7 @@ EpochResult Trainer::train_epoch(int epoch) {
   e.data_wait_s = loader_->wait_seconds();
   e.lr = opt_->lr();
   e.loss_scale = scaler_->scale();
-  e.skipped_steps = scaler_->skipped() - skipped_before;
+  e.skipped_steps = scaler_->skipped() - epoch_skipped_base_;
   const EvalResult ev = evaluate_on(test_);
   e.test_loss = ev.loss;
   e.test_acc = ev.acc;
@@ -456,4 +529,205 @@ void Trainer::write_summary(TrainResult& result) {
        {"command", cfg_.command}});
 }
 
+// ---- checkpoints and resume --------------------------------------------------------------------
+//
+// A checkpoint written by --save holds the model and, as "state" tensors, the optimizer's state
+// (update count, Adam's moments or SGD's momentum), the loss scaler's and the running sums of the
+// epoch in progress; its meta records where the run stands (the epoch, the steps done in it, the
+// updates applied, the images counted) and what identifies the run. The data order and the
+// augmentation draws are functions of (seed, epoch, batch) (data/loader.h), so the position is
+// the whole random state: a resumed run continues bit for bit (tests/train/test_resume.cpp).
+
+std::vector<NamedTensor> Trainer::training_state() const {
+  std::vector<NamedTensor> s = opt_->state();
+  for (const NamedTensor& t : scaler_->state()) s.push_back(t);
+  for (const NamedTensor& t : tally_->state()) s.push_back(t);
+  return s;
+}
+
+nlohmann::json Trainer::run_identity() const {
+  return {{"model", cfg_.model},
+          {"batch", cfg_.batch},
+          {"optimizer", optimizer_desc_},
+          {"schedule", schedule_.describe()},
+          {"precision", amp_ ? "amp" : "fp32"},
+          {"seed", cfg_.seed},
+          {"augment", cfg_.augment},
+          {"normalize", cfg_.normalize},
+          {"train_images", train_.n},
+          {"data_fingerprint", data_fingerprint_}};
+}
+
+void Trainer::resume_from(const std::string& path) {
+  DSC_CHECK(resumed_.is_object() && resumed_.contains("training") &&
+                resumed_["training"].is_object(),
+            "--resume: checkpoint '", path,
+            "' holds no training state (a model-only checkpoint): start from its weights with "
+            "--load ", path);
+  const nlohmann::json& t = resumed_["training"];
+  DSC_CHECK(t.contains("run") && t["run"].is_object(), "--resume: checkpoint '", path,
+            "': its training state does not say which run it belongs to");
+  const nlohmann::json saved = t["run"], now = run_identity();
+  std::string differs;
+  for (auto it = now.begin(); it != now.end(); ++it) {
+    const nlohmann::json was = saved.value(it.key(), nlohmann::json());
+    if (was == it.value()) continue;
+    differs += std::string(differs.empty() ? "" : "; ") + it.key() + " " +
+               (was.is_null() ? "unknown" : was.dump()) + " (this run: " + it.value().dump() + ")";
+  }
+  DSC_CHECK(differs.empty(), "--resume: checkpoint '", path,
+            "' belongs to a different run: ", differs,
+            ". Resume with the flags and data it was saved with");
+  load_training_state(path, training_state());
+  first_epoch_ = int(meta_int(t, "epoch", path));
+  first_batch_ = meta_int(t, "batch", path);
+  update_ = meta_int(t, "update", path);
+  tally_->set_seen(meta_int(t, "seen", path));
+  epoch_skipped_base_ = meta_int(t, "epoch_skipped_base", path);
+  loaded_epochs_ = int(meta_int(t, "epochs_before", path));
+  DSC_CHECK(first_epoch_ >= 1 && first_batch_ >= 0 && first_batch_ <= steps_per_epoch_,
+            "--resume: checkpoint '", path, "': position epoch ", first_epoch_, " step ",
+            first_batch_, " is outside a run of ", steps_per_epoch_, " steps per epoch");
+  DSC_CHECK(first_epoch_ <= cfg_.epochs, "--resume: checkpoint '", path, "' finished all ",
+            first_epoch_ - 1, " epochs of --epochs ", cfg_.epochs,
+            "; nothing is left to train (raise --epochs to train on)");
+}
+
+void Trainer::save(int epoch, int64_t batches_done, const EpochResult* done) {
+  const int epochs_trained = loaded_epochs_ + (done ? epoch : epoch - 1);
+  nlohmann::json meta = checkpoint_meta(cfg_, done, epochs_trained, amp_ ? "amp" : "fp32");
+  // A finished epoch resumes at the start of the next one; otherwise mid-way through this one
+  // (after its last step but before its evaluation when batches_done is every step).
+  meta["training"] = {{"epoch", done ? epoch + 1 : epoch},
+                      {"batch", done ? 0 : batches_done},
+                      {"update", update_},
+                      {"seen", done ? 0 : tally_->seen()},
+                      {"epoch_skipped_base", epoch_skipped_base_},
+                      {"epochs_before", loaded_epochs_},
+                      {"epochs", cfg_.epochs},
+                      {"run", run_identity()}};
+  save_checkpoint(*model_, cfg_.save, meta, training_state(), SaveOptions{cfg_.keep});
+  log_->write({{"type", "checkpoint"},
+               {"path", cfg_.save},
+               {"epoch", epoch},
+               {"batch", batches_done},
+               {"date", now_iso8601()}});
+}
+
+// ---- interruption ---------------------------------------------------------------------------------
+
+void request_stop(int signal) { g_stop_signal.store(signal); }
+
+StopSignals::StopSignals() {
+  g_stop_signal.store(0);
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &g_old_int);
+  sigaction(SIGTERM, &sa, &g_old_term);
+}
+
+StopSignals::~StopSignals() {
+  sigaction(SIGINT, &g_old_int, nullptr);
+  sigaction(SIGTERM, &g_old_term, nullptr);
+}
+
+void Trainer::stop_if_requested(int epoch, int64_t batches_done, ProgressBar& progress,
+                                bool saved) {
+  const int sig = g_stop_signal.load();
+  if (sig == 0) return;
+  progress.finish();
+  kernels(device_).synchronize();
+  if (!cfg_.save.empty() && !saved) save(epoch, batches_done, nullptr);
+  std::ostringstream what;
+  what << "interrupted by " << signal_name(sig);
+  if (batches_done == 0)
+    what << " after epoch " << epoch - 1;
+  else
+    what << " in epoch " << epoch << " after step " << batches_done << "/" << steps_per_epoch_;
+  log_->write({{"type", "interrupted"},
+               {"signal", signal_name(sig)},
+               {"epoch", epoch},
+               {"batch", batches_done},
+               {"checkpoint", cfg_.save.empty() ? nlohmann::json() : nlohmann::json(cfg_.save)},
+               {"date", now_iso8601()}});
+  out_ << what.str()
+       << (cfg_.save.empty() ? "; nothing saved (no --save)"
+                             : "; checkpoint " + cfg_.save + " (continue with --resume " +
+                                   cfg_.save + ")")
+       << "\n"
+       << std::flush;
+  g_stop_signal.store(0);
+  throw TrainingInterrupted(sig, what.str());
+}
+
+// ---- numerical health -----------------------------------------------------------------------------
+
+void Trainer::check_health(int epoch, int64_t batches_done, ProgressBar& progress, bool force) {
+  const bool every_step = device_ == Device::CPU;
+  if (!every_step && !force && batches_done % kHealthInterval != 0) return;
+  const int64_t global = (epoch - 1) * steps_per_epoch_ + batches_done;
+  const int64_t since = health_steps_;
+  health_steps_ = global;
+  if (global == since) return;
+  const std::string when =
+      global - since == 1
+          ? "at step " + std::to_string(batches_done)
+          : "between steps " + std::to_string(batches_done - (global - since) + 1) + " and " +
+                std::to_string(batches_done);
+  if (!amp_) {
+    if (nonfinite_.item() == 0.0) return;
+    progress.finish();
+    // The first parameter, in the model's order, whose gradient holds a NaN or an inf.
+    std::string first = "(every gradient is finite: only the loss is not)";
+    for (const NamedTensor& p : model_->parameters()) {
+      const Tensor g = p.tensor.grad();
+      if (!g.defined()) continue;
+      const Tensor h = g.device() == Device::CPU ? g : g.to(Device::CPU);
+      const float* v = h.data<float>();
+      if (!std::all_of(v, v + h.numel(), [](float x) { return std::isfinite(x); })) {
+        first = "'" + p.name + "'";
+        break;
+      }
+    }
+    const double loss = last_loss_.defined() ? last_loss_.item() : std::nan("");
+    log_->write({{"type", "stopped"},
+                 {"reason", "non-finite gradient"},
+                 {"epoch", epoch},
+                 {"batch", batches_done},
+                 {"parameter", first},
+                 {"loss", std::isfinite(loss) ? nlohmann::json(loss) : nlohmann::json(std::to_string(loss))},
+                 {"date", now_iso8601()}});
+    std::ostringstream msg;
+    msg << "training stopped: a gradient became NaN or inf " << when << " of epoch " << epoch
+        << " (step " << global << " of the run); the first parameter with a non-finite gradient is "
+        << first << ", the step's loss " << loss
+        << ". The weights after that step are not finite, so nothing more was saved; lower --lr "
+           "or check the inputs";
+    throw Error(msg.str());
+  }
+  const int64_t skipped = scaler_->skipped();
+  const int64_t new_skipped = skipped - health_skipped_;
+  health_skipped_ = skipped;
+  skip_run_ = new_skipped == global - since ? skip_run_ + new_skipped : 0;
+  const float scale = scaler_->scale();
+  if (scale >= 1.0f && skip_run_ < kMaxSkippedRun) return;
+  progress.finish();
+  log_->write({{"type", "stopped"},
+               {"reason", "loss scale collapsed"},
+               {"epoch", epoch},
+               {"batch", batches_done},
+               {"loss_scale", scale},
+               {"consecutive_skipped", skip_run_},
+               {"date", now_iso8601()}});
+  std::ostringstream msg;
+  msg << "training stopped: the mixed-precision loss scale collapsed to " << scale << " after "
+      << skip_run_ << " consecutive skipped steps, " << when << " of epoch " << epoch
+      << ": the gradients are not finite even at a small scale, so the loss or the weights are "
+         "(NaN or inf inputs, a diverging learning rate). Lower --lr, or train with --precision "
+         "fp32 to find the first layer with a non-finite gradient";
+  throw Error(msg.str());
+}
+
 }  // namespace dsc
+

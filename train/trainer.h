@@ -20,6 +20,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <ostream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,11 @@ struct TrainConfig {
   std::string csv;   // epoch rows as CSV
   std::string save;  // checkpoint written after every epoch (layers/checkpoint.h), atomically
   std::string load;  // checkpoint the model starts from; with epochs = 0, evaluated only
+  // A checkpoint written by --save to continue its run from, exactly where it stopped (mid-epoch
+  // included): model, optimizer state, loss scaler, running epoch sums and the data position.
+  std::string resume;
+  int64_t save_every = 0;  // also save every N steps inside epochs (0: after each epoch only)
+  int keep = 1;            // checkpoints kept: the newest at `save`, older ones as save.1, ...
   int64_t limit_train = 0;  // 0: all
   int64_t limit_test = 0;
   int warmup_steps = 5;  // steps of epoch 1 excluded from images/sec
@@ -113,10 +119,26 @@ class Trainer {
 
  private:
   void write_header();
-  EpochResult train_epoch(int epoch);
+  EpochResult train_epoch(int epoch, int64_t first_batch);
   void train_batch(const data::BatchView& b, ProgressBar& progress);
   EvalResult evaluate_on(const data::Dataset& ds);
   void write_summary(TrainResult& result);
+  // ---- checkpoints, resume, interruption, numerical health (trainer.cpp) ----
+  // Everything besides the model that a resumed run needs to continue bit for bit.
+  std::vector<NamedTensor> training_state() const;
+  // What must be the same for a checkpoint's run to be continued by this one.
+  nlohmann::json run_identity() const;
+  void resume_from(const std::string& path);
+  // Writes --save: `batches_done` steps of `epoch` are done (all of them, evaluated, when `done`
+  // is the finished epoch's result).
+  void save(int epoch, int64_t batches_done, const EpochResult* done);
+  // Saves (with --save, unless `saved`), logs and throws TrainingInterrupted when a stop was
+  // requested.
+  void stop_if_requested(int epoch, int64_t batches_done, ProgressBar& progress, bool saved);
+  // fp32: stops with the step and the first parameter whose gradient is not finite; mixed
+  // precision: stops when the loss scale collapses. Reads the device (every step on the CPU,
+  // every kHealthInterval steps and at the end of an epoch on a GPU).
+  void check_health(int epoch, int64_t batches_done, ProgressBar& progress, bool force);
 
   TrainConfig cfg_;
   std::ostream& out_;
@@ -139,6 +161,16 @@ class Trainer {
   std::unique_ptr<TrainStep> step_;
   bool lr_varies_ = false;
   int64_t update_ = 0;  // optimizer updates applied (drives the schedule)
+  // Where this run starts: epoch first_epoch_, after first_batch_ of its steps (a resumed run).
+  int first_epoch_ = 1;
+  int64_t first_batch_ = 0;
+  nlohmann::json resumed_;         // --resume's checkpoint meta
+  std::string optimizer_desc_;     // the optimizer as configured (before any schedule)
+  std::string data_fingerprint_;   // CRC-32 of the training images and labels (with --save/--resume)
+  int64_t epoch_skipped_base_ = 0;  // the scaler's skipped steps when the current epoch began
+  Tensor nonfinite_;               // fp32: set on the device by a step with a non-finite gradient
+  Tensor last_loss_;               // the last step's loss (for the non-finite report)
+  int64_t health_steps_ = 0, health_skipped_ = 0, skip_run_ = 0;  // mixed precision's watch
   // Step graph (core/graph.h): on a GPU, after one eager full-batch step (cuDNN's algorithm
   // search, the allocator's cache), the step on full batches is captured once and replayed, one
   // launch per step. Full batches go into fixed_images / fixed_labels, which the graph reads; the
@@ -150,6 +182,29 @@ class Trainer {
   Tensor fixed_images_, fixed_labels_;
   std::unique_ptr<DeviceTally> tally_;  // one for the whole run: a step graph keeps writing to it
   std::unique_ptr<GpuMonitor> monitor_;
+};
+
+// What Trainer::run() throws when a SIGINT or SIGTERM (or request_stop) asked it to stop: it
+// finished the current step, saved a checkpoint when --save is set, and logged an "interrupted"
+// line. train_main exits with 128 + signal.
+struct TrainingInterrupted : std::runtime_error {
+  TrainingInterrupted(int sig, const std::string& what) : std::runtime_error(what), signal(sig) {}
+  int signal;
+};
+
+// Asks a running Trainer to stop after its current step, as a first SIGINT/SIGTERM does while
+// StopSignals is alive (a second signal then ends the process at once). Thread- and
+// signal-safe; cleared when StopSignals is installed and when a Trainer has stopped for it.
+void request_stop(int signal);
+
+// While alive, SIGINT and SIGTERM call request_stop (train_main holds one for its run); the
+// previous handlers come back when it is destroyed.
+class StopSignals {
+ public:
+  StopSignals();
+  ~StopSignals();
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
 };
 
 // The same as Trainer(config, out).run().

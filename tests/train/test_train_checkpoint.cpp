@@ -127,7 +127,11 @@ TEST_CASE("train --save, then --load --epochs 0 on a few hundred real images: sa
   CHECK(first.out.find("saved      " + ckpt + " (epoch 3)") != std::string::npos);
   CHECK_FALSE(fs::exists(ckpt + ".tmp"));
   const std::vector<nlohmann::json> lines1 = dsc::read_run_log(log1);
-  const nlohmann::json s1 = lines1.back(), last_epoch = lines1[lines1.size() - 2];
+  const nlohmann::json s1 = lines1.back();
+  // The last epoch line (a `checkpoint` record follows each epoch that was saved).
+  const nlohmann::json last_epoch = *std::find_if(
+      lines1.rbegin(), lines1.rend(), [](const nlohmann::json& r) { return r["type"] == "epoch"; });
+  CHECK(lines1[lines1.size() - 2]["type"] == "checkpoint");
   CHECK(lines1[0]["save"] == ckpt);
   CHECK(lines1[0]["load"].is_null());
 
