@@ -242,6 +242,10 @@ TrainResult Trainer::run() {
   result.trainable_params = trainable_params_;
   health_steps_ = (first_epoch_ - 1) * steps_per_epoch_ + first_batch_;
   health_skipped_ = scaler_->skipped();
+  {  // a signal while the data was read: stop before training (there is nothing new to save)
+    ProgressBar no_bar(out_, false, first_epoch_, cfg_.epochs, steps_per_epoch_);
+    stop_if_requested(first_epoch_, first_batch_, no_bar, true);
+  }
   for (int epoch = first_epoch_; epoch <= cfg_.epochs; ++epoch) {
     const EpochResult e = train_epoch(epoch, epoch == first_epoch_ ? first_batch_ : 0);
     result.epochs.push_back(e);
@@ -322,7 +326,11 @@ void Trainer::write_header() {
     out_ << "loaded     " << cfg_.load << " (" << checkpoint_model(loaded_) << ", trained "
          << loaded_epochs_ << " epochs)" << (cfg_.epochs == 0 ? ": evaluation only" : "") << "\n";
   }
-  if (!cfg_.resume.empty()) {
+  if (!cfg_.resume.empty() && first_epoch_ > cfg_.epochs) {
+    // A finished run: nothing to train, the summary evaluates what it left.
+    out_ << "resumed    " << cfg_.resume << ": its run finished all " << first_epoch_ - 1
+         << " epochs; nothing is left to train (raise --epochs to train on)\n";
+  } else if (!cfg_.resume.empty()) {
     out_ << "resumed    " << cfg_.resume << ": epoch " << first_epoch_ << " after step "
          << first_batch_ << "/" << steps_per_epoch_ << " (" << update_ << " updates so far)\n";
   }
@@ -588,9 +596,6 @@ void Trainer::resume_from(const std::string& path) {
   DSC_CHECK(first_epoch_ >= 1 && first_batch_ >= 0 && first_batch_ <= steps_per_epoch_,
             "--resume: checkpoint '", path, "': position epoch ", first_epoch_, " step ",
             first_batch_, " is outside a run of ", steps_per_epoch_, " steps per epoch");
-  DSC_CHECK(first_epoch_ <= cfg_.epochs, "--resume: checkpoint '", path, "' finished all ",
-            first_epoch_ - 1, " epochs of --epochs ", cfg_.epochs,
-            "; nothing is left to train (raise --epochs to train on)");
 }
 
 void Trainer::save(int epoch, int64_t batches_done, const EpochResult* done) {
@@ -641,7 +646,9 @@ void Trainer::stop_if_requested(int epoch, int64_t batches_done, ProgressBar& pr
   if (!cfg_.save.empty() && !saved) save(epoch, batches_done, nullptr);
   std::ostringstream what;
   what << "interrupted by " << signal_name(sig);
-  if (batches_done == 0)
+  if (batches_done == 0 && epoch == 1)
+    what << " before training";
+  else if (batches_done == 0)
     what << " after epoch " << epoch - 1;
   else
     what << " in epoch " << epoch << " after step " << batches_done << "/" << steps_per_epoch_;
