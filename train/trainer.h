@@ -1,6 +1,6 @@
 // The training library: a Trainer trains any registered model (layers/model_registry.h) on a
 // CIFAR-10-style data set with the `train` program's configuration — the seed's recipe by default
-// (BRIEF.md: Adam, 5 epochs, no augmentation, inputs scaled to [-1, 1], batch 128) — on the CPU
+// (Adam, 5 epochs, no augmentation, inputs scaled to [-1, 1], batch 128) — on the CPU
 // or a GPU, in fp32 or mixed precision, with per-epoch evaluation, a seed-style summary table,
 // JSON-lines logs, checkpoints and a progress bar. Every step is a TrainStep (train/step.h); on a
 // GPU full batches replay one captured step graph.

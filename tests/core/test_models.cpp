@@ -20,7 +20,7 @@
 namespace dsc {
 namespace {
 
-// Keras' counts from the layer formulas (BRIEF.md): conv M N C K + K; separable M N C + C K + K;
+// Keras' counts from the layer formulas: conv M N C K + K; separable M N C + C K + K;
 // BatchNormalization 4 C (2 C trainable); Dense I O + O.
 struct Counts {
   int64_t total, trainable;
@@ -37,7 +37,7 @@ Counts keras_counts(ModelKind kind) {
 }
 
 TEST_CASE("models: parameter counts as Keras prints them") {
-  CHECK(keras_counts(ModelKind::Normal).total == 528778);  // the seed's numbers (BRIEF.md)
+  CHECK(keras_counts(ModelKind::Normal).total == 528778);  // the seed runs' published counts
   CHECK(keras_counts(ModelKind::Normal).trainable == 528522);
   CHECK(keras_counts(ModelKind::DepSep).total == 135973);
   CHECK(keras_counts(ModelKind::DepSep).trainable == 135717);
