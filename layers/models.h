@@ -1,7 +1,8 @@
 // The two benchmark models of the DepSep experiment (the "seed" runs), exactly: 4 x [3x3 conv,
-// 128 filters, 'same' padding, bias, ReLU] at 32x32 from 3 channels, MaxPool 4x4 -> 8x8x128, BatchNorm (momentum 0.99,
-// eps 1e-3), Flatten (8192), Linear(10). "depsep" uses DepSepConv2d for all four convolutions.
-// He-uniform initialisation as Keras does it. Parameter counts (Keras'): 528,778 / 135,973.
+// 128 filters, 'same' padding, bias, ReLU] at 32x32 from 3 channels, MaxPool 4x4 -> 8x8x128,
+// BatchNorm (momentum 0.99, eps 1e-3), Flatten (8192), Linear(10). "depsep" uses DepSepConv2d for
+// all four convolutions. He-uniform initialisation as Keras does it. Parameter counts (Keras'):
+// 528,778 / 135,973.
 #pragma once
 
 #include <memory>
