@@ -396,15 +396,36 @@ def read_binary_split(root: str, split: str):
     return np.ascontiguousarray(images), rec[:, 0].astype(np.int64)
 
 
-def load_split(root: str, split: str, limit, rng: np.random.Generator, decoder: str = "auto"):
+def balanced_subset(labels, limit: int, classes: int = 10):
+    """The framework's subset (data::subset, `train --limit-train N`): round robin over the
+    classes in label order, each class's images in data set order, the chosen ones kept in data
+    set order."""
+    members = [np.flatnonzero(labels == c) for c in range(classes)]
+    chosen, taken, r = [], 0, 0
+    while taken < limit:
+        for m in members:
+            if r < len(m) and taken < limit:
+                chosen.append(m[r])
+                taken += 1
+        r += 1
+    return np.sort(np.asarray(chosen, dtype=np.int64))
+
+
+def load_split(root: str, split: str, limit, rng: np.random.Generator, decoder: str = "auto",
+               subset: str = "random"):
     """uint8 images (N, 32, 32, 3) and int64 labels, from the binary layout or the image folder
-    (class order); `limit` images chosen at random (all classes) when given."""
+    (class order); `limit` images chosen at random (all classes) when given, or with
+    subset="balanced" the framework's class-balanced subset (the same images `train
+    --limit-train` takes)."""
     binary = read_binary_split(root, split)
     if binary is not None:
         images, labels = binary
         index = np.arange(len(labels))
         if limit is not None and limit < len(labels):
-            index = np.sort(rng.permutation(len(labels))[:limit])
+            if subset == "balanced":
+                index = balanced_subset(labels, limit)
+            else:
+                index = np.sort(rng.permutation(len(labels))[:limit])
         return images[index], labels[index]
     files, labels = [], []
     for label, cls in enumerate(CIFAR10_CLASSES):
@@ -419,7 +440,10 @@ def load_split(root: str, split: str, limit, rng: np.random.Generator, decoder: 
         raise UsageError(f"--data: no PNG files under '{os.path.join(root, split)}'")
     index = np.arange(len(files))
     if limit is not None and limit < len(files):
-        index = np.sort(rng.permutation(len(files))[:limit])
+        if subset == "balanced":
+            index = balanced_subset(np.asarray(labels), limit, len(CIFAR10_CLASSES))
+        else:
+            index = np.sort(rng.permutation(len(files))[:limit])
     paths = [files[j] for j in index]
     if decoder == "auto":
         decoder = "pil" if importlib.util.find_spec("PIL") else "numpy"
@@ -472,8 +496,10 @@ def cmd_train(args):
 
     rng = np.random.default_rng(args.seed)
     t_load = time.perf_counter()
-    train_x, train_y = load_split(args.data, "train", args.limit_train, rng, args.png_decoder)
-    test_x, test_y = load_split(args.data, "test", args.limit_test, rng, args.png_decoder)
+    train_x, train_y = load_split(args.data, "train", args.limit_train, rng, args.png_decoder,
+                                  args.subset)
+    test_x, test_y = load_split(args.data, "test", args.limit_test, rng, args.png_decoder,
+                                args.subset)
     load_s = time.perf_counter() - t_load
     print(f"loaded {len(train_y)} train / {len(test_y)} test images in {load_s:.1f} s",
           file=sys.stderr)
@@ -611,8 +637,12 @@ def main(argv=None):
     t.add_argument("--data", required=True,
                    help="CIFAR-10 folder: {train,test}/<class>/*.png, or the binary batches")
     t.add_argument("--epochs", type=int, default=5)
-    t.add_argument("--limit-train", type=int, default=None, help="random subset of N images")
-    t.add_argument("--limit-test", type=int, default=None, help="random subset of N images")
+    t.add_argument("--limit-train", type=int, default=None, help="subset of N images")
+    t.add_argument("--limit-test", type=int, default=None, help="subset of N images")
+    t.add_argument("--subset", choices=["random", "balanced"], default="random",
+                   help="how --limit-train/--limit-test choose: at random (seeded by --seed), or "
+                        "the framework's class-balanced subset (the images train --limit-train N "
+                        "takes)")
     t.add_argument("--warmup-steps", type=int, default=5,
                    help="steps of epoch 1 left out of images/sec")
     t.add_argument("--warmup-epochs", type=int, default=2,

@@ -1,14 +1,25 @@
 #!/usr/bin/env python3
-"""Replays the training steps written by build/bin/trajectory in PyTorch (same initial weights,
-same batches, same recipe: Adam lr 1e-3 betas 0.9/0.999 eps 1e-7, x/127.5 - 1, BatchNorm momentum
-0.99 / eps 1e-3 in Keras' convention) and prints both loss curves side by side with the relative
-difference. f32 on the CPU, in float64 with --double (then the difference is ours-f32 rounding).
+"""Replays the epochs written by build/bin/trajectory in PyTorch: the same initial weights, the
+same images in the same per-epoch orders, the same recipe (Adam lr 1e-3 betas 0.9/0.999 eps 1e-7,
+x/127.5 - 1, BatchNorm momentum 0.99 / eps 1e-3 in Keras' convention) and the same evaluation of
+the test split in eval mode after every epoch; prints where the two runs part, step by step and
+epoch by epoch.
 
-    build/bin/trajectory --model depsep --steps 40 --out /tmp/traj
-    /usr/bin/python3 bench/torch_trajectory.py /tmp/traj [--json OUT.jsonl]
+    build/bin/trajectory --model depsep --epochs 3 --limit-train 9984 --out /tmp/traj
+    /usr/bin/python3 bench/torch_trajectory.py /tmp/traj [--channels-last] [--json OUT.jsonl]
+
+Ablations, each separating one ingredient from the rest:
+  --double             replay in float64 (then the difference is ours-f32 rounding)
+  --torch-init SEED    start from PyTorch's own he_uniform draw instead of our initial weights
+  --torch-orders SEED  shuffle each epoch with torch.randperm (as torch_peer.py train) instead of
+                       our orders; --write-orders FILE writes those orders for trajectory --orders
+  --adam keras         Keras' Adam arithmetic (eps added to sqrt(v), our optimizer's) instead of
+                       torch.optim.Adam (eps added to sqrt(v_hat))
+  --no-eval            no evaluation between epochs
 """
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -20,99 +31,187 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_peer import build_model, make_optimizer  # noqa: E402
 
 
+class KerasAdam(torch.optim.Optimizer):
+    """Adam as Keras (and our optimizer) computes it: lr_t = lr sqrt(1 - b2^t) / (1 - b1^t),
+    p -= lr_t m / (sqrt(v) + eps)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-7):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                st = self.state[p]
+                if not st:
+                    st["t"], st["m"], st["v"] = 0, torch.zeros_like(p), torch.zeros_like(p)
+                st["t"] += 1
+                t = st["t"]
+                st["m"].mul_(b1).add_(p.grad, alpha=1 - b1)
+                st["v"].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                lr_t = group["lr"] * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+                p.addcdiv_(st["m"], st["v"].sqrt().add_(group["eps"]), value=-lr_t)
+
+
+def torch_orders(seed, epochs, n):
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return np.stack([torch.randperm(n, generator=gen).numpy() for _ in range(epochs)]).astype(np.int32)
+
+
+def load_params(model, meta, flat, dtype):
+    offset = 0
+    with torch.no_grad():
+        for p, m in zip(model.parameters(), meta["params"]):
+            if list(p.shape) != m["shape"]:
+                sys.exit(f"error: parameter {m['name']} has shape {m['shape']}, PyTorch's {list(p.shape)}")
+            p.copy_(torch.from_numpy(flat[offset:offset + p.numel()].reshape(p.shape)).to(dtype))
+            offset += p.numel()
+    if offset != flat.size:
+        sys.exit(f"error: the parameter file holds {flat.size} floats, the parameters need {offset}")
+
+
+def param_gap(model, meta, flat):
+    """Relative L2 distance ||ours - pytorch|| / ||pytorch|| of every parameter tensor."""
+    gaps, offset = {}, 0
+    for p, m in zip(model.parameters(), meta["params"]):
+        ours = flat[offset:offset + p.numel()].astype(np.float64)
+        theirs = p.detach().double().contiguous().view(-1).numpy()
+        gaps[m["name"]] = float(np.linalg.norm(ours - theirs) / max(np.linalg.norm(theirs), 1e-30))
+        offset += p.numel()
+    return gaps
+
+
+@torch.no_grad()
+def evaluate(model, tx, ty, batch, dtype, channels_last):
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for i in range(0, len(ty), batch):
+        x = tx[i:i + batch].to(dtype) / 127.5 - 1.0
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits, ty[i:i + batch], reduction="sum").item()
+        correct += (logits.argmax(1) == ty[i:i + batch]).sum().item()
+    model.train()
+    return loss_sum / len(ty), correct / len(ty)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dir", help="folder written by build/bin/trajectory")
     ap.add_argument("--double", action="store_true", help="replay in float64")
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--channels-last", action="store_true", help="NHWC memory format (faster on CPUs)")
-    ap.add_argument("--json", default=None, help="also write one JSON line per step here")
+    ap.add_argument("--json", default=None, help="write one JSON line per step and per epoch here")
     ap.add_argument("--torch-init", type=int, default=None, metavar="SEED",
-                    help="start from PyTorch's own he_uniform draw (torch.manual_seed(SEED)) "
-                         "instead of our initial weights: separates the initial draw from the rest")
+                    help="start from PyTorch's own he_uniform draw (torch.manual_seed(SEED))")
+    ap.add_argument("--torch-orders", type=int, default=None, metavar="SEED",
+                    help="shuffle every epoch with torch.randperm seeded SEED instead of our orders")
+    ap.add_argument("--write-orders", default=None, metavar="FILE",
+                    help="write the --torch-orders draws (int32 [epochs, n]) and exit")
+    ap.add_argument("--adam", choices=["torch", "keras"], default="torch")
+    ap.add_argument("--no-eval", action="store_true", help="no evaluation between epochs")
+    ap.add_argument("--quiet", action="store_true", help="print the epoch summary only")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    with open(os.path.join(args.dir, "params.json")) as f:
-        meta = json.load(f)
-    flat = np.fromfile(os.path.join(args.dir, "params.bin"), dtype=np.float32)
-    images = np.fromfile(os.path.join(args.dir, "images.bin"), dtype=np.uint8)
-    labels = np.fromfile(os.path.join(args.dir, "labels.bin"), dtype=np.uint8)
-    ours = [json.loads(line) for line in open(os.path.join(args.dir, "ours.jsonl"))]
+    torch.set_num_threads(args.threads)
+    d = args.dir
+    meta = json.load(open(os.path.join(d, "params.json")))
+    n, epochs, batch = meta["n_train"], meta["epochs"], meta["batch"]
+    if args.write_orders:
+        torch_orders(args.torch_orders or 0, epochs, n).tofile(args.write_orders)
+        return
+    orders = np.fromfile(os.path.join(d, "orders.bin"), dtype=np.int32).reshape(epochs, n)
+    if args.torch_orders is not None:
+        orders = torch_orders(args.torch_orders, epochs, n)
+    images = torch.from_numpy(np.fromfile(os.path.join(d, "images.bin"), dtype=np.uint8).reshape(-1, 3, 32, 32))
+    labels = torch.from_numpy(np.fromfile(os.path.join(d, "labels.bin"), dtype=np.uint8).astype(np.int64))
+    tx = torch.from_numpy(np.fromfile(os.path.join(d, "test_images.bin"), dtype=np.uint8).reshape(-1, 3, 32, 32))
+    ty = torch.from_numpy(np.fromfile(os.path.join(d, "test_labels.bin"), dtype=np.uint8).astype(np.int64))
+    recs = [json.loads(line) for line in open(os.path.join(d, "ours.jsonl"))]
+    ours_steps = [r for r in recs if r["type"] == "step"]
+    ours_epochs = [r for r in recs if r["type"] == "epoch"]
+    steps_per_epoch = len(ours_steps) // epochs
     dtype = torch.float64 if args.double else torch.float32
 
     model = build_model(meta["model"]).to(dtype)
-    params = list(model.parameters())
-    if len(params) != len(meta["params"]):
-        sys.exit(f"error: {len(meta['params'])} parameters in params.json, the PyTorch model has {len(params)}")
-    offset = 0
-    with torch.no_grad():
-        for p, m in zip(params, meta["params"]):
-            if list(p.shape) != m["shape"]:
-                sys.exit(f"error: parameter {m['name']} has shape {m['shape']}, PyTorch's {list(p.shape)}")
-            n = p.numel()
-            p.copy_(torch.from_numpy(flat[offset:offset + n].reshape(p.shape)).to(dtype))
-            offset += n
-    if offset != flat.size:
-        sys.exit(f"error: params.bin holds {flat.size} floats, the parameters need {offset}")
+    load_params(model, meta, np.fromfile(os.path.join(d, "params.bin"), dtype=np.float32), dtype)
     if args.torch_init is not None:
         from torch_peer import init_weights
         torch.manual_seed(args.torch_init)
         init_weights(model, "he_uniform")
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(model)
-    model.train()
-    batch = labels.size // len(ours)
-    x_all = torch.from_numpy(images.reshape(-1, 3, 32, 32))
-    y_all = torch.from_numpy(labels.astype(np.int64))
-    out = open(args.json, "w") if args.json else None
-    sums = [0.0, 0.0]
-    print(f"{'step':>4} {'ours loss':>10} {'pytorch':>10} {'rel diff':>9}   {'ours acc':>8} {'pytorch':>7}")
-    for s, rec in enumerate(ours):
-        x = x_all[s * batch:(s + 1) * batch].to(dtype) / 127.5 - 1.0
-        if args.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        y = y_all[s * batch:(s + 1) * batch]
-        opt.zero_grad()
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
-        loss.backward()
-        opt.step()
-        acc = (logits.argmax(1) == y).float().mean().item()
-        rel = abs(rec["loss"] - loss.item()) / abs(loss.item())
-        print(f"{s + 1:>4} {rec['loss']:>10.6f} {loss.item():>10.6f} {rel:>9.2e}   {rec['acc']:>8.4f} {acc:>7.4f}")
-        sums[0] += rec["loss"]
-        sums[1] += loss.item()
-        if out:
-            out.write(json.dumps({"step": s + 1, "ours_loss": rec["loss"], "pytorch_loss": loss.item(),
-                                  "rel_diff": rel, "ours_acc": rec["acc"], "pytorch_acc": acc}) + "\n")
-
-    n = len(ours)
-    print(f"mean loss over {n} steps: ours {sums[0] / n:.4f}, pytorch {sums[1] / n:.4f}")
-
-    # BatchNorm's running statistics and the test split in eval mode.
-    final = json.load(open(os.path.join(args.dir, "ours_final.json")))
+    opt = make_optimizer(model) if args.adam == "torch" else KerasAdam(model.parameters(), eps=1e-7)
     bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)][0]
-    for name, t in (("running_mean", bn.running_mean), ("running_var", bn.running_var)):
-        a, b = np.asarray(final["bn." + name]), t.detach().double().numpy()
-        print(f"bn.{name}: ours {a[:3].round(6)}, pytorch {b[:3].round(6)}, ..., "
-              f"max |ours - pytorch| / max |pytorch| = "
-              f"{np.abs(a - b).max() / np.abs(b).max():.2e}")
-    tx = torch.from_numpy(np.fromfile(os.path.join(args.dir, "test_images.bin"), dtype=np.uint8)
-                          .reshape(-1, 3, 32, 32))
-    ty = torch.from_numpy(np.fromfile(os.path.join(args.dir, "test_labels.bin"), dtype=np.uint8)
-                          .astype(np.int64))
-    model.eval()
-    loss_sum, correct = 0.0, 0
-    with torch.no_grad():
-        for i in range(0, len(ty), 1000):
-            x = tx[i:i + 1000].to(dtype) / 127.5 - 1.0
+    out = open(args.json, "w") if args.json else None
+    evaluate_between = meta["eval"] and not args.no_eval
+    summary = []
+    model.train()
+    for e in range(epochs):
+        if not args.quiet:
+            print(f"epoch {e + 1}\n{'step':>5} {'ours loss':>10} {'pytorch':>10} {'rel diff':>9}   "
+                  f"{'ours acc':>8} {'pytorch':>7}")
+        loss_sum, correct, seen, rels = 0.0, 0, 0, []
+        for s in range(steps_per_epoch):
+            idx = torch.from_numpy(orders[e, s * batch:(s + 1) * batch].astype(np.int64))
+            x = images[idx].to(dtype) / 127.5 - 1.0
+            if args.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = labels[idx]
+            opt.zero_grad()
             logits = model(x)
-            loss_sum += F.cross_entropy(logits, ty[i:i + 1000], reduction="sum").item()
-            correct += (logits.argmax(1) == ty[i:i + 1000]).sum().item()
-    print(f"test (eval mode): ours loss {final['test_loss']:.4f} acc {final['test_acc']:.4f}, "
-          f"pytorch loss {loss_sum / len(ty):.4f} acc {correct / len(ty):.4f}")
+            loss = F.cross_entropy(logits, y)
+            loss.backward()
+            opt.step()
+            right = (logits.argmax(1) == y).sum().item()
+            loss_sum += loss.item() * len(y)
+            correct += right
+            seen += len(y)
+            rec = ours_steps[e * steps_per_epoch + s]
+            rel = abs(rec["loss"] - loss.item()) / abs(loss.item())
+            rels.append(rel)
+            if not args.quiet and (s < 5 or s >= steps_per_epoch - 3 or (s + 1) % 10 == 0):
+                print(f"{rec['step']:>5} {rec['loss']:>10.6f} {loss.item():>10.6f} {rel:>9.2e}   "
+                      f"{rec['acc']:>8.4f} {right / len(y):>7.4f}")
+            if out:
+                out.write(json.dumps({"type": "step", "epoch": e + 1, "step": rec["step"],
+                                      "ours_loss": rec["loss"], "pytorch_loss": loss.item(),
+                                      "rel_diff": rel, "ours_acc": rec["acc"],
+                                      "pytorch_acc": right / len(y)}) + "\n")
+        ev = evaluate(model, tx, ty, meta["eval_batch"], dtype, args.channels_last) if evaluate_between else (None, None)
+        o = ours_epochs[e]
+        gaps = {}
+        path = os.path.join(d, f"params_epoch{e + 1}.bin")
+        if os.path.exists(path):
+            gaps = param_gap(model, meta, np.fromfile(path, dtype=np.float32))
+        bn_gap = {}
+        for name, t in (("running_mean", bn.running_mean), ("running_var", bn.running_var)):
+            a, b = np.asarray(o["bn." + name]), t.detach().double().numpy()
+            bn_gap[name] = float(np.abs(a - b).max() / np.abs(b).max())
+        row = {"type": "epoch", "epoch": e + 1, "ours_train_loss": o["train_loss"],
+               "pytorch_train_loss": loss_sum / seen, "ours_train_acc": o["train_acc"],
+               "pytorch_train_acc": correct / seen, "ours_test_loss": o.get("test_loss"),
+               "pytorch_test_loss": ev[0], "ours_test_acc": o.get("test_acc"), "pytorch_test_acc": ev[1],
+               "rel_diff_median": float(np.median(rels)), "rel_diff_max": float(np.max(rels)),
+               "first_step_rel_diff_over_1e-2": next((e * steps_per_epoch + i + 1 for i, r in enumerate(rels) if r > 1e-2), None),
+               "param_rel_l2": gaps, "bn_rel_max": bn_gap}
+        summary.append(row)
+        if out:
+            out.write(json.dumps(row) + "\n")
+    if out:
+        out.close()
+    print(f"{'epoch':>5} {'running loss ours':>17} {'pytorch':>8} {'diff':>8}  {'step rel diff median':>20} "
+          f"{'max':>8}  {'test acc ours':>13} {'pytorch':>8}  {'params rel L2 max':>17}  {'bn mean/var':>12}")
+    for r in summary:
+        gap = max(r["param_rel_l2"].values()) if r["param_rel_l2"] else float("nan")
+        acc = (f"{r['ours_test_acc']:>13.4f} {r['pytorch_test_acc']:>8.4f}" if r["pytorch_test_acc"] is not None
+               else f"{'-':>13} {'-':>8}")
+        print(f"{r['epoch']:>5} {r['ours_train_loss']:>17.4f} {r['pytorch_train_loss']:>8.4f} "
+              f"{r['ours_train_loss'] - r['pytorch_train_loss']:>+8.4f}  {r['rel_diff_median']:>20.2e} "
+              f"{r['rel_diff_max']:>8.2e}  {acc}  {gap:>17.2e}  "
+              f"{r['bn_rel_max']['running_mean']:.1e}/{r['bn_rel_max']['running_var']:.1e}")
 
 
 if __name__ == "__main__":
