@@ -1,7 +1,8 @@
 // The seed's two models (layers/models.h): parameter counts as Keras prints them, the summary,
 // output shapes, Keras' He-uniform initialisation (bounds and variance, with Keras' fan-ins), and
 // that each model, trained through the public C++ API (ParameterBuffer + Adam + backward),
-// memorises a fixed small batch.
+// memorises a fixed small batch, and that evaluating between steps changes nothing the training
+// sees.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -252,6 +253,49 @@ TEST_CASE("models: a CastCache (one cast of all parameters) changes nothing but 
   CastCache cache(*net, buf.values(), DType::F16);
   CHECK(cache.find(other.weight) == nullptr);
   CHECK(compute_view(other.weight, x).storage() != cache.converted().storage());
+}
+
+
+TEST_CASE("models: an evaluation between training steps leaves the training bit-identical") {
+  // What train does after every epoch: eval mode, no gradients, forward passes, training mode
+  // again. None of it may touch the parameters, BatchNorm's running statistics or Adam's moments
+  // and step count, so the steps after it are exactly the steps without it.
+  const SeedCnnOptions small{.channels = 8, .convs = 2, .image = 8, .pool = 2};
+  std::mt19937_64 rng(11);
+  const Tensor x = Tensor::uniform({6, 3, 8, 8}, rng, -1, 1);
+  const Tensor labels = Tensor::from(std::vector<double>{1, 3, 5, 7, 9, 0}, {6}, DType::I32);
+  const Tensor held_out = Tensor::uniform({5, 3, 8, 8}, rng, -1, 1);
+  for (ModelKind kind : {ModelKind::Normal, ModelKind::DepSep}) {
+    CAPTURE(model_kind_name(kind));
+    std::vector<double> state[2];
+    double eval_out = 0;
+    for (int with_eval = 0; with_eval < 2; ++with_eval) {
+      auto net = make_seed_cnn(kind, 3, small);
+      Adam opt(*net);
+      for (int step = 0; step < 6; ++step) {
+        if (with_eval && step % 2 == 0) {
+          NoGradGuard no_grad;
+          net->eval();
+          eval_out += test::max_abs(net->forward(held_out).to_vector());
+          net->train();
+        }
+        opt.zero_grad();
+        ops::cross_entropy(net->forward(x), labels).backward();
+        opt.step();
+      }
+      opt.zero_grad();  // the moments show in the next update: one more step, then compare
+      ops::cross_entropy(net->forward(x), labels).backward();
+      opt.step();
+      state[with_eval] = opt.parameters().values().to_vector();
+      for (const NamedTensor& b : net->buffers()) {
+        const std::vector<double> v = b.tensor.to_vector();
+        state[with_eval].insert(state[with_eval].end(), v.begin(), v.end());
+      }
+      CHECK(opt.steps() == 7);
+    }
+    CHECK(eval_out > 0);
+    CHECK(state[0] == state[1]);
+  }
 }
 
 }  // namespace
