@@ -13,6 +13,7 @@ Ablations, each separating one ingredient from the rest:
   --torch-init SEED    start from PyTorch's own he_uniform draw instead of our initial weights
   --torch-orders SEED  shuffle each epoch with torch.randperm (as torch_peer.py train) instead of
                        our orders; --write-orders FILE writes those orders for trajectory --orders
+                       (and --write-init FILE the --torch-init draw for trajectory --init)
   --adam keras         Keras' Adam arithmetic (eps added to sqrt(v), our optimizer's) instead of
                        torch.optim.Adam (eps added to sqrt(v_hat))
   --no-eval            no evaluation between epochs
@@ -111,6 +112,8 @@ def main(argv=None):
                     help="shuffle every epoch with torch.randperm seeded SEED instead of our orders")
     ap.add_argument("--write-orders", default=None, metavar="FILE",
                     help="write the --torch-orders draws (int32 [epochs, n]) and exit")
+    ap.add_argument("--write-init", default=None, metavar="FILE",
+                    help="write the --torch-init draw (f32, parameters() order) and exit")
     ap.add_argument("--adam", choices=["torch", "keras"], default="torch")
     ap.add_argument("--no-eval", action="store_true", help="no evaluation between epochs")
     ap.add_argument("--quiet", action="store_true", help="print the epoch summary only")
@@ -119,8 +122,15 @@ def main(argv=None):
     d = args.dir
     meta = json.load(open(os.path.join(d, "params.json")))
     n, epochs, batch = meta["n_train"], meta["epochs"], meta["batch"]
-    if args.write_orders:
-        torch_orders(args.torch_orders or 0, epochs, n).tofile(args.write_orders)
+    if args.write_orders or args.write_init:
+        if args.write_orders:
+            torch_orders(args.torch_orders or 0, epochs, n).tofile(args.write_orders)
+        if args.write_init:
+            from torch_peer import init_weights
+            model = build_model(meta["model"])
+            torch.manual_seed(args.torch_init or 0)
+            init_weights(model, "he_uniform")
+            np.concatenate([p.detach().numpy().ravel() for p in model.parameters()]).astype(np.float32).tofile(args.write_init)
         return
     orders = np.fromfile(os.path.join(d, "orders.bin"), dtype=np.int32).reshape(epochs, n)
     if args.torch_orders is not None:

@@ -5,7 +5,7 @@
 // can replay the same steps in PyTorch from the same weights on the same batches and compare the
 // two runs step by step, across epoch boundaries and evaluations.
 //   trajectory --model depsep --epochs 3 --limit-train 9984 --out DIR [--seed 0] [--batch 128]
-//              [--steps S] [--limit-test N] [--orders FILE] [--no-eval] [--data PATH]
+//              [--steps S] [--limit-test N] [--orders FILE] [--init FILE] [--no-eval] [--data PATH]
 // DIR gets params.bin (the initial parameters, f32, in parameters() order), params.json (names,
 // shapes, recipe), images.bin / labels.bin (the training images, uint8 CHW, in data set order),
 // orders.bin (int32 [epochs, n]: the image order of each epoch, as the loader produced it),
@@ -14,7 +14,8 @@
 // accuracy as `train` reports them, test loss and accuracy in eval mode, BatchNorm's running
 // statistics after the epoch), and params_epoch<E>.bin (the parameters after epoch E, after its
 // evaluation). --orders FILE trains on given orders instead of the loader's (for
-// example PyTorch's randperm draws, bench/torch_trajectory.py --write-orders); --steps caps the
+// example PyTorch's randperm draws, bench/torch_trajectory.py --write-orders), --init FILE starts
+// from given weights instead of our draw (PyTorch's: --write-init); --steps caps the
 // steps of each epoch; --no-eval leaves out the evaluations (they must not change training).
 #include <CLI/CLI.hpp>
 #include <filesystem>
@@ -63,6 +64,25 @@ std::vector<int32_t> read_orders(const std::string& path, int64_t n, int epochs)
   return orders;
 }
 
+// --init FILE: f32 values of every parameter, in parameters() order.
+void load_init(dsc::Module& net, const std::string& path) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  DSC_CHECK(f, "--init: cannot read '", path, "'");
+  std::vector<float> flat(size_t(f.tellg()) / sizeof(float));
+  f.seekg(0);
+  f.read(reinterpret_cast<char*>(flat.data()), std::streamsize(flat.size() * sizeof(float)));
+  size_t off = 0;
+  for (dsc::NamedTensor& p : net.parameters()) {
+    const auto n = size_t(p.tensor.numel());
+    DSC_CHECK(off + n <= flat.size(), "--init: '", path, "' is too short for ", p.name);
+    p.tensor.copy_(dsc::Tensor::from(std::vector<double>(flat.begin() + off, flat.begin() + off + n),
+                                     p.tensor.shape()));
+    off += n;
+  }
+  DSC_CHECK(off == flat.size(), "--init: '", path, "' holds ", flat.size(), " values, the model ",
+            off);
+}
+
 // The batch of images order[begin, begin + m) as the loader builds it.
 void gather(const dsc::data::Dataset& ds, const int32_t* order, int64_t m,
             const dsc::data::NormalizeTable& table, std::vector<float>& x, std::vector<int32_t>& y) {
@@ -104,7 +124,7 @@ Eval evaluate(dsc::Module& model, const dsc::data::Dataset& test) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model = "depsep", data_flag, out, orders_file;
+  std::string model = "depsep", data_flag, out, orders_file, init_file;
   int epochs = 1, batch = 128, threads = 0;
   int64_t steps = 0, limit_train = 0, limit_test = 0;
   uint64_t seed = 0;
@@ -121,6 +141,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--limit-test", limit_test, "as train (0 = all)")->capture_default_str();
   app.add_option("--orders", orders_file, "int32 [epochs, n] image orders to train on");
+  app.add_option("--init", init_file, "f32 initial parameters (parameters() order) to start from");
   app.add_flag("--no-eval", no_eval, "no evaluation between epochs");
   app.add_option("--threads", threads, "CPU threads (0 = all)")->capture_default_str();
   app.add_option("--data", data_flag, "CIFAR-10 folder (default: as train)");
@@ -153,6 +174,7 @@ int main(int argc, char** argv) {
     write_bytes(dir / "test_labels.bin", test.labels.data(), test.labels.size());
 
     auto net = dsc::make_seed_cnn(dsc::parse_model_kind(model), seed);
+    if (!init_file.empty()) load_init(*net, init_file);
     std::vector<float> flat;
     nlohmann::json meta = nlohmann::json::array();
     for (const dsc::NamedTensor& p : net->parameters()) {
