@@ -17,6 +17,8 @@ Ablations, each separating one ingredient from the rest:
   --adam keras         Keras' Adam arithmetic (eps added to sqrt(v), our optimizer's) instead of
                        torch.optim.Adam (eps added to sqrt(v_hat))
   --no-eval            no evaluation between epochs
+A float-rounding baseline: --save-as DIR2 writes a replay as a trajectory folder; replaying DIR2
+with other roundings (e.g. without --channels-last) compares PyTorch with itself.
 """
 import argparse
 import json
@@ -73,6 +75,25 @@ def load_params(model, meta, flat, dtype):
         sys.exit(f"error: the parameter file holds {flat.size} floats, the parameters need {offset}")
 
 
+def flat_params(model):
+    return np.concatenate([p.detach().float().contiguous().view(-1).numpy() for p in model.parameters()])
+
+
+def start_save(path, d, meta, orders, model):
+    """--save-as: a trajectory folder for this run (the data linked from d), so that another
+    replay can be compared with it as with ours."""
+    os.makedirs(path, exist_ok=True)
+    for name in ("images.bin", "labels.bin", "test_images.bin", "test_labels.bin"):
+        target = os.path.join(path, name)
+        if os.path.lexists(target):
+            os.remove(target)
+        os.symlink(os.path.abspath(os.path.join(d, name)), target)
+    orders.astype(np.int32).tofile(os.path.join(path, "orders.bin"))
+    flat_params(model).tofile(os.path.join(path, "params.bin"))
+    with open(os.path.join(path, "params.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+
+
 def param_gap(model, meta, flat):
     """Relative L2 distance ||ours - pytorch|| / ||pytorch|| of every parameter tensor."""
     gaps, offset = {}, 0
@@ -117,6 +138,8 @@ def main(argv=None):
     ap.add_argument("--adam", choices=["torch", "keras"], default="torch")
     ap.add_argument("--no-eval", action="store_true", help="no evaluation between epochs")
     ap.add_argument("--quiet", action="store_true", help="print the epoch summary only")
+    ap.add_argument("--save-as", default=None, metavar="DIR",
+                    help="also write this run as a trajectory folder, to compare another replay with")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     d = args.dir
@@ -156,6 +179,9 @@ def main(argv=None):
     opt = make_optimizer(model) if args.adam == "torch" else KerasAdam(model.parameters(), eps=1e-7)
     bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)][0]
     out = open(args.json, "w") if args.json else None
+    saved = []  # --save-as: this run's records in trajectory's format
+    if args.save_as:
+        start_save(args.save_as, d, meta, orders, model)
     evaluate_between = meta["eval"] and not args.no_eval
     summary = []
     model.train()
@@ -185,6 +211,8 @@ def main(argv=None):
             if not args.quiet and (s < 5 or s >= steps_per_epoch - 3 or (s + 1) % 10 == 0):
                 print(f"{rec['step']:>5} {rec['loss']:>10.6f} {loss.item():>10.6f} {rel:>9.2e}   "
                       f"{rec['acc']:>8.4f} {right / len(y):>7.4f}")
+            saved.append({"type": "step", "epoch": e + 1, "step": rec["step"], "loss": loss.item(),
+                          "acc": right / len(y)})
             if out:
                 out.write(json.dumps({"type": "step", "epoch": e + 1, "step": rec["step"],
                                       "ours_loss": rec["loss"], "pytorch_loss": loss.item(),
@@ -208,10 +236,18 @@ def main(argv=None):
                "first_step_rel_diff_over_1e-2": next((e * steps_per_epoch + i + 1 for i, r in enumerate(rels) if r > 1e-2), None),
                "param_rel_l2": gaps, "bn_rel_max": bn_gap}
         summary.append(row)
+        saved.append({"type": "epoch", "epoch": e + 1, "steps": steps_per_epoch, "train_loss": loss_sum / seen,
+                      "train_acc": correct / seen, "test_loss": ev[0], "test_acc": ev[1],
+                      "bn.running_mean": bn.running_mean.tolist(), "bn.running_var": bn.running_var.tolist()})
+        if args.save_as:
+            flat_params(model).tofile(os.path.join(args.save_as, f"params_epoch{e + 1}.bin"))
         if out:
             out.write(json.dumps(row) + "\n")
     if out:
         out.close()
+    if args.save_as:
+        with open(os.path.join(args.save_as, "ours.jsonl"), "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in saved)
     print(f"{'epoch':>5} {'running loss ours':>17} {'pytorch':>8} {'diff':>8}  {'step rel diff median':>20} "
           f"{'max':>8}  {'test acc ours':>13} {'pytorch':>8}  {'params rel L2 max':>17}  {'bn mean/var':>12}")
     for r in summary:
