@@ -63,6 +63,17 @@ def torch_orders(seed, epochs, n):
     return np.stack([torch.randperm(n, generator=gen).numpy() for _ in range(epochs)]).astype(np.int32)
 
 
+def peer_init(kind, seed):
+    """The initial model of `torch_peer.py train --seed SEED`, drawn in the same order: the seed
+    first, then the layers' construction (their default initialisation consumes draws), then
+    he_uniform with Keras' fans."""
+    from torch_peer import init_weights
+    torch.manual_seed(seed)
+    model = build_model(kind)
+    init_weights(model, "he_uniform")
+    return model
+
+
 def load_params(model, meta, flat, dtype):
     offset = 0
     with torch.no_grad():
@@ -149,11 +160,7 @@ def main(argv=None):
         if args.write_orders:
             torch_orders(args.torch_orders or 0, epochs, n).tofile(args.write_orders)
         if args.write_init:
-            from torch_peer import init_weights
-            model = build_model(meta["model"])
-            torch.manual_seed(args.torch_init or 0)
-            init_weights(model, "he_uniform")
-            np.concatenate([p.detach().numpy().ravel() for p in model.parameters()]).astype(np.float32).tofile(args.write_init)
+            flat_params(peer_init(meta["model"], args.torch_init or 0)).tofile(args.write_init)
         return
     orders = np.fromfile(os.path.join(d, "orders.bin"), dtype=np.int32).reshape(epochs, n)
     if args.torch_orders is not None:
@@ -171,9 +178,7 @@ def main(argv=None):
     model = build_model(meta["model"]).to(dtype)
     load_params(model, meta, np.fromfile(os.path.join(d, "params.bin"), dtype=np.float32), dtype)
     if args.torch_init is not None:
-        from torch_peer import init_weights
-        torch.manual_seed(args.torch_init)
-        init_weights(model, "he_uniform")
+        load_params(model, meta, flat_params(peer_init(meta["model"], args.torch_init)), dtype)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model) if args.adam == "torch" else KerasAdam(model.parameters(), eps=1e-7)
