@@ -1,4 +1,4 @@
-// Benchmark of the CPU convolution kernels (core/ops/conv2d.h) on the seed model's layers: batch
+// Benchmark of the CPU convolution kernels (core/cpu/conv2d.h) on the seed model's layers: batch
 // 128, 32x32, float, 3x3 stride 1 pad 1 (normal conv1 3->128, conv2..4 128->128), depthwise 3x3 and
 // pointwise 1x1 (DepSep). Random uniform inputs, one warm-up call excluded, median of --repeats
 // calls; FLOP/s count 2 FLOPs per multiply-add. Also times one large SGEMM as the machine's ceiling
@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "core/ops/conv2d.h"
-#include "core/ops/gemm.h"
+#include "core/cpu/conv2d.h"
+#include "core/cpu/gemm.h"
 
 namespace {
 

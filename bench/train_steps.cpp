@@ -14,9 +14,9 @@
 #include <stdexcept>
 
 #include "core/backend.h"
+#include "core/cpu/gemm.h"
 #include "core/graph.h"
 #include "core/ops.h"
-#include "core/ops/gemm.h"
 #include "layers/model_registry.h"
 #include "optim/loss_scaler.h"
 #include "optim/optimizer.h"

@@ -24,9 +24,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/autograd.h"
+#include "core/cpu/gemm.h"
 #include "core/error.h"
 #include "core/ops.h"
-#include "core/ops/gemm.h"
 #include "data/cifar10.h"
 #include "data/loader.h"
 #include "layers/models.h"

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "core/ops/conv2d.h"
-#include "core/ops/depsep.h"
+#include "core/cpu/conv2d.h"
+#include "core/cpu/depsep_conv2d.h"
 #include "core/tensor.h"
 
 namespace dsc {
@@ -97,7 +97,7 @@ struct KernelTable {
   // clears it, so one flag can cover many tensors.
   void (*check_finite)(const Tensor& x, Tensor& found_inf) = nullptr;
 
-  // ---- convolution (ConvShape describes all tensors; see core/ops/conv2d.h) ----
+  // ---- convolution (ConvShape describes all tensors; see core/cpu/conv2d.h) ----
   void (*conv2d_forward)(const ConvShape& s, const Tensor& x, const Tensor& w, const Tensor* b,
                          Tensor& y) = nullptr;
   void (*conv2d_backward_data)(const ConvShape& s, const Tensor& dy, const Tensor& w,
@@ -109,15 +109,15 @@ struct KernelTable {
   void (*conv2d_backward)(const ConvShape& s, const Tensor& x, const Tensor& dy, const Tensor& w,
                           Tensor* dx, Tensor& dw, Tensor* db) = nullptr;
 
-  // ---- fused depthwise-separable convolution (see core/ops/depsep.h) ----
+  // ---- fused depthwise-separable convolution (see core/cpu/depsep_conv2d.h) ----
   // Optional: a backend without them gets ops::depsep_conv2d composed of conv2d (depthwise),
   // conv2d (pointwise) and relu. x [N, C, H, W], wd [C, 1, R, S], wp [K, C, 1, 1], b [K],
   // y [N, K, P, Q]; backward reads y for the ReLU mask, dy is the gradient at y.
-  void (*depsep_forward)(const DepSepShape& s, const Tensor& x, const Tensor& wd,
-                         const Tensor& wp, const Tensor* b, Tensor& y) = nullptr;
-  void (*depsep_backward)(const DepSepShape& s, const Tensor& x, const Tensor& wd,
-                          const Tensor& wp, const Tensor& y, const Tensor& dy, Tensor* dx,
-                          Tensor& dwd, Tensor& dwp, Tensor* db) = nullptr;
+  void (*depsep_conv2d_forward)(const DepSepShape& s, const Tensor& x, const Tensor& wd,
+                                const Tensor& wp, const Tensor* b, Tensor& y) = nullptr;
+  void (*depsep_conv2d_backward)(const DepSepShape& s, const Tensor& x, const Tensor& wd,
+                                 const Tensor& wp, const Tensor& y, const Tensor& dy, Tensor* dx,
+                                 Tensor& dwd, Tensor& dwp, Tensor* db) = nullptr;
 
   // ---- linear: x [N, I], w [O, I], b [O], y [N, O]; y = x w^T + b ----
   void (*linear_forward)(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y) = nullptr;
@@ -128,31 +128,31 @@ struct KernelTable {
   void (*relu_forward)(const Tensor& x, Tensor& y) = nullptr;
   void (*relu_backward)(const Tensor& y, const Tensor& dy, Tensor& dx) = nullptr;  // dy * (y > 0)
   // window k x k, stride st, no padding; backward routes dy to the first maximum of each window.
-  void (*maxpool_forward)(const Tensor& x, int k, int st, Tensor& y) = nullptr;
-  void (*maxpool_backward)(const Tensor& x, const Tensor& y, const Tensor& dy, int k, int st,
-                           Tensor& dx) = nullptr;
+  void (*max_pool2d_forward)(const Tensor& x, int k, int st, Tensor& y) = nullptr;
+  void (*max_pool2d_backward)(const Tensor& x, const Tensor& y, const Tensor& dy, int k, int st,
+                              Tensor& dx) = nullptr;
 
   // ---- batch norm over (N, H, W) per channel; statistics and parameters are f32 ----
   // Training: normalises with the batch statistics (biased variance), saves mean and 1/sqrt(var +
   // eps), and updates running mean / running variance (unbiased) with momentum.
-  void (*batchnorm_forward_train)(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                  const BatchNormParams& p, Tensor& running_mean,
-                                  Tensor& running_var, Tensor& y, Tensor& save_mean,
-                                  Tensor& save_invstd) = nullptr;
-  void (*batchnorm_forward_eval)(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                 const Tensor& running_mean, const Tensor& running_var,
-                                 const BatchNormParams& p, Tensor& y) = nullptr;
-  void (*batchnorm_backward)(const Tensor& x, const Tensor& dy, const Tensor& gamma,
-                             const Tensor& save_mean, const Tensor& save_invstd, Tensor& dx,
-                             Tensor& dgamma, Tensor& dbeta) = nullptr;
+  void (*batch_norm_forward_train)(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                   const BatchNormParams& p, Tensor& running_mean,
+                                   Tensor& running_var, Tensor& y, Tensor& save_mean,
+                                   Tensor& save_invstd) = nullptr;
+  void (*batch_norm_forward_eval)(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                  const Tensor& running_mean, const Tensor& running_var,
+                                  const BatchNormParams& p, Tensor& y) = nullptr;
+  void (*batch_norm_backward)(const Tensor& x, const Tensor& dy, const Tensor& gamma,
+                              const Tensor& save_mean, const Tensor& save_invstd, Tensor& dx,
+                              Tensor& dgamma, Tensor& dbeta) = nullptr;
 
   // ---- softmax cross-entropy: logits [N, M], labels i32 [N]; loss = mean_n -log softmax ----
   // loss: one f32 (f64 for f64 logits) element; probs [N, M] (logits' dtype) are saved for backward.
-  void (*softmax_xent_forward)(const Tensor& logits, const Tensor& labels, Tensor& loss,
-                               Tensor& probs) = nullptr;
+  void (*cross_entropy_forward)(const Tensor& logits, const Tensor& labels, Tensor& loss,
+                                Tensor& probs) = nullptr;
   // dlogits = dloss * (probs - onehot) / N; dloss is a one-element tensor on this device.
-  void (*softmax_xent_backward)(const Tensor& probs, const Tensor& labels, const Tensor& dloss,
-                                Tensor& dlogits) = nullptr;
+  void (*cross_entropy_backward)(const Tensor& probs, const Tensor& labels, const Tensor& dloss,
+                                 Tensor& dlogits) = nullptr;
   // Number of rows whose argmax equals the label, ADDED to correct[0] (one i32): an exception to
   // the overwrite rule, so that a training loop can count on the device without synchronising.
   void (*count_correct)(const Tensor& logits, const Tensor& labels, Tensor& correct) = nullptr;

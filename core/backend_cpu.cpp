@@ -1,4 +1,4 @@
-// The CPU kernel table: thin adapters from tensors to the raw kernels in core/ops/*_cpu.cpp,
+// The CPU kernel table: thin adapters from tensors to the raw kernels in core/cpu/*_cpu.cpp,
 // dispatching on dtype. f32 and f64 run natively; f16 tensors (mixed precision on the CPU) are
 // widened to f32, computed in f32 and rounded back, so the CPU runs the same AMP path as a GPU.
 #include <algorithm>
@@ -9,16 +9,16 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/cpu/batch_norm.h"
+#include "core/cpu/conv2d.h"
+#include "core/cpu/cross_entropy.h"
+#include "core/cpu/depsep_conv2d.h"
+#include "core/cpu/elementwise.h"
+#include "core/cpu/gemm.h"
+#include "core/cpu/max_pool2d.h"
+#include "core/cpu/optimizer.h"
 #include "core/error.h"
 #include "core/half.h"
-#include "core/ops/batchnorm.h"
-#include "core/ops/conv2d.h"
-#include "core/ops/depsep.h"
-#include "core/ops/elementwise.h"
-#include "core/ops/gemm.h"
-#include "core/ops/optimizer.h"
-#include "core/ops/pool.h"
-#include "core/ops/softmax_xent.h"
 
 namespace dsc {
 namespace {
@@ -236,8 +236,8 @@ void cpu_depsep_fwd(const DepSepShape& s, const Tensor& x, const Tensor& wd, con
   Tensor xw = widen(x), wdw = widen(wd), wpw = widen(wp), bw = b ? widen(*b) : Tensor();
   Tensor yo = scratch_for(y);
   by_dtype(yo.dtype(), [&]<class T>() {
-    cpu::depsep_forward<T>(s, ptr<T>(xw), ptr<T>(wdw), ptr<T>(wpw), b ? ptr<T>(bw) : nullptr,
-                           ptr<T>(yo));
+    cpu::depsep_conv2d_forward<T>(s, ptr<T>(xw), ptr<T>(wdw), ptr<T>(wpw), b ? ptr<T>(bw) : nullptr,
+                                  ptr<T>(yo));
   });
   narrow_into(yo, y);
 }
@@ -249,9 +249,9 @@ void cpu_depsep_bwd(const DepSepShape& s, const Tensor& x, const Tensor& wd, con
   Tensor dxo = dx ? scratch_for(*dx) : Tensor(), dwdo = scratch_for(dwd), dwpo = scratch_for(dwp);
   Tensor dbo = db ? scratch_for(*db) : Tensor();
   by_dtype(dwdo.dtype(), [&]<class T>() {
-    cpu::depsep_backward<T>(s, ptr<T>(xw), ptr<T>(wdw), ptr<T>(wpw), ptr<T>(yw), ptr<T>(dyw),
-                            dx ? ptr<T>(dxo) : nullptr, ptr<T>(dwdo), ptr<T>(dwpo),
-                            db ? ptr<T>(dbo) : nullptr);
+    cpu::depsep_conv2d_backward<T>(s, ptr<T>(xw), ptr<T>(wdw), ptr<T>(wpw), ptr<T>(yw), ptr<T>(dyw),
+                                   dx ? ptr<T>(dxo) : nullptr, ptr<T>(dwdo), ptr<T>(dwpo),
+                                   db ? ptr<T>(dbo) : nullptr);
   });
   if (dx) narrow_into(dxo, *dx);
   narrow_into(dwdo, dwd);
@@ -316,21 +316,21 @@ void cpu_relu_bwd(const Tensor& y, const Tensor& dy, Tensor& dx) {
   narrow_into(o, dx);
 }
 
-void cpu_maxpool_fwd(const Tensor& x, int k, int st, Tensor& y) {
+void cpu_max_pool2d_fwd(const Tensor& x, int k, int st, Tensor& y) {
   Tensor xw = widen(x), yo = scratch_for(y);
   by_dtype(yo.dtype(), [&]<class T>() {
-    cpu::maxpool_forward(ptr<T>(xw), int(x.dim(0)), int(x.dim(1)), int(x.dim(2)), int(x.dim(3)),
-                         k, st, ptr<T>(yo));
+    cpu::max_pool2d_forward(ptr<T>(xw), int(x.dim(0)), int(x.dim(1)), int(x.dim(2)), int(x.dim(3)),
+                            k, st, ptr<T>(yo));
   });
   narrow_into(yo, y);
 }
 
-void cpu_maxpool_bwd(const Tensor& x, const Tensor& y, const Tensor& dy, int k, int st,
-                     Tensor& dx) {
+void cpu_max_pool2d_bwd(const Tensor& x, const Tensor& y, const Tensor& dy, int k, int st,
+                        Tensor& dx) {
   Tensor xw = widen(x), yw = widen(y), dyw = widen(dy), o = scratch_for(dx);
   by_dtype(o.dtype(), [&]<class T>() {
-    cpu::maxpool_backward(ptr<T>(xw), ptr<T>(yw), ptr<T>(dyw), int(x.dim(0)), int(x.dim(1)),
-                          int(x.dim(2)), int(x.dim(3)), k, st, ptr<T>(o));
+    cpu::max_pool2d_backward(ptr<T>(xw), ptr<T>(yw), ptr<T>(dyw), int(x.dim(0)), int(x.dim(1)),
+                             int(x.dim(2)), int(x.dim(3)), k, st, ptr<T>(o));
   });
   narrow_into(o, dx);
 }
@@ -344,9 +344,9 @@ void cpu_bn_fwd_train(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                       Tensor& si) {
   Tensor xw = widen(x), yo = scratch_for(y);
   by_dtype(gamma.dtype(), [&]<class T>() {
-    cpu::batchnorm_forward_train<T>(ptr<T>(xw), int(x.dim(0)), int(x.dim(1)), hw_of(x),
-                                    ptr<T>(gamma), ptr<T>(beta), T(p.momentum), T(p.eps),
-                                    ptr<T>(rm), ptr<T>(rv), ptr<T>(yo), ptr<T>(sm), ptr<T>(si));
+    cpu::batch_norm_forward_train<T>(ptr<T>(xw), int(x.dim(0)), int(x.dim(1)), hw_of(x),
+                                     ptr<T>(gamma), ptr<T>(beta), T(p.momentum), T(p.eps),
+                                     ptr<T>(rm), ptr<T>(rv), ptr<T>(yo), ptr<T>(sm), ptr<T>(si));
   });
   narrow_into(yo, y);
 }
@@ -355,9 +355,9 @@ void cpu_bn_fwd_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta, c
                      const Tensor& rv, const BatchNormParams& p, Tensor& y) {
   Tensor xw = widen(x), yo = scratch_for(y);
   by_dtype(gamma.dtype(), [&]<class T>() {
-    cpu::batchnorm_forward_eval<T>(ptr<T>(xw), int(x.dim(0)), int(x.dim(1)), hw_of(x),
-                                   ptr<T>(gamma), ptr<T>(beta), ptr<T>(rm), ptr<T>(rv), T(p.eps),
-                                   ptr<T>(yo));
+    cpu::batch_norm_forward_eval<T>(ptr<T>(xw), int(x.dim(0)), int(x.dim(1)), hw_of(x),
+                                    ptr<T>(gamma), ptr<T>(beta), ptr<T>(rm), ptr<T>(rv), T(p.eps),
+                                    ptr<T>(yo));
   });
   narrow_into(yo, y);
 }
@@ -366,9 +366,9 @@ void cpu_bn_bwd(const Tensor& x, const Tensor& dy, const Tensor& gamma, const Te
                 const Tensor& si, Tensor& dx, Tensor& dgamma, Tensor& dbeta) {
   Tensor xw = widen(x), dyw = widen(dy), o = scratch_for(dx);
   by_dtype(gamma.dtype(), [&]<class T>() {
-    cpu::batchnorm_backward<T>(ptr<T>(xw), ptr<T>(dyw), int(x.dim(0)), int(x.dim(1)), hw_of(x),
-                               ptr<T>(gamma), ptr<T>(sm), ptr<T>(si), ptr<T>(o), ptr<T>(dgamma),
-                               ptr<T>(dbeta));
+    cpu::batch_norm_backward<T>(ptr<T>(xw), ptr<T>(dyw), int(x.dim(0)), int(x.dim(1)), hw_of(x),
+                                ptr<T>(gamma), ptr<T>(sm), ptr<T>(si), ptr<T>(o), ptr<T>(dgamma),
+                                ptr<T>(dbeta));
   });
   narrow_into(o, dx);
 }
@@ -388,7 +388,7 @@ void cpu_xent_fwd(const Tensor& logits, const Tensor& labels, Tensor& loss, Tens
   Tensor lw = widen(logits), po = scratch_for(probs);
   double l = 0;
   by_dtype(po.dtype(), [&]<class T>() {
-    l = cpu::softmax_xent_forward(ptr<T>(lw), labels.data<int32_t>(), n, m, ptr<T>(po));
+    l = cpu::cross_entropy_forward(ptr<T>(lw), labels.data<int32_t>(), n, m, ptr<T>(po));
   });
   narrow_into(po, probs);
   loss.fill_(l);
@@ -400,7 +400,7 @@ void cpu_xent_bwd(const Tensor& probs, const Tensor& labels, const Tensor& dloss
   Tensor pw = widen(probs), o = scratch_for(dlogits);
   const double d = dloss.item();
   by_dtype(o.dtype(), [&]<class T>() {
-    cpu::softmax_xent_backward(ptr<T>(pw), labels.data<int32_t>(), n, m, d, ptr<T>(o));
+    cpu::cross_entropy_backward(ptr<T>(pw), labels.data<int32_t>(), n, m, d, ptr<T>(o));
   });
   narrow_into(o, dlogits);
 }
@@ -467,19 +467,19 @@ void register_cpu_kernels(KernelTable& t) {
   t.conv2d_forward = cpu_conv_fwd;
   t.conv2d_backward_data = cpu_conv_bwd_data;
   t.conv2d_backward_filter = cpu_conv_bwd_filter;
-  t.depsep_forward = cpu_depsep_fwd;
-  t.depsep_backward = cpu_depsep_bwd;
+  t.depsep_conv2d_forward = cpu_depsep_fwd;
+  t.depsep_conv2d_backward = cpu_depsep_bwd;
   t.linear_forward = cpu_linear_fwd;
   t.linear_backward = cpu_linear_bwd;
   t.relu_forward = cpu_relu_fwd;
   t.relu_backward = cpu_relu_bwd;
-  t.maxpool_forward = cpu_maxpool_fwd;
-  t.maxpool_backward = cpu_maxpool_bwd;
-  t.batchnorm_forward_train = cpu_bn_fwd_train;
-  t.batchnorm_forward_eval = cpu_bn_fwd_eval;
-  t.batchnorm_backward = cpu_bn_bwd;
-  t.softmax_xent_forward = cpu_xent_fwd;
-  t.softmax_xent_backward = cpu_xent_bwd;
+  t.max_pool2d_forward = cpu_max_pool2d_fwd;
+  t.max_pool2d_backward = cpu_max_pool2d_bwd;
+  t.batch_norm_forward_train = cpu_bn_fwd_train;
+  t.batch_norm_forward_eval = cpu_bn_fwd_eval;
+  t.batch_norm_backward = cpu_bn_bwd;
+  t.cross_entropy_forward = cpu_xent_fwd;
+  t.cross_entropy_backward = cpu_xent_bwd;
   t.count_correct = cpu_count_correct;
   t.adam_step = cpu_adam;
   t.sgd_step = cpu_sgd;

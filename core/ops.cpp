@@ -119,8 +119,9 @@ struct DepSepNode : Node {
     Tensor dwd = empty_like(wd);
     Tensor dwp = empty_like(wp);
     Tensor db = b.defined() ? empty_like(b) : Tensor();
-    kernels(x.device()).depsep_backward(s, x, wd, wp, y, dy, dx.defined() ? &dx : nullptr, dwd,
-                                        dwp, db.defined() ? &db : nullptr);
+    kernels(x.device())
+        .depsep_conv2d_backward(s, x, wd, wp, y, dy, dx.defined() ? &dx : nullptr, dwd, dwp,
+                                db.defined() ? &db : nullptr);
     return {dx, wants_grad(wd) ? dwd : Tensor(), wants_grad(wp) ? dwp : Tensor(),
             wants_grad(b) ? db : Tensor()};
   }
@@ -139,7 +140,7 @@ Tensor depsep_conv2d(const Tensor& x, const Tensor& wd, const Tensor& wp, const 
             shape_str(wd.shape()), " (expected [", x.dim(1), ", 1, R, S]) and pointwise weight ",
             shape_str(wp.shape()), " (expected [K, ", x.dim(1), ", 1, 1])");
   const KernelTable& k = kernels(x.device());
-  if (!k.depsep_forward || !k.depsep_backward) {
+  if (!k.depsep_conv2d_forward || !k.depsep_conv2d_backward) {
     Tensor t = conv2d(x, wd, Tensor(), stride, pad, int(x.dim(1)));
     Tensor y = conv2d(t, wp, b, 1, 0);
     return relu ? ops::relu(y) : y;
@@ -171,7 +172,7 @@ Tensor depsep_conv2d(const Tensor& x, const Tensor& wd, const Tensor& wp, const 
     same_dtype("depsep_conv2d", x, b);
   }
   Tensor y = Tensor::empty({s.dw.n, s.k, s.p(), s.q()}, x.dtype(), x.device());
-  k.depsep_forward(s, x, wd, wp, b.defined() ? &b : nullptr, y);
+  k.depsep_conv2d_forward(s, x, wd, wp, b.defined() ? &b : nullptr, y);
   if (needs_grad({&x, &wd, &wp, &b})) {
     auto node = std::make_shared<DepSepNode>();
     node->s = s;
@@ -252,14 +253,14 @@ Tensor relu(const Tensor& x) {
 // ---- max pool -----------------------------------------------------------------------------------
 
 namespace {
-struct MaxPoolNode : Node {
+struct MaxPool2dNode : Node {
   Tensor y;
   int k = 2, st = 2;
   const char* name() const override { return "max_pool2d"; }
   std::vector<Tensor> backward(const Tensor& dy) override {
     const Tensor& x = inputs[0];
     Tensor dx = empty_like(x);
-    kernels(x.device()).maxpool_backward(x, y, in_dtype_of(dy, x), k, st, dx);
+    kernels(x.device()).max_pool2d_backward(x, y, in_dtype_of(dy, x), k, st, dx);
     return {dx};
   }
 };
@@ -271,9 +272,9 @@ Tensor max_pool2d(const Tensor& x, int k, int st) {
             " stride ", st, " does not fit input ", shape_str(x.shape()));
   Tensor y = Tensor::empty({x.dim(0), x.dim(1), (x.dim(2) - k) / st + 1, (x.dim(3) - k) / st + 1},
                            x.dtype(), x.device());
-  kernels(x.device()).maxpool_forward(x, k, st, y);
+  kernels(x.device()).max_pool2d_forward(x, k, st, y);
   if (needs_grad({&x})) {
-    auto node = std::make_shared<MaxPoolNode>();
+    auto node = std::make_shared<MaxPool2dNode>();
     node->inputs = {x};
     node->y = y.detach();
     node->k = k;
@@ -295,8 +296,9 @@ struct BatchNormNode : Node {
     Tensor dx = empty_like(x);
     Tensor dgamma = empty_like(gamma);
     Tensor dbeta = empty_like(gamma);
-    kernels(x.device()).batchnorm_backward(x, in_dtype_of(dy, x), gamma, save_mean, save_invstd,
-                                           dx, dgamma, dbeta);
+    kernels(x.device())
+        .batch_norm_backward(x, in_dtype_of(dy, x), gamma, save_mean, save_invstd, dx, dgamma,
+                             dbeta);
     return {wants_grad(x) ? dx : Tensor(), dgamma, dbeta};
   }
 };
@@ -323,7 +325,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   Tensor y = empty_like(x);
   const KernelTable& k = kernels(x.device());
   if (!training) {
-    k.batchnorm_forward_eval(x, gamma, beta, running_mean, running_var, p, y);
+    k.batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, p, y);
     // Eval mode is for evaluation: a backward pass that reaches it fails loudly rather than
     // silently dropping the gradients of everything before it.
     if (needs_grad({&x, &gamma, &beta})) {
@@ -337,7 +339,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
             shape_str(x.shape()));
   Tensor sm = Tensor::empty(c, gamma.dtype(), x.device());
   Tensor si = Tensor::empty(c, gamma.dtype(), x.device());
-  k.batchnorm_forward_train(x, gamma, beta, p, running_mean, running_var, y, sm, si);
+  k.batch_norm_forward_train(x, gamma, beta, p, running_mean, running_var, y, sm, si);
   if (needs_grad({&x, &gamma, &beta})) {
     auto node = std::make_shared<BatchNormNode>();
     node->inputs = {x, gamma, beta};
@@ -356,7 +358,7 @@ struct CrossEntropyNode : Node {
   const char* name() const override { return "cross_entropy"; }
   std::vector<Tensor> backward(const Tensor& dloss) override {
     Tensor d = empty_like(probs);
-    kernels(probs.device()).softmax_xent_backward(probs, labels, dloss, d);
+    kernels(probs.device()).cross_entropy_backward(probs, labels, dloss, d);
     return {d};
   }
 };
@@ -371,7 +373,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
   const DType loss_type = logits.dtype() == DType::F64 ? DType::F64 : DType::F32;
   Tensor loss = Tensor::empty({1}, loss_type, logits.device());
   Tensor probs = empty_like(logits);
-  kernels(logits.device()).softmax_xent_forward(logits, labels, loss, probs);
+  kernels(logits.device()).cross_entropy_forward(logits, labels, loss, probs);
   if (needs_grad({&logits})) {
     auto node = std::make_shared<CrossEntropyNode>();
     node->inputs = {logits};

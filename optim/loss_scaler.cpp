@@ -1,5 +1,5 @@
 // Dynamic loss scaling (see loss_scaler.h); the rule itself is the table's update_loss_scale
-// (core/ops/optimizer.h, shared by the CPU and CUDA kernels). Tested in tests/core/test_amp.cpp.
+// (core/cpu/optimizer.h, shared by the CPU and CUDA kernels). Tested in tests/core/test_amp.cpp.
 #include "optim/loss_scaler.h"
 
 #include <cmath>

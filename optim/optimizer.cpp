@@ -1,5 +1,5 @@
 // ParameterBuffer, Adam and SGD (see optimizer.h); the arithmetic is in the device kernels
-// (core/ops/optimizer.h). Tested against hand-computed steps in tests/core/test_optim.cpp.
+// (core/cpu/optimizer.h). Tested against hand-computed steps in tests/core/test_optim.cpp.
 #include "optim/optimizer.h"
 
 #include <sstream>

@@ -61,7 +61,7 @@ struct AdamOptions {
   float weight_decay = 0.0f;                                     // decoupled
 };
 
-// Adam with Keras' arithmetic (see core/ops/optimizer.h).
+// Adam with Keras' arithmetic (see core/cpu/optimizer.h).
 class Adam : public Optimizer {
  public:
   Adam(const Module& model, AdamOptions opt = {});

@@ -18,11 +18,11 @@
 #include <sstream>
 
 #include "core/backend.h"
+#include "core/cpu/gemm.h"
 #include "core/error.h"
 #include "core/format.h"
 #include "core/gpu_info.h"
 #include "core/gpu_monitor.h"
-#include "core/ops/gemm.h"
 #include "data/cifar10.h"
 #include "layers/checkpoint.h"
 #include "layers/model_registry.h"

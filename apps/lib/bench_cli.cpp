@@ -14,9 +14,9 @@
 
 #include "apps/lib/bench_device.h"
 #include "core/backend.h"
+#include "core/cpu/gemm.h"
 #include "core/error.h"
 #include "core/gpu_info.h"
-#include "core/ops/gemm.h"
 #include "train/kernel_flags.h"
 
 namespace dsc::bench {

@@ -18,10 +18,10 @@
 
 #include "core/autograd.h"
 #include "core/backend.h"
+#include "core/cpu/gemm.h"
 #include "core/error.h"
 #include "core/gpu_info.h"
 #include "core/ops.h"
-#include "core/ops/gemm.h"
 
 namespace dsc::bench {
 namespace {

@@ -4,7 +4,7 @@
 // bench_timing.h's loop (warm-up, calibration, repeats bracketed by the device's synchronize), NVML
 // utilisation sampled over the timed repeats on CUDA (core/gpu_monitor.h), and every derived rate
 // from the model in apps/lib/intensity.h. The kernel names come from the dispatch rules of
-// core/ops/conv2d_cpu.cpp and core/cuda/conv_cudnn.cu. Tested in tests/apps/test_bench.cpp.
+// core/cpu/conv2d_cpu.cpp and core/cuda/conv2d.cu. Tested in tests/apps/test_bench.cpp.
 #include "apps/lib/bench_layer.h"
 
 #include <climits>
@@ -30,7 +30,7 @@ bool all_digits(const std::string& s) {
   return true;
 }
 
-// ---- what the CPU backend runs (mirrors core/ops/conv2d_cpu.cpp and winograd_cpu.cpp) ---------
+// ---- what the CPU backend runs (mirrors core/cpu/conv2d_cpu.cpp and winograd_cpu.cpp) ---------
 
 #if defined(__AVX512F__) && defined(__AVX512VL__)
 constexpr bool kWinogradBuilt = true;
@@ -88,7 +88,7 @@ std::string cpu_kernels(const LayerSpec& s, int pad) {
   return out;
 }
 
-// ---- what the CUDA backend runs (core/cuda/conv_cudnn.cu, depthwise.cu, depsep.cu) -------------
+// ---- what the CUDA backend runs (core/cuda/conv2d.cu, depthwise.cu, depsep_conv2d.cu) ---------
 
 std::string cudnn_name() {
   return kernel_options().conv_search == KernelOptions::ConvSearch::Heuristic
@@ -96,7 +96,7 @@ std::string cudnn_name() {
              : "cuDNN (algorithm chosen at run time by cudnnFind)";
 }
 
-// The 1x1 convolution (core/cuda/conv_cudnn.cu: pointwise_cublas).
+// The 1x1 convolution (core/cuda/conv2d.cu: pointwise_cublas).
 std::string pointwise_name() {
   if (kernel_options().pointwise == KernelOptions::Pointwise::Cublas)
     return "cuBLAS strided-batched GEMM";
@@ -123,8 +123,8 @@ std::string cuda_kernels(const LayerSpec& s) {
     }
     out = dw + " + pointwise " + pointwise_name() + " + dsc bias kernel";
     if (s.kind == "depsep-fused") {
-      // ops::depsep_conv2d runs core/cuda/depsep.cu's entries: one fused forward kernel and, in
-      // f16 with K <= 128, a fused backward kernel for the pointwise half (else composed), or
+      // ops::depsep_conv2d runs core/cuda/depsep_conv2d.cu's entries: one fused forward kernel and,
+      // in f16 with K <= 128, a fused backward kernel for the pointwise half (else composed), or
       // (--depsep composed) the same composition as the depsep kind.
       if (kernel_options().depsep == KernelOptions::DepSep::Composed) {
         out = "composed (--depsep composed): " + out;

@@ -53,8 +53,8 @@ intensity::ConvProblem problem_of(const LayerSpec& s);
 // The dtype's name as the model and the rows spell it ("fp16", "fp32").
 std::string dtype_label(DType t);
 
-// Which kernels run, from the dispatch rules in core/ops/conv2d_cpu.cpp (CPU) and core/cuda/
-// conv_cudnn.cu with the kernel options (GPU); nothing is asked of the backends.
+// Which kernels run, from the dispatch rules in core/cpu/conv2d_cpu.cpp (CPU) and core/cuda/
+// conv2d.cu with the kernel options (GPU); nothing is asked of the backends.
 std::string kernels_used(const LayerSpec& s);
 
 // Work of one iteration on preallocated random inputs and weights; build once, call many times.

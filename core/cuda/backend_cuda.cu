@@ -86,30 +86,30 @@ void register_cuda_kernels(KernelTable& t) {
     t.conv2d_backward_filter = cuda::conv2d_backward_filter;
     t.conv2d_backward = cuda::conv2d_backward;
 
-    t.depsep_forward = cuda::depsep_forward;
-    t.depsep_backward = cuda::depsep_backward;
+    t.depsep_conv2d_forward = cuda::depsep_conv2d_forward;
+    t.depsep_conv2d_backward = cuda::depsep_conv2d_backward;
 
     t.linear_forward = cuda::linear_forward;
     t.linear_backward = cuda::linear_backward;
 
     t.relu_forward = cuda::relu_forward;
     t.relu_backward = cuda::relu_backward;
-    t.maxpool_forward = cuda::maxpool_forward;
-    t.maxpool_backward = cuda::maxpool_backward;
+    t.max_pool2d_forward = cuda::max_pool2d_forward;
+    t.max_pool2d_backward = cuda::max_pool2d_backward;
 
-    t.batchnorm_forward_train = cuda::batchnorm_forward_train;
-    t.batchnorm_forward_eval = cuda::batchnorm_forward_eval;
-    t.batchnorm_backward = cuda::batchnorm_backward;
+    t.batch_norm_forward_train = cuda::batch_norm_forward_train;
+    t.batch_norm_forward_eval = cuda::batch_norm_forward_eval;
+    t.batch_norm_backward = cuda::batch_norm_backward;
 
-    t.softmax_xent_forward = cuda::softmax_xent_forward;
-    t.softmax_xent_backward = cuda::softmax_xent_backward;
+    t.cross_entropy_forward = cuda::cross_entropy_forward;
+    t.cross_entropy_backward = cuda::cross_entropy_backward;
     t.count_correct = cuda::count_correct;
 
     t.adam_step = cuda::adam_step;
     t.sgd_step = cuda::sgd_step;
     t.update_loss_scale = cuda::update_loss_scale;
 
-    t.algorithm_report = cuda::conv_algorithm_report;
+    t.algorithm_report = cuda::algorithm_report;
 
     t.unavailable_reason.clear();
     t.available = true;

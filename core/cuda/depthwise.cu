@@ -1,6 +1,6 @@
 // Depthwise convolution (groups == C == K) on the GPU, our own kernels (depthwise=own, the
 // default; =naive selects the plain versions below, =cudnn cuDNN's grouped convolution, see
-// conv_cudnn.cu). Layouts as in core/ops/conv2d.h: x [N, C, H, W], w [C, 1, R, S], bias [C],
+// conv2d.cu). Layouts as in core/cpu/conv2d.h: x [N, C, H, W], w [C, 1, R, S], bias [C],
 // y [N, C, P, Q], any R x S, stride and zero padding. f16 is computed in f32, f64 in double.
 //
 // Tiled kernels: one block of 32 x 8 threads per (plane, 16 x 32 tile of the output plane — or of
@@ -20,7 +20,7 @@
 //                   (plane, tile) stages dy once and computes the dx tile and the tile's R*S + 1
 //                   filter/bias sums, which column_sum adds up.
 // Everything is deterministic (no atomics). Tested against the CPU backend (itself tested against
-// naive loops) in tests/cuda/test_cuda_conv.cpp, for all three depthwise kernel options.
+// naive loops) in tests/cuda/test_cuda_conv2d.cpp, for all three depthwise kernel options.
 #include "core/cuda/common.cuh"
 #include "core/cuda/kernels.h"
 

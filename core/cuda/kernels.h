@@ -2,24 +2,24 @@
 // several .cu files share. register_cuda_kernels (backend_cuda.cu) puts these into the table.
 //
 // Where each entry lives:
-//   elementwise.cu  fill, cast, axpy, scale, mul, sum, check_finite, relu, bias add / bias grad
-//   pool.cu         maxpool forward / backward
-//   conv_cudnn.cu   conv2d_* (cuDNN for groups == 1 and, with depthwise=cudnn, depthwise)
-//   pointwise.cu    1x1 convolutions as cuBLAS GEMMs (unless pointwise=cudnn)
-//   depthwise.cu    own depthwise kernels (groups == C)
-//   depsep.cu       depsep_forward (one fused kernel) / depsep_backward (composed)
-//   linear.cu       linear forward / backward (cuBLAS)
-//   batchnorm.cu    batch norm train / eval / backward
-//   loss.cu         softmax cross-entropy forward / backward, count_correct
-//   optimizer.cu    adam_step, sgd_step, update_loss_scale
+//   elementwise.cu    fill, cast, axpy, scale, mul, sum, check_finite, relu, bias add / bias grad
+//   max_pool2d.cu     max_pool2d forward / backward
+//   conv2d.cu         conv2d_* (cuDNN for groups == 1 and, with depthwise=cudnn, depthwise)
+//   pointwise.cu      1x1 convolutions as cuBLAS GEMMs (unless pointwise=cudnn)
+//   depthwise.cu      own depthwise kernels (groups == C)
+//   depsep_conv2d.cu  depsep_conv2d_forward (one fused kernel) / backward (composed)
+//   linear.cu         linear forward / backward (cuBLAS)
+//   batch_norm.cu     batch_norm train / eval / backward
+//   cross_entropy.cu  softmax cross-entropy forward / backward, count_correct
+//   optimizer.cu      adam_step, sgd_step, update_loss_scale
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "core/backend.h"
-#include "core/ops/conv2d.h"
-#include "core/ops/depsep.h"
+#include "core/cpu/conv2d.h"
+#include "core/cpu/depsep_conv2d.h"
 #include "core/tensor.h"
 
 namespace dsc::cuda {
@@ -41,9 +41,9 @@ void add_channel_bias(Tensor& y, const Tensor& b, int k, int64_t inner);
 void channel_sum(const Tensor& dy, int k, int64_t inner, Tensor& db);
 
 // ---- pooling ----
-void maxpool_forward(const Tensor& x, int k, int st, Tensor& y);
-void maxpool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, int k, int st,
-                      Tensor& dx);
+void max_pool2d_forward(const Tensor& x, int k, int st, Tensor& y);
+void max_pool2d_backward(const Tensor& x, const Tensor& y, const Tensor& dy, int k, int st,
+                         Tensor& dx);
 
 // ---- convolution ----
 void conv2d_forward(const ConvShape& s, const Tensor& x, const Tensor& w, const Tensor* b,
@@ -56,7 +56,7 @@ void conv2d_backward(const ConvShape& s, const Tensor& x, const Tensor& dy, cons
                      Tensor* dx, Tensor& dw, Tensor* db);
 // The cuDNN algorithms chosen so far under the current kernel options, one line per shape and
 // direction (the table's algorithm_report).
-std::vector<std::string> conv_algorithm_report();
+std::vector<std::string> algorithm_report();
 
 // 1x1, stride 1, no padding, groups 1: strided-batched cuBLAS GEMMs (no bias; the callers add it).
 bool pointwise_shape(const ConvShape& s);
@@ -78,11 +78,11 @@ bool depthwise_backward_both(const ConvShape& s, const Tensor& x, const Tensor& 
                              Tensor* dx, Tensor& dw, Tensor* db);
 
 // ---- fused depthwise-separable convolution (depsep=fused, the default, or composed) ----
-void depsep_forward(const DepSepShape& s, const Tensor& x, const Tensor& wd, const Tensor& wp,
-                    const Tensor* b, Tensor& y);
-void depsep_backward(const DepSepShape& s, const Tensor& x, const Tensor& wd, const Tensor& wp,
-                     const Tensor& y, const Tensor& dy, Tensor* dx, Tensor& dwd, Tensor& dwp,
-                     Tensor* db);
+void depsep_conv2d_forward(const DepSepShape& s, const Tensor& x, const Tensor& wd,
+                           const Tensor& wp, const Tensor* b, Tensor& y);
+void depsep_conv2d_backward(const DepSepShape& s, const Tensor& x, const Tensor& wd,
+                            const Tensor& wp, const Tensor& y, const Tensor& dy, Tensor* dx,
+                            Tensor& dwd, Tensor& dwp, Tensor* db);
 
 // ---- linear ----
 void linear_forward(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y);
@@ -90,20 +90,20 @@ void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor*
                      Tensor* db);
 
 // ---- batch norm ----
-void batchnorm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                             const BatchNormParams& p, Tensor& running_mean, Tensor& running_var,
-                             Tensor& y, Tensor& save_mean, Tensor& save_invstd);
-void batchnorm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                            const Tensor& running_mean, const Tensor& running_var,
-                            const BatchNormParams& p, Tensor& y);
-void batchnorm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
-                        const Tensor& save_mean, const Tensor& save_invstd, Tensor& dx,
-                        Tensor& dgamma, Tensor& dbeta);
+void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                              const BatchNormParams& p, Tensor& running_mean, Tensor& running_var,
+                              Tensor& y, Tensor& save_mean, Tensor& save_invstd);
+void batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                             const Tensor& running_mean, const Tensor& running_var,
+                             const BatchNormParams& p, Tensor& y);
+void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
+                         const Tensor& save_mean, const Tensor& save_invstd, Tensor& dx,
+                         Tensor& dgamma, Tensor& dbeta);
 
 // ---- loss ----
-void softmax_xent_forward(const Tensor& logits, const Tensor& labels, Tensor& loss, Tensor& probs);
-void softmax_xent_backward(const Tensor& probs, const Tensor& labels, const Tensor& dloss,
-                           Tensor& dlogits);
+void cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& loss, Tensor& probs);
+void cross_entropy_backward(const Tensor& probs, const Tensor& labels, const Tensor& dloss,
+                            Tensor& dlogits);
 void count_correct(const Tensor& logits, const Tensor& labels, Tensor& correct);
 
 // ---- optimizers ----

@@ -1,18 +1,18 @@
 // Fused optimizer updates over one flat f32 parameter buffer on the GPU, with exactly the
-// arithmetic of core/ops/optimizer_cpu.cpp (see core/ops/optimizer.h): params, grads, m, v, buf
+// arithmetic of core/cpu/optimizer_cpu.cpp (see core/cpu/optimizer.h): params, grads, m, v, buf
 // are f32 [n]; the step-dependent scalars (Adam's lr_t, 1 / grad_scale, lr * weight_decay) are
 // computed in the same precision as the CPU code — on the host from host values, or, when the
 // caller passes device tensors (found_inf, scale, Adam's step count; see core/backend.h), by each
 // block's first thread from those — and each element is updated by one thread in f32. A set
 // found_inf makes every block return at once. Gradients are read, never modified. Also the loss
-// scale's update (one thread, core/ops/optimizer.h's rule). Tested against the CPU backend (one and
+// scale's update (one thread, core/cpu/optimizer.h's rule). Tested against the CPU backend (one and
 // several steps, with loss-scale unscaling, weight decay and device-resident inputs) in
 // tests/cuda/test_cuda_kernels.cpp.
 #include <cmath>
 
+#include "core/cpu/optimizer.h"
 #include "core/cuda/common.cuh"
 #include "core/cuda/kernels.h"
-#include "core/ops/optimizer.h"
 
 namespace dsc::cuda {
 namespace {

@@ -12,7 +12,7 @@
 // written in the accumulation type (f32 for f16 inputs, on tensor cores) to a scratch buffer, a
 // chunk of images at a time, and summed by a kernel. f32 stays pure FP32 (CUBLAS_COMPUTE_32F, no
 // TF32), f64 computes in f64. The bias is added / reduced by elementwise.cu's per-channel kernels.
-// Tested against the CPU backend through the conv2d entries in tests/cuda/test_cuda_conv.cpp.
+// Tested against the CPU backend through the conv2d entries in tests/cuda/test_cuda_conv2d.cpp.
 #include "core/cuda/common.cuh"
 #include "core/cuda/kernels.h"
 #include "core/kernel_options.h"

@@ -19,8 +19,8 @@
 
 #include "check.h"
 #include "core/backend.h"
+#include "core/cpu/elementwise.h"
 #include "core/half.h"
-#include "core/ops/elementwise.h"
 #include "reference.h"
 
 namespace dsc {
@@ -196,8 +196,9 @@ TEST_CASE("forward: batch_norm training (output, saved statistics, running updat
     // The kernel table's entry also returns the saved mean and 1/sqrt(var + eps).
     Tensor rm2 = Tensor::from(rm0, {c}, t), rv2 = Tensor::from(rv0, {c}, t);
     Tensor y2 = Tensor::empty(x.shape(), t), sm = Tensor::empty({c}, t), si = Tensor::empty({c}, t);
-    kernels(Device::CPU).batchnorm_forward_train(x, gamma, beta, BatchNormParams{0.99f, 1e-3f},
-                                                 rm2, rv2, y2, sm, si);
+    kernels(Device::CPU)
+        .batch_norm_forward_train(x, gamma, beta, BatchNormParams{0.99f, 1e-3f}, rm2, rv2, y2, sm,
+                                  si);
     check_close(sm, want.mean, tol, tol, name + " saved mean");
     check_close(si, want.invstd, tol, tol, name + " saved invstd");
     check_close(y2, want.y, tol, tol, name + " kernel y");

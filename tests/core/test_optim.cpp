@@ -1,4 +1,4 @@
-// Optimizers and schedules (optim/optimizer.h, optim/schedule.h, core/ops/optimizer.h): Adam with
+// Optimizers and schedules (optim/optimizer.h, optim/schedule.h, core/cpu/optimizer.h): Adam with
 // Keras' arithmetic and SGD (plain, momentum, Nesterov, decoupled weight decay) against updates
 // computed here in double from the documented formulas, over 3 steps; grad_scale unscaling; the
 // ParameterBuffer's single contiguous storage; learning-rate schedules at exact steps.
@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "check.h"
-#include "core/ops/optimizer.h"
+#include "core/cpu/optimizer.h"
 #include "layers/layers.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"

@@ -1,6 +1,6 @@
-// Every CUDA table entry except convolution (see test_cuda_conv.cpp) against the CPU table, on
+// Every CUDA table entry except convolution (see test_cuda_conv2d.cpp) against the CPU table, on
 // fresh random inputs with odd shapes, CUDA outputs poisoned with NaN first: elementwise ops,
-// casts, reductions, relu, max pooling, linear, batch norm, softmax cross-entropy, count_correct,
+// casts, reductions, relu, max_pool2d, linear, batch_norm, cross_entropy, count_correct,
 // Adam and SGD. Tolerances (cuda_test_util.h): f32 1e-4, f16 1e-2, f64 1e-10, relative to the
 // output's magnitude; exact where the arithmetic is the same (fill, cast, relu, pooling forward,
 // counts). Skipped (doctest "skipped") where no usable GPU is present.
@@ -151,7 +151,7 @@ TEST_CASE("cuda relu forward and backward" * doctest::skip(no_cuda())) {
   }
 }
 
-TEST_CASE("cuda max pooling forward and backward (first maximum)" * doctest::skip(no_cuda())) {
+TEST_CASE("cuda max_pool2d forward and backward (first maximum)" * doctest::skip(no_cuda())) {
   std::mt19937_64 rng(6);
   struct Case {
     Shape x;
@@ -172,20 +172,20 @@ TEST_CASE("cuda max pooling forward and backward (first maximum)" * doctest::ski
       Tensor x = randn(c.x, rng, t);
       const Shape ys{c.x[0], c.x[1], (c.x[2] - c.k) / c.st + 1, (c.x[3] - c.k) / c.st + 1};
       Tensor y_ref = cpu_out(ys, t), y = poisoned(ys, t);
-      cpu_table().maxpool_forward(x, c.k, c.st, y_ref);
-      cuda_table().maxpool_forward(on_gpu(x), c.k, c.st, y);
-      check_close(y, y_ref, 0, name("maxpool forward", t));
+      cpu_table().max_pool2d_forward(x, c.k, c.st, y_ref);
+      cuda_table().max_pool2d_forward(on_gpu(x), c.k, c.st, y);
+      check_close(y, y_ref, 0, name("max_pool2d forward", t));
       Tensor dy = randn(ys, rng, t);
       Tensor dx_ref = cpu_out(c.x, t), dx = poisoned(c.x, t);
-      cpu_table().maxpool_backward(x, y_ref, dy, c.k, c.st, dx_ref);
-      cuda_table().maxpool_backward(on_gpu(x), on_gpu(y_ref), on_gpu(dy), c.k, c.st, dx);
-      check_close(dx, dx_ref, rtol_for(t), name("maxpool backward", t));
+      cpu_table().max_pool2d_backward(x, y_ref, dy, c.k, c.st, dx_ref);
+      cuda_table().max_pool2d_backward(on_gpu(x), on_gpu(y_ref), on_gpu(dy), c.k, c.st, dx);
+      check_close(dx, dx_ref, rtol_for(t), name("max_pool2d backward", t));
     }
   // Ties: a constant plane routes each window's gradient to its first element only.
   Tensor x = Tensor::full({1, 1, 4, 4}, 0.5), dy = Tensor::full({1, 1, 2, 2}, 1.0);
   Tensor y = poisoned({1, 1, 2, 2}), dx = poisoned({1, 1, 4, 4});
-  cuda_table().maxpool_forward(on_gpu(x), 2, 2, y);
-  cuda_table().maxpool_backward(on_gpu(x), y, on_gpu(dy), 2, 2, dx);
+  cuda_table().max_pool2d_forward(on_gpu(x), 2, 2, y);
+  cuda_table().max_pool2d_backward(on_gpu(x), y, on_gpu(dy), 2, 2, dx);
   const std::vector<double> d = dx.to_vector();
   CHECK(d[0] == 1.0);
   CHECK(d[1] == 0.0);
@@ -223,7 +223,7 @@ TEST_CASE("cuda linear forward and backward (cuBLAS)" * doctest::skip(no_cuda())
     }
 }
 
-TEST_CASE("cuda batch norm train, eval and backward" * doctest::skip(no_cuda())) {
+TEST_CASE("cuda batch_norm train, eval and backward" * doctest::skip(no_cuda())) {
   std::mt19937_64 rng(8);
   // (x dtype, parameter dtype): f16 inputs keep f32 statistics, as on the CPU.
   const std::pair<DType, DType> types[] = {
@@ -246,8 +246,9 @@ TEST_CASE("cuda batch norm train, eval and backward" * doctest::skip(no_cuda()))
       Tensor y_ref = cpu_out(s, xt), sm_ref = cpu_out(c, pt), si_ref = cpu_out(c, pt);
       Tensor y = poisoned(s, xt), sm = poisoned(c, pt), si = poisoned(c, pt);
       Tensor gg = on_gpu(gamma), bg = on_gpu(beta), xg = on_gpu(x);
-      cpu_table().batchnorm_forward_train(x, gamma, beta, p, rm_ref, rv_ref, y_ref, sm_ref, si_ref);
-      cuda_table().batchnorm_forward_train(xg, gg, bg, p, rm_g, rv_g, y, sm, si);
+      cpu_table().batch_norm_forward_train(x, gamma, beta, p, rm_ref, rv_ref, y_ref, sm_ref,
+                                           si_ref);
+      cuda_table().batch_norm_forward_train(xg, gg, bg, p, rm_g, rv_g, y, sm, si);
       check_close(y, y_ref, rtol, name("bn train y", xt));
       check_close(sm, sm_ref, prtol, name("bn save_mean", xt));
       check_close(si, si_ref, prtol, name("bn save_invstd", xt));
@@ -255,23 +256,23 @@ TEST_CASE("cuda batch norm train, eval and backward" * doctest::skip(no_cuda()))
       check_close(rv_g, rv_ref, prtol, name("bn running_var", xt));
 
       Tensor ye_ref = cpu_out(s, xt), ye = poisoned(s, xt);
-      cpu_table().batchnorm_forward_eval(x, gamma, beta, rm_ref, rv_ref, p, ye_ref);
-      cuda_table().batchnorm_forward_eval(xg, gg, bg, on_gpu(rm_ref), on_gpu(rv_ref), p, ye);
+      cpu_table().batch_norm_forward_eval(x, gamma, beta, rm_ref, rv_ref, p, ye_ref);
+      cuda_table().batch_norm_forward_eval(xg, gg, bg, on_gpu(rm_ref), on_gpu(rv_ref), p, ye);
       check_close(ye, ye_ref, rtol, name("bn eval y", xt));
 
       Tensor dy = randn(s, rng, xt);
       Tensor dx_ref = cpu_out(s, xt), dg_ref = cpu_out(c, pt), db_ref = cpu_out(c, pt);
       Tensor dx = poisoned(s, xt), dg = poisoned(c, pt), db = poisoned(c, pt);
-      cpu_table().batchnorm_backward(x, dy, gamma, sm_ref, si_ref, dx_ref, dg_ref, db_ref);
-      cuda_table().batchnorm_backward(xg, on_gpu(dy), gg, on_gpu(sm_ref), on_gpu(si_ref), dx, dg,
-                                      db);
+      cpu_table().batch_norm_backward(x, dy, gamma, sm_ref, si_ref, dx_ref, dg_ref, db_ref);
+      cuda_table().batch_norm_backward(xg, on_gpu(dy), gg, on_gpu(sm_ref), on_gpu(si_ref), dx, dg,
+                                       db);
       check_close(dx, dx_ref, rtol, name("bn dx", xt));
       check_close(dg, dg_ref, xt == DType::F16 ? rtol : prtol, name("bn dgamma", xt));
       check_close(db, db_ref, xt == DType::F16 ? rtol : prtol, name("bn dbeta", xt));
     }
 }
 
-TEST_CASE("cuda softmax cross-entropy and count_correct" * doctest::skip(no_cuda())) {
+TEST_CASE("cuda cross_entropy and count_correct" * doctest::skip(no_cuda())) {
   std::mt19937_64 rng(9);
   for (DType t : kFloatTypes)
     for (int m : {10, 45}) {  // fewer and more classes than a warp has lanes
@@ -285,16 +286,16 @@ TEST_CASE("cuda softmax cross-entropy and count_correct" * doctest::skip(no_cuda
       const DType lt = t == DType::F64 ? DType::F64 : DType::F32;
       Tensor loss_ref = cpu_out({1}, lt), probs_ref = cpu_out({n, m}, t);
       Tensor loss = poisoned({1}, lt), probs = poisoned({n, m}, t);
-      cpu_table().softmax_xent_forward(logits, labels, loss_ref, probs_ref);
-      cuda_table().softmax_xent_forward(on_gpu(logits), lg, loss, probs);
-      check_close(loss, loss_ref, t == DType::F64 ? 1e-12 : 1e-6, name("xent loss", t));
-      check_close(probs, probs_ref, rtol_for(t), name("xent probs", t));
+      cpu_table().cross_entropy_forward(logits, labels, loss_ref, probs_ref);
+      cuda_table().cross_entropy_forward(on_gpu(logits), lg, loss, probs);
+      check_close(loss, loss_ref, t == DType::F64 ? 1e-12 : 1e-6, name("cross_entropy loss", t));
+      check_close(probs, probs_ref, rtol_for(t), name("cross_entropy probs", t));
 
       Tensor dloss_ref = Tensor::full({1}, 1.7, lt), dl_ref = cpu_out({n, m}, t);
       Tensor dl = poisoned({n, m}, t);
-      cpu_table().softmax_xent_backward(probs_ref, labels, dloss_ref, dl_ref);
-      cuda_table().softmax_xent_backward(on_gpu(probs_ref), lg, on_gpu(dloss_ref), dl);
-      check_close(dl, dl_ref, rtol_for(t), name("xent dlogits", t));
+      cpu_table().cross_entropy_backward(probs_ref, labels, dloss_ref, dl_ref);
+      cuda_table().cross_entropy_backward(on_gpu(probs_ref), lg, on_gpu(dloss_ref), dl);
+      check_close(dl, dl_ref, rtol_for(t), name("cross_entropy dlogits", t));
 
       // Make about half the rows correct so the count is not trivially 0 or n.
       std::vector<double> l2 = lv;

@@ -3,8 +3,8 @@
 // host C++ with this header force-included: the CUDA qualifiers become nothing (__shared__ becomes
 // `static`, safe because blocks run one at a time), threadIdx / blockIdx / blockDim / gridDim
 // become thread-locals set by the launcher, and __syncthreads / warp shuffles / atomicAdd are
-// emulated, as is the subset of nvcuda::wmma that depsep.cu uses (each emulated thread holds a
-// whole fragment). The backend's own launch() and DSC_DYNAMIC_SMEM (core/cuda/common.cuh) call
+// emulated, as is the subset of nvcuda::wmma that depsep_conv2d.cu uses (each emulated thread holds
+// a whole fragment). The backend's own launch() and DSC_DYNAMIC_SMEM (core/cuda/common.cuh) call
 // emu::launch and emu::dynamic_smem in that build; no source is rewritten.
 #pragma once
 #include <cublas_v2.h>
@@ -104,7 +104,7 @@ T __ldg(const T* p) {
 using std::max;
 using std::min;
 
-// ---- nvcuda::wmma (the subset depsep.cu uses)
+// ---- nvcuda::wmma (the subset depsep_conv2d.cu uses)
 // ------------------------------------------------------ Each emulated thread holds the WHOLE
 // fragment (row-major in x[]) and every collective computes the whole tile, so all 32 lanes of a
 // warp end with the same fragment and write the same values on a store. Valid for kernels that

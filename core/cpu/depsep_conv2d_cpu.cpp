@@ -1,0 +1,172 @@
+// The fused depthwise-separable convolution (see depsep_conv2d.h): per image, on one thread,
+//   forward:  t = depthwise(x_n) [C, PQ] in a thread-local buffer; y_n = act(Wp t + b).
+//   backward: t again; g = dy_n * (y_n > 0); dWp += g t^T; db += rows of g; t <- Wp^T g;
+//             dx_n = depthwise^T(t); dWd += correlation of x_n with t.
+// The float pointwise products run on the AVX-512 micro-kernel of winograd_gemm.h when PQ % 32 == 0
+// and C >= 16 (bias and ReLU in its epilogue, y streamed past the caches), else on OpenBLAS; with
+// fewer than 16 input channels (the first layer) the forward is plain vectorised rows.
+// Weight gradients are summed per thread, then reduced.
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
+#include "core/cpu/depsep_conv2d.h"
+#include "core/cpu/depthwise.h"
+#include "core/cpu/gemm.h"
+#include "core/cpu/parallel.h"
+#include "core/cpu/pointwise.h"
+#include "core/cpu/winograd_gemm.h"
+#include "core/error.h"
+
+namespace dsc::cpu {
+namespace {
+
+struct DepSepScratch;  // thread_buffer tag: slot 0 the depthwise output, 1 the masked gradient
+
+template <class T>
+bool micro_kernel(const DepSepShape& s) {
+#ifdef __AVX512F__
+  return std::is_same_v<T, float> && (s.p() * s.q()) % 32 == 0 && s.dw.c >= 16;
+#else
+  return false;
+#endif
+}
+
+void check(const DepSepShape& s) {
+  const ConvShape& d = s.dw;
+  DSC_CHECK(d.n > 0 && d.c > 0 && d.h > 0 && d.w > 0 && d.r > 0 && d.s > 0 && s.k > 0,
+            "depsep_conv2d: sizes must be positive (n=", d.n, " c=", d.c, " h=", d.h, " w=", d.w,
+            " r=", d.r, " s=", d.s, " k=", s.k, ")");
+  DSC_CHECK(d.groups == d.c && d.k == d.c,
+            "depsep_conv2d: the depthwise part needs groups = k = c");
+  DSC_CHECK(d.stride > 0 && d.pad >= 0 && d.h + 2 * d.pad >= d.r && d.w + 2 * d.pad >= d.s,
+            "depsep_conv2d: stride ", d.stride, ", padding ", d.pad, " and a ", d.r, "x", d.s,
+            " filter do not fit a ", d.h, "x", d.w, " input");
+}
+
+}  // namespace
+
+template <class T>
+void depsep_conv2d_forward(const DepSepShape& s, const T* x, const T* wd, const T* wp, const T* b,
+                           T* y) {
+  check(s);
+  const int C = s.dw.c, PQ = s.p() * s.q();
+  const int64_t x_image = int64_t(C) * s.dw.h * s.dw.w, y_image = int64_t(s.k) * PQ;
+  std::vector<float> u;  // Wp packed for the micro-kernel
+#ifdef __AVX512F__
+  if (micro_kernel<T>(s)) {
+    u.resize(size_t(micro::padded_rows(s.k)) * C);
+    micro::pack_u(reinterpret_cast<const float*>(wp), C, 1, s.k, C, u.data());
+  }
+#endif
+  for_each_image(s.dw.n, [&](int n, int) {
+    T* t = thread_buffer<T, DepSepScratch, 0>(size_t(C) * PQ);
+    depthwise::image_forward(s.dw, x + n * x_image, wd, t);
+    T* yn = y + n * y_image;
+#ifdef __AVX512F__
+    if constexpr (std::is_same_v<T, float>) {
+      if (!u.empty()) {
+        micro::packed_gemm(u.data(), t, PQ, micro::padded_rows(s.k), C, PQ, yn, PQ, s.k, b,
+                           /*stream=*/true, s.relu);
+        return;
+      }
+    }
+#endif
+    pointwise_image(C, s.k, PQ, t, wp, b, s.relu, yn);
+  });
+}
+
+template <class T>
+void depsep_conv2d_backward(const DepSepShape& s, const T* x, const T* wd, const T* wp, const T* y,
+                            const T* dy, T* dx, T* dwd, T* dwp, T* db) {
+  check(s);
+  DSC_CHECK(!s.relu || y, "depsep_conv2d_backward: the ReLU mask needs the forward output");
+  const int C = s.dw.c, K = s.k, PQ = s.p() * s.q(), RS = s.dw.r * s.dw.s, threads = num_threads();
+  const int64_t x_image = int64_t(C) * s.dw.h * s.dw.w, y_image = int64_t(K) * PQ;
+  std::vector<T> dwp_part(size_t(threads) * K * C, T(0));
+  std::vector<double> db_part(size_t(threads) * K, 0.0);
+  std::vector<double> dwd_part(size_t(threads) * C * (RS + 1), 0.0);  // taps, then an unused bias
+  const std::vector<T> flipped = depthwise::flipped_filters(s.dw, wd);
+  std::vector<float> u;  // Wp^T packed for the micro-kernel: rows c, columns k
+#ifdef __AVX512F__
+  if (micro_kernel<T>(s)) {
+    u.resize(size_t(micro::padded_rows(C)) * K);
+    micro::pack_u(reinterpret_cast<const float*>(wp), 1, C, C, K, u.data());
+  }
+#endif
+  for_each_image(s.dw.n, [&](int n, int th) {
+    const T* xn = x + n * x_image;
+    const T* dyn = dy + n * y_image;
+    T* t = thread_buffer<T, DepSepScratch, 0>(size_t(C) * PQ);
+    depthwise::image_forward(s.dw, xn, wd, t);
+    // g = dy masked by the ReLU, and the bias gradient, row by row in one pass.
+    const T* g = dyn;
+    T* gm = s.relu ? thread_buffer<T, DepSepScratch, 1>(size_t(K) * PQ) : nullptr;
+    const T* yn = s.relu ? y + n * y_image : nullptr;
+    double* dbt = db_part.data() + size_t(th) * K;
+    for (int k = 0; k < K; ++k) {
+      const T* __restrict d = dyn + int64_t(k) * PQ;
+      T acc = 0;
+      if (s.relu) {
+        const T* __restrict yr = yn + int64_t(k) * PQ;
+        T* __restrict gr = gm + int64_t(k) * PQ;
+#pragma omp simd reduction(+ : acc)
+        for (int i = 0; i < PQ; ++i) {
+          const T v = yr[i] > T(0) ? d[i] : T(0);
+          gr[i] = v;
+          acc += v;
+        }
+      } else {
+#pragma omp simd reduction(+ : acc)
+        for (int i = 0; i < PQ; ++i) acc += d[i];
+      }
+      dbt[k] += acc;
+    }
+    if (s.relu) g = gm;
+    // dWp += g t^T, then t <- Wp^T g (the gradient at the depthwise output).
+    gemm(false, true, K, C, PQ, T(1), g, PQ, t, PQ, T(1), dwp_part.data() + size_t(th) * K * C, C);
+    bool done = false;
+#ifdef __AVX512F__
+    if constexpr (std::is_same_v<T, float>) {
+      if (!u.empty()) {
+        micro::packed_gemm(u.data(), g, PQ, micro::padded_rows(C), K, PQ, t, PQ, C, nullptr,
+                           /*stream=*/false);
+        done = true;
+      }
+    }
+#endif
+    if (!done) gemm(true, false, C, PQ, K, T(1), wp, C, g, PQ, T(0), t, PQ);
+    if (dx)
+      depthwise::image_backward_data(s.dw, t, wd, flipped.data(), dx + n * x_image,
+                                     /*stream=*/true);
+    depthwise::image_backward_filter(s.dw, xn, t, dwd_part.data() + size_t(th) * C * (RS + 1));
+  });
+  for (int64_t i = 0; i < int64_t(K) * C; ++i) {
+    T acc = 0;
+    for (int th = 0; th < threads; ++th) acc += dwp_part[size_t(th) * K * C + i];
+    dwp[i] = acc;
+  }
+  if (db)
+    for (int k = 0; k < K; ++k) {
+      double acc = 0;
+      for (int th = 0; th < threads; ++th) acc += db_part[size_t(th) * K + k];
+      db[k] = T(acc);
+    }
+  for (int c = 0; c < C; ++c)
+    for (int i = 0; i < RS; ++i) {
+      double acc = 0;
+      for (int th = 0; th < threads; ++th) acc += dwd_part[(size_t(th) * C + c) * (RS + 1) + i];
+      dwd[int64_t(c) * RS + i] = T(acc);
+    }
+}
+
+#define DSC_INSTANTIATE(T)                                                                  \
+  template void depsep_conv2d_forward<T>(const DepSepShape&, const T*, const T*, const T*,  \
+                                         const T*, T*);                                     \
+  template void depsep_conv2d_backward<T>(const DepSepShape&, const T*, const T*, const T*, \
+                                          const T*, const T*, T*, T*, T*, T*);
+DSC_INSTANTIATE(float)
+DSC_INSTANTIATE(double)
+#undef DSC_INSTANTIATE
+
+}  // namespace dsc::cpu

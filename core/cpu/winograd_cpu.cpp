@@ -1,0 +1,440 @@
+// Winograd F(4x4, 3x3) convolution on the CPU (float, stride 1, 3x3, groups 1): forward,
+// backward-data (= forward with the flipped, transposed filter and pad' = 2 - pad) and
+// backward-filter (the adjoint: dU = sum over tiles of (A dY A^T) (x) (B^T d B), dw = G^T dU G).
+//
+// Layouts: x [N, C, H, W], w [K, C, 3, 3], y [N, K, P, Q]. Tiles are numbered over the whole batch
+// (t = (n * TH + ti) * TW + tj, TH = ceil(P/4), TW = ceil(Q/4)) and processed in blocks of kBlock
+// tiles per OpenMP task; inside a block the transformed data is V[36][C][kBlock] (input),
+// M[36][K][kBlock] (output), 16 tiles per AVX-512 vector. Input tiles are read as masked row
+// loads (zeros outside the image) and turned tiles-per-vector by 16x16 register transposes;
+// whole 4x4 output tiles move the same way, tiles crossing the output border with masked
+// scatters/gathers, so borders, padding and partial tiles need no other special case. The 36
+// products per block run on the AVX-512 micro-kernel of winograd_gemm.h (forward, backward-data)
+// or single-threaded OpenBLAS (backward-filter, whose reduction runs over the tiles).
+// Accuracy: max |error| / max |output| ~ 1e-5 at C = 128 (fp32; tests allow 2e-4). Tested (through
+// conv2d_*) against naive loops in tests/kernels/test_conv2d_cpu.cpp.
+#include "core/cpu/winograd.h"
+
+// GCC 12 reports its own AVX-512 intrinsic headers (the _mm512_undefined_* placeholders) as
+// "may be used uninitialized"; the warning is a known false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <cblas.h>
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/cpu/gemm.h"
+#include "core/cpu/parallel.h"
+#include "core/cpu/winograd_gemm.h"
+
+namespace dsc::cpu::winograd {
+
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+namespace {
+
+constexpr int kBlock = 32;  // tiles per task (a multiple of 16)
+
+struct Tiles {
+  int th, tw, per_image;
+  int64_t total;
+  explicit Tiles(const ConvShape& s)
+      : th((s.p() + 3) / 4), tw((s.q() + 3) / 4), per_image(th * tw) {
+    total = int64_t(s.n) * per_image;
+  }
+};
+
+struct WinogradScratch;  // thread_buffer tag: slots 0 and 1 per-block tiles, 2 the filters
+
+// Lane geometry of 16 consecutive tiles starting at t0: n, tile row and column per lane.
+struct Lanes {
+  __m512i n, ti, tj;
+  __mmask16 exists;
+};
+Lanes lanes_of(const Tiles& g, int64_t t0) {
+  alignas(64) int n[16], ti[16], tj[16];
+  __mmask16 ex = 0;
+  for (int l = 0; l < 16; ++l) {
+    const int64_t t = t0 + l;
+    const int64_t tc = std::min(t, g.total - 1);
+    n[l] = int(tc / g.per_image);
+    const int r = int(tc % g.per_image);
+    ti[l] = r / g.tw, tj[l] = r % g.tw;
+    if (t < g.total) ex |= __mmask16(1u << l);
+  }
+  return {_mm512_load_si512(n), _mm512_load_si512(ti), _mm512_load_si512(tj), ex};
+}
+
+using micro::transpose16;
+
+// 1-D transforms on 16 tiles at once: B^T (6x6), A^T (4x6) and A (6x4) applied to a column.
+inline void bt6(const __m512 i[6], __m512 o[6]) {
+  const __m512 c4 = _mm512_set1_ps(4.f), c5 = _mm512_set1_ps(5.f), c2 = _mm512_set1_ps(2.f);
+  o[0] = _mm512_fmadd_ps(c4, i[0], _mm512_fnmadd_ps(c5, i[2], i[4]));
+  const __m512 a = _mm512_fnmadd_ps(c4, i[2], i[4]), b = _mm512_fnmadd_ps(c4, i[1], i[3]);
+  o[1] = _mm512_add_ps(a, b);
+  o[2] = _mm512_sub_ps(a, b);
+  const __m512 c = _mm512_sub_ps(i[4], i[2]), d = _mm512_mul_ps(c2, _mm512_sub_ps(i[3], i[1]));
+  o[3] = _mm512_add_ps(c, d);
+  o[4] = _mm512_sub_ps(c, d);
+  o[5] = _mm512_fmadd_ps(c4, i[1], _mm512_fnmadd_ps(c5, i[3], i[5]));
+}
+inline void at6(const __m512 i[6], __m512 o[4]) {
+  const __m512 s12 = _mm512_add_ps(i[1], i[2]), d12 = _mm512_sub_ps(i[1], i[2]);
+  const __m512 s34 = _mm512_add_ps(i[3], i[4]), d34 = _mm512_sub_ps(i[3], i[4]);
+  o[0] = _mm512_add_ps(_mm512_add_ps(i[0], s12), s34);
+  o[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.f), d34, d12);
+  o[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.f), s34, s12);
+  o[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.f), d34, d12), i[5]);
+}
+inline void a4(const __m512 i[4], __m512 o[6]) {
+  const __m512 s02 = _mm512_add_ps(i[0], i[2]), s13 = _mm512_add_ps(i[1], i[3]);
+  const __m512 q02 = _mm512_fmadd_ps(_mm512_set1_ps(4.f), i[2], i[0]);
+  const __m512 q13 =
+      _mm512_mul_ps(_mm512_set1_ps(2.f), _mm512_fmadd_ps(_mm512_set1_ps(4.f), i[3], i[1]));
+  o[0] = i[0];
+  o[1] = _mm512_add_ps(s02, s13);
+  o[2] = _mm512_sub_ps(s02, s13);
+  o[3] = _mm512_add_ps(q02, q13);
+  o[4] = _mm512_sub_ps(q02, q13);
+  o[5] = i[3];
+}
+
+// Scalar filter transforms: U = G g G^T (6x6 from 3x3) and its adjoint dg = G^T dU G.
+const float kG[6][3] = {{1.f / 4, 0, 0},
+                        {-1.f / 6, -1.f / 6, -1.f / 6},
+                        {-1.f / 6, 1.f / 6, -1.f / 6},
+                        {1.f / 24, 1.f / 12, 1.f / 6},
+                        {1.f / 24, -1.f / 12, 1.f / 6},
+                        {0, 0, 1.f}};
+
+// The transformed filter, packed for the micro-kernel: U[e][k / 8][c][k % 8] (e = 6 * a + b), K
+// rounded up to kp = a multiple of 8 with zero rows. From w[k][c][3][3], or with flip = true from
+// w[c][k][2 - r][2 - t] (the backward-data filter; K and C are then the transformed conv's roles).
+int padded_k(int K) { return micro::padded_rows(K); }
+
+void filter_transform(const float* w, int K, int C, bool flip, float* U) {
+  const int kp = padded_k(K);
+  if (kp != K) std::fill(U, U + size_t(36) * kp * C, 0.f);
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
+  for (int k = 0; k < K; ++k)
+    for (int c = 0; c < C; ++c) {
+      float g[3][3], tmp[6][3];
+      for (int r = 0; r < 3; ++r)
+        for (int t = 0; t < 3; ++t)
+          g[r][t] = flip ? w[((int64_t(c) * K + k) * 3 + 2 - r) * 3 + 2 - t]
+                         : w[((int64_t(k) * C + c) * 3 + r) * 3 + t];
+      for (int a = 0; a < 6; ++a)
+        for (int t = 0; t < 3; ++t)
+          tmp[a][t] = kG[a][0] * g[0][t] + kG[a][1] * g[1][t] + kG[a][2] * g[2][t];
+      for (int a = 0; a < 6; ++a)
+        for (int b = 0; b < 6; ++b)
+          U[((int64_t(a * 6 + b) * (kp / 8) + k / 8) * C + c) * 8 + k % 8] =
+              tmp[a][0] * kG[b][0] + tmp[a][1] * kG[b][1] + tmp[a][2] * kG[b][2];
+    }
+}
+
+// V[e][c][0..nb) = B^T d B for the 6x6 input tiles of tiles t0 .. t0 + nb (nb % 16 == 0).
+void input_transform(const ConvShape& s, const Tiles& g, const float* x, int64_t t0, int nb,
+                     float* V) {
+  const int C = s.c, H = s.h, W = s.w;
+  for (int grp = 0; grp < nb; grp += 16) {
+    const Lanes L = lanes_of(g, t0 + grp);
+    const __m512i h0 =
+        _mm512_sub_epi32(_mm512_mullo_epi32(L.ti, _mm512_set1_epi32(4)), _mm512_set1_epi32(s.pad));
+    const __m512i w0 =
+        _mm512_sub_epi32(_mm512_mullo_epi32(L.tj, _mm512_set1_epi32(4)), _mm512_set1_epi32(s.pad));
+    const __m512i base = _mm512_add_epi32(_mm512_mullo_epi32(L.n, _mm512_set1_epi32(C * H * W)),
+                                          _mm512_mullo_epi32(h0, _mm512_set1_epi32(W)));
+    __mmask16 row_ok[6], col_ok[6];
+    for (int a = 0; a < 6; ++a) {
+      const __m512i h = _mm512_add_epi32(h0, _mm512_set1_epi32(a));
+      const __m512i w = _mm512_add_epi32(w0, _mm512_set1_epi32(a));
+      row_ok[a] = _mm512_mask_cmplt_epi32_mask(
+          _mm512_cmpge_epi32_mask(h, _mm512_setzero_si512()) & L.exists, h, _mm512_set1_epi32(H));
+      col_ok[a] = _mm512_mask_cmplt_epi32_mask(_mm512_cmpge_epi32_mask(w, _mm512_setzero_si512()),
+                                               w, _mm512_set1_epi32(W));
+    }
+    // Per lane: the tile's top-left element and, per tile row a, which of its 6 columns exist
+    // (0 for rows outside the image and for lanes past the last tile).
+    alignas(64) int offs[16];
+    _mm512_store_si512(offs, _mm512_add_epi32(base, w0));
+    __mmask8 load_mask[16][6];
+    for (int l = 0; l < 16; ++l) {
+      __mmask8 cols = 0;
+      for (int b = 0; b < 6; ++b) cols |= __mmask8(((col_ok[b] >> l) & 1) << b);
+      for (int a = 0; a < 6; ++a) load_mask[l][a] = ((row_ok[a] >> l) & 1) ? cols : 0;
+    }
+    for (int c = 0; c < C; ++c) {
+      const float* xc = x + int64_t(c) * H * W;
+      __m512 d[6][6], t[6][6];
+      // Rows (2p, 2p + 1) of the 16 tiles as 16 vectors [row 2p, cols 0..7 | row 2p+1, ...],
+      // transposed to one (row, column) position per vector: no gathers.
+      for (int p = 0; p < 3; ++p) {
+        __m512 r[16];
+        for (int l = 0; l < 16; ++l) {
+          const float* src = xc + offs[l] + 2 * p * W;
+          const __m256 lo = _mm256_maskz_loadu_ps(load_mask[l][2 * p], src);
+          const __m256 hi = _mm256_maskz_loadu_ps(load_mask[l][2 * p + 1], src + W);
+          r[l] = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)),
+                                                     _mm256_castps_pd(hi), 1));
+        }
+        transpose16(r);
+        for (int b = 0; b < 6; ++b) d[2 * p][b] = r[b], d[2 * p + 1][b] = r[8 + b];
+      }
+      for (int b = 0; b < 6; ++b) {  // columns: t = B^T d
+        __m512 col[6], out[6];
+        for (int a = 0; a < 6; ++a) col[a] = d[a][b];
+        bt6(col, out);
+        for (int a = 0; a < 6; ++a) t[a][b] = out[a];
+      }
+      for (int a = 0; a < 6; ++a) {  // rows: V = t B
+        __m512 out[6];
+        bt6(t[a], out);
+        for (int b = 0; b < 6; ++b)
+          _mm512_storeu_ps(V + (int64_t(a * 6 + b) * C + c) * nb + grp, out[b]);
+      }
+    }
+  }
+}
+
+// y (tiles t0 .. t0 + nb) = A^T M A + bias, from M[e][k][0..nb) (kp >= K rows per e).
+void output_transform(const ConvShape& s, const Tiles& g, const float* M, int kp, const float* bias,
+                      int64_t t0, int nb, float* y) {
+  const int K = s.k, P = s.p(), Q = s.q();
+  for (int grp = 0; grp < nb; grp += 16) {
+    const Lanes L = lanes_of(g, t0 + grp);
+    const __m512i p0 = _mm512_mullo_epi32(L.ti, _mm512_set1_epi32(4)),
+                  q0 = _mm512_mullo_epi32(L.tj, _mm512_set1_epi32(4));
+    const __m512i base =
+        _mm512_add_epi32(_mm512_mullo_epi32(L.n, _mm512_set1_epi32(K * P * Q)),
+                         _mm512_add_epi32(_mm512_mullo_epi32(p0, _mm512_set1_epi32(Q)), q0));
+    __mmask16 row_ok[4], col_ok[4];
+    for (int i = 0; i < 4; ++i) {
+      row_ok[i] = _mm512_mask_cmplt_epi32_mask(L.exists, _mm512_add_epi32(p0, _mm512_set1_epi32(i)),
+                                               _mm512_set1_epi32(P));
+      col_ok[i] =
+          _mm512_cmplt_epi32_mask(_mm512_add_epi32(q0, _mm512_set1_epi32(i)), _mm512_set1_epi32(Q));
+    }
+    // All 16 tiles inside the output: whole 4x4 blocks move with 16-byte loads / stores.
+    const bool full = __mmask16(row_ok[3] & col_ok[3]) == 0xFFFF;
+    alignas(64) int offs[16];
+    _mm512_store_si512(offs, base);
+    for (int k = 0; k < K; ++k) {
+      __m512 m[6][6], t[4][6];
+      for (int e = 0; e < 36; ++e)
+        m[e / 6][e % 6] = _mm512_loadu_ps(M + (int64_t(e) * kp + k) * nb + grp);
+      for (int b = 0; b < 6; ++b) {  // columns: t = A^T m
+        __m512 col[6], out[4];
+        for (int a = 0; a < 6; ++a) col[a] = m[a][b];
+        at6(col, out);
+        for (int i = 0; i < 4; ++i) t[i][b] = out[i];
+      }
+      const __m512 bv = _mm512_set1_ps(bias ? bias[k] : 0.f);
+      float* yk = y + int64_t(k) * P * Q;
+      __m512 out[16];                // out[4 * i + j]: output (i, j) of the 16 tiles
+      for (int i = 0; i < 4; ++i) {  // rows: Y = t A
+        at6(t[i], out + 4 * i);
+        for (int j = 0; j < 4; ++j) out[4 * i + j] = _mm512_add_ps(out[4 * i + j], bv);
+      }
+      if (full) {  // transpose to one 4x4 tile per vector: four 16-byte row stores per tile
+        transpose16(out);
+        for (int l = 0; l < 16; ++l)
+          for (int i = 0; i < 4; ++i)
+            _mm_storeu_ps(yk + offs[l] + i * Q, _mm512_extractf32x4_ps(out[l], i));
+        continue;
+      }
+      for (int i = 0; i < 4; ++i) {
+        const __m512i ii = _mm512_add_epi32(base, _mm512_set1_epi32(i * Q));
+        for (int j = 0; j < 4; ++j)
+          _mm512_mask_i32scatter_ps(yk, row_ok[i] & col_ok[j],
+                                    _mm512_add_epi32(ii, _mm512_set1_epi32(j)), out[4 * i + j], 4);
+      }
+    }
+  }
+}
+
+// dM[e][k][0..nb) = A dY A^T for the 4x4 output-gradient tiles of tiles t0 .. t0 + nb.
+void grad_output_transform(const ConvShape& s, const Tiles& g, const float* dy, int64_t t0, int nb,
+                           float* dM) {
+  const int K = s.k, P = s.p(), Q = s.q();
+  for (int grp = 0; grp < nb; grp += 16) {
+    const Lanes L = lanes_of(g, t0 + grp);
+    const __m512i p0 = _mm512_mullo_epi32(L.ti, _mm512_set1_epi32(4)),
+                  q0 = _mm512_mullo_epi32(L.tj, _mm512_set1_epi32(4));
+    const __m512i base =
+        _mm512_add_epi32(_mm512_mullo_epi32(L.n, _mm512_set1_epi32(K * P * Q)),
+                         _mm512_add_epi32(_mm512_mullo_epi32(p0, _mm512_set1_epi32(Q)), q0));
+    __mmask16 row_ok[4], col_ok[4];
+    for (int i = 0; i < 4; ++i) {
+      row_ok[i] = _mm512_mask_cmplt_epi32_mask(L.exists, _mm512_add_epi32(p0, _mm512_set1_epi32(i)),
+                                               _mm512_set1_epi32(P));
+      col_ok[i] =
+          _mm512_cmplt_epi32_mask(_mm512_add_epi32(q0, _mm512_set1_epi32(i)), _mm512_set1_epi32(Q));
+    }
+    // All 16 tiles inside the output: whole 4x4 blocks move with 16-byte loads / stores.
+    const bool full = __mmask16(row_ok[3] & col_ok[3]) == 0xFFFF;
+    alignas(64) int offs[16];
+    _mm512_store_si512(offs, base);
+    for (int k = 0; k < K; ++k) {
+      const float* dyk = dy + int64_t(k) * P * Q;
+      __m512 d[4][4], t[6][4];
+      if (full) {  // one 4x4 tile per vector, transposed to one (i, j) position per vector
+        __m512 r[16];
+        for (int l = 0; l < 16; ++l) {
+          const float* src = dyk + offs[l];
+          r[l] = _mm512_castps128_ps512(_mm_loadu_ps(src));
+          r[l] = _mm512_insertf32x4(r[l], _mm_loadu_ps(src + Q), 1);
+          r[l] = _mm512_insertf32x4(r[l], _mm_loadu_ps(src + 2 * Q), 2);
+          r[l] = _mm512_insertf32x4(r[l], _mm_loadu_ps(src + 3 * Q), 3);
+        }
+        transpose16(r);
+        for (int i = 0; i < 16; ++i) d[i / 4][i % 4] = r[i];
+      } else {
+        for (int i = 0; i < 4; ++i) {
+          const __m512i ii = _mm512_add_epi32(base, _mm512_set1_epi32(i * Q));
+          for (int j = 0; j < 4; ++j)
+            d[i][j] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), row_ok[i] & col_ok[j],
+                                               _mm512_add_epi32(ii, _mm512_set1_epi32(j)), dyk, 4);
+        }
+      }
+      for (int j = 0; j < 4; ++j) {  // columns: t = A d
+        __m512 col[4], out[6];
+        for (int i = 0; i < 4; ++i) col[i] = d[i][j];
+        a4(col, out);
+        for (int a = 0; a < 6; ++a) t[a][j] = out[a];
+      }
+      for (int a = 0; a < 6; ++a) {  // rows: dM = t A^T
+        __m512 out[6];
+        a4(t[a], out);
+        for (int b = 0; b < 6; ++b)
+          _mm512_storeu_ps(dM + (int64_t(a * 6 + b) * K + k) * nb + grp, out[b]);
+      }
+    }
+  }
+}
+
+// y = conv(x, filter given as packed U) + bias, Winograd over all tiles.
+void forward_transformed(const ConvShape& s, const float* x, const float* U, const float* bias,
+                         float* y) {
+  const Tiles g(s);
+  const int C = s.c, kp = padded_k(s.k);
+  const int64_t blocks = (g.total + kBlock - 1) / kBlock;
+#pragma omp parallel for num_threads(num_threads()) schedule(dynamic, 1)
+  for (int64_t b = 0; b < blocks; ++b) {
+    float* V = thread_buffer<float, WinogradScratch, 0>(size_t(36) * C * kBlock);
+    float* M = thread_buffer<float, WinogradScratch, 1>(size_t(36) * kp * kBlock);
+    const int64_t t0 = b * kBlock;
+    input_transform(s, g, x, t0, kBlock, V);
+    for (int e = 0; e < 36; ++e)
+      micro::packed_gemm(U + int64_t(e) * kp * C, V + int64_t(e) * C * kBlock, kBlock, kp, C,
+                         kBlock, M + int64_t(e) * kp * kBlock, kBlock, kp, nullptr, false);
+    output_transform(s, g, M, kp, bias, t0, kBlock, y);
+  }
+}
+
+}  // namespace
+
+bool applicable(const ConvShape& s) {
+  return s.groups == 1 && s.r == 3 && s.s == 3 && s.stride == 1 && s.pad >= 0 && s.pad <= 2 &&
+         s.p() > 0 && s.q() > 0 && s.x_numel() < (int64_t(1) << 31) &&
+         s.y_numel() < (int64_t(1) << 31);
+}
+
+void forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y) {
+  num_threads();  // initialises the thread settings (OpenBLAS single-threaded)
+  float* U = thread_buffer<float, WinogradScratch, 2>(size_t(36) * padded_k(s.k) * s.c);
+  filter_transform(w, s.k, s.c, false, U);
+  forward_transformed(s, x, U, bias, y);
+}
+
+void backward_data(const ConvShape& s, const float* dy, const float* w, float* dx) {
+  num_threads();
+  ConvShape t = s;  // dx = conv(dy, flipped w^T), pad 2 - pad, stride 1: output H x W
+  t.c = s.k, t.k = s.c, t.h = s.p(), t.w = s.q(), t.pad = 2 - s.pad;
+  float* U = thread_buffer<float, WinogradScratch, 2>(size_t(36) * padded_k(t.k) * t.c);
+  filter_transform(w, t.k, t.c, true, U);
+  forward_transformed(t, dy, U, nullptr, dx);
+}
+
+void backward_filter(const ConvShape& s, const float* x, const float* dy, float* dw, float* dbias) {
+  const int threads = num_threads();
+  const Tiles g(s);
+  const int C = s.c, K = s.k, PQ = s.p() * s.q();
+  constexpr int kFilterBlock = 64;  // longer blocks: the tiles are the reduction dimension
+  const int64_t blocks = (g.total + kFilterBlock - 1) / kFilterBlock;
+  const size_t usize = size_t(36) * K * C;
+  // Per-thread partial sums (the filter slot, reused).
+  float* dU = thread_buffer<float, WinogradScratch, 2>(usize * threads);
+#pragma omp parallel num_threads(threads)
+  {
+    const int team = omp_get_num_threads();  // may be fewer than asked (nested regions)
+    float* mine = dU + usize * omp_get_thread_num();
+    std::fill(mine, mine + usize, 0.f);
+    // Static: which blocks each thread's partial sums hold (and so the result's rounding) must not
+    // depend on timing; with dynamic scheduling two identical calls differed in the last bits.
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) {
+      float* V = thread_buffer<float, WinogradScratch, 0>(size_t(36) * C * kFilterBlock);
+      float* dM = thread_buffer<float, WinogradScratch, 1>(size_t(36) * K * kFilterBlock);
+      const int64_t t0 = b * kFilterBlock;
+      input_transform(s, g, x, t0, kFilterBlock, V);
+      grad_output_transform(s, g, dy, t0, kFilterBlock, dM);
+      for (int e = 0; e < 36; ++e)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, K, C, kFilterBlock, 1.f,
+                    dM + int64_t(e) * K * kFilterBlock, kFilterBlock,
+                    V + int64_t(e) * C * kFilterBlock, kFilterBlock, 1.f, mine + int64_t(e) * K * C,
+                    C);
+    }
+    // Reduce the partial sums and apply dw = G^T dU G.
+#pragma omp for schedule(static)
+    for (int k = 0; k < K; ++k)
+      for (int c = 0; c < C; ++c) {
+        float u[6][6], tmp[3][6];
+        for (int e = 0; e < 36; ++e) {
+          float acc = 0;
+          for (int th = 0; th < team; ++th) acc += dU[usize * th + (int64_t(e) * K + k) * C + c];
+          u[e / 6][e % 6] = acc;
+        }
+        for (int r = 0; r < 3; ++r)
+          for (int b = 0; b < 6; ++b) {
+            float acc = 0;
+            for (int a = 0; a < 6; ++a) acc += kG[a][r] * u[a][b];
+            tmp[r][b] = acc;
+          }
+        for (int r = 0; r < 3; ++r)
+          for (int t = 0; t < 3; ++t) {
+            float acc = 0;
+            for (int b = 0; b < 6; ++b) acc += tmp[r][b] * kG[b][t];
+            dw[((int64_t(k) * C + c) * 3 + r) * 3 + t] = acc;
+          }
+      }
+    if (dbias) {
+#pragma omp for schedule(static)
+      for (int k = 0; k < K; ++k) {
+        double acc = 0;
+        for (int n = 0; n < s.n; ++n) {
+          const float* d = dy + (int64_t(n) * K + k) * PQ;
+          float part = 0;
+#pragma omp simd reduction(+ : part)
+          for (int i = 0; i < PQ; ++i) part += d[i];
+          acc += part;
+        }
+        dbias[k] = float(acc);
+      }
+    }
+  }
+}
+
+#else  // no AVX-512: the caller falls back to im2col + GEMM
+
+bool applicable(const ConvShape&) { return false; }
+void forward(const ConvShape&, const float*, const float*, const float*, float*) {}
+void backward_data(const ConvShape&, const float*, const float*, float*) {}
+void backward_filter(const ConvShape&, const float*, const float*, float*, float*) {}
+
+#endif
+
+}  // namespace dsc::cpu::winograd

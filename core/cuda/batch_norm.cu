@@ -1,0 +1,205 @@
+// Batch normalisation over (N, H, W) per channel of an NCHW tensor on the GPU, with the arithmetic
+// of core/cpu/batch_norm_cpu.cpp: x, y, dy, dx [N, C, H, W] in T (f32, f16 or f64); gamma, beta,
+// running and saved statistics [C] in P (f32 for f32 and f16 inputs, f64 for f64: the CPU
+// adapter's rule). Sums and statistics in double; y = a x + b with a, b rounded to P per channel.
+// Training uses the batch mean and biased variance, saves mean and 1/sqrt(var + eps), and updates
+// running = momentum * running + (1 - momentum) * batch (Keras) with the UNBIASED variance.
+//
+// Train and backward: one block (512 threads) per channel, flat loops over its N*H*W elements and
+// block reductions in double (deterministic). Eval: a per-channel coefficient kernel, then an
+// elementwise kernel. Tested against the CPU backend in tests/cuda/test_cuda_kernels.cpp.
+#include <cmath>
+
+#include "core/cuda/common.cuh"
+#include "core/cuda/kernels.h"
+
+namespace dsc::cuda {
+namespace {
+
+constexpr int kBnThreads = 512;
+
+// Flat index i over (n, hw) -> element offset of channel c. 32-bit division where i fits (a
+// 64-bit division is a long instruction sequence, paid once per element here).
+__device__ __forceinline__ int64_t channel_offset(int64_t i, int hw, int c_count, int c) {
+  const int64_t img = i <= 0x7fffffff ? int64_t(unsigned(i) / unsigned(hw)) : i / hw;
+  return (img * c_count + c) * hw + (i - img * hw);
+}
+
+template <class T, class P>
+__global__ void bn_train_kernel(const T* x, int n, int c_count, int hw, const P* gamma,
+                                const P* beta, P momentum, P eps, P* running_mean, P* running_var,
+                                T* y, P* save_mean, P* save_invstd) {
+  __shared__ double scratch[32];
+  __shared__ double s_mean;
+  __shared__ P s_a, s_b;
+  const int c = blockIdx.x;
+  const int64_t m = int64_t(n) * hw;
+  auto at = [&](int64_t i) { return channel_offset(i, hw, c_count, c); };
+  double s = 0;
+  for (int64_t i = threadIdx.x; i < m; i += blockDim.x) s += static_cast<double>(to_acc(x[at(i)]));
+  s = block_sum(s, scratch);
+  if (threadIdx.x == 0) s_mean = s / double(m);
+  __syncthreads();
+  const double mean = s_mean;
+  double ss = 0;
+  for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
+    const double d = static_cast<double>(to_acc(x[at(i)])) - mean;
+    ss += d * d;
+  }
+  ss = block_sum(ss, scratch);
+  if (threadIdx.x == 0) {
+    const double var = ss / double(m);
+    const double invstd = 1.0 / sqrt(var + eps);
+    save_mean[c] = static_cast<P>(mean);
+    save_invstd[c] = static_cast<P>(invstd);
+    const double unbiased = m > 1 ? ss / double(m - 1) : var;
+    running_mean[c] = static_cast<P>(momentum * running_mean[c] + (1 - momentum) * mean);
+    running_var[c] = static_cast<P>(momentum * running_var[c] + (1 - momentum) * unbiased);
+    s_a = static_cast<P>(gamma[c] * invstd);
+    s_b = static_cast<P>(beta[c] - mean * gamma[c] * invstd);
+  }
+  __syncthreads();
+  const P a = s_a, b = s_b;
+  for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
+    const int64_t j = at(i);
+    y[j] = cast_to<T>(a * static_cast<P>(to_acc(x[j])) + b);
+  }
+}
+
+// coef[c] = a, coef[C + c] = b with y = a x + b (the CPU's eval arithmetic).
+template <class P>
+__global__ void bn_eval_coef_kernel(int c_count, const P* gamma, const P* beta,
+                                    const P* running_mean, const P* running_var, P eps, P* coef) {
+  DSC_GRID_STRIDE(c, c_count) {
+    const double invstd = 1.0 / sqrt(double(running_var[c]) + eps);
+    coef[c] = static_cast<P>(gamma[c] * invstd);
+    coef[c_count + c] = static_cast<P>(beta[c] - running_mean[c] * gamma[c] * invstd);
+  }
+}
+
+template <class T, class P>
+__global__ void bn_apply_kernel(const T* x, int64_t total, int c_count, int hw, const P* coef,
+                                T* y) {
+  DSC_GRID_STRIDE(i, total) {
+    const int c = static_cast<int>((i / hw) % c_count);
+    y[i] = cast_to<T>(coef[c] * static_cast<P>(to_acc(x[i])) + coef[c_count + c]);
+  }
+}
+
+template <class T, class P>
+__global__ void bn_backward_kernel(const T* x, const T* dy, int n, int c_count, int hw,
+                                   const P* gamma, const P* save_mean, const P* save_invstd, T* dx,
+                                   P* dgamma, P* dbeta) {
+  __shared__ double scratch[32];
+  __shared__ double s_k, s_mdy, s_mdyx;
+  const int c = blockIdx.x;
+  const int64_t m = int64_t(n) * hw;
+  const double mean = save_mean[c], invstd = save_invstd[c];
+  auto at = [&](int64_t i) { return channel_offset(i, hw, c_count, c); };
+  double sdy = 0, sdy_xhat = 0;
+  for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
+    const int64_t j = at(i);
+    const double g = to_acc(dy[j]);
+    sdy += g;
+    sdy_xhat += g * (static_cast<double>(to_acc(x[j])) - mean) * invstd;
+  }
+  sdy = block_sum(sdy, scratch);
+  if (threadIdx.x == 0) s_mdy = sdy;  // parked: scratch is reused by the next sum
+  sdy_xhat = block_sum(sdy_xhat, scratch);
+  if (threadIdx.x == 0) {
+    sdy = s_mdy;
+    dbeta[c] = static_cast<P>(sdy);
+    dgamma[c] = static_cast<P>(sdy_xhat);
+    s_k = gamma[c] * invstd;
+    s_mdy = sdy / double(m);
+    s_mdyx = sdy_xhat / double(m);
+  }
+  __syncthreads();
+  const double k = s_k, mdy = s_mdy, mdyx = s_mdyx;
+  for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
+    const int64_t j = at(i);
+    const double xhat = (static_cast<double>(to_acc(x[j])) - mean) * invstd;
+    dx[j] = cast_to<T>(k * (static_cast<double>(to_acc(dy[j])) - mdy - xhat * mdyx));
+  }
+}
+
+// Calls f(Tag<T>{}, Tag<P>{}) for the valid (x, parameter) dtype pairs.
+template <class F>
+void dispatch_bn(const Tensor& x, const Tensor& gamma, const char* op, F&& f) {
+  const DType xt = x.dtype(), pt = gamma.dtype();
+  if (xt == DType::F32 && pt == DType::F32) return f(Tag<float>{}, Tag<float>{});
+  if (xt == DType::F16 && pt == DType::F32) return f(Tag<__half>{}, Tag<float>{});
+  if (xt == DType::F64 && pt == DType::F64) return f(Tag<double>{}, Tag<double>{});
+  throw Error(detail::cat(op, ": input ", x.str(), " with parameters ", gamma.str(),
+                          " (expected f32 or f16 input with f32 parameters, or f64 with f64)"));
+}
+
+struct BnDims {
+  int n, c, hw;
+};
+
+BnDims check_bn(const char* op, const Tensor& x, std::initializer_list<const Tensor*> params) {
+  DSC_CHECK(x.ndim() >= 2 && x.dim(0) > 0 && x.dim(1) > 0, op, ": expected [N, C, ...], got ",
+            x.str());
+  const BnDims d{int(x.dim(0)), int(x.dim(1)), int(x.numel() / (x.dim(0) * x.dim(1)))};
+  for (const Tensor* p : params)
+    DSC_CHECK(p->numel() == d.c && p->dtype() == (*params.begin())->dtype(), op, ": parameter ",
+              p->str(), " for input ", x.str());
+  return d;
+}
+
+}  // namespace
+
+void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                              const BatchNormParams& p, Tensor& running_mean, Tensor& running_var,
+                              Tensor& y, Tensor& save_mean, Tensor& save_invstd) {
+  const BnDims d = check_bn("batch_norm", x,
+                            {&gamma, &beta, &running_mean, &running_var, &save_mean, &save_invstd});
+  same_numel("batch_norm", x, y);
+  if (d.hw == 0) return;
+  dispatch_bn(x, gamma, "batch_norm", [&](auto xt, auto pt) {
+    using T = typename decltype(xt)::type;
+    using P = typename decltype(pt)::type;
+    launch(bn_train_kernel<T, P>, d.c, kBnThreads)(
+        dptr<T>(x), d.n, d.c, d.hw, dptr<P>(gamma), dptr<P>(beta), static_cast<P>(p.momentum),
+        static_cast<P>(p.eps), dptr<P>(running_mean), dptr<P>(running_var), dptr<T>(y),
+        dptr<P>(save_mean), dptr<P>(save_invstd));
+  });
+}
+
+void batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                             const Tensor& running_mean, const Tensor& running_var,
+                             const BatchNormParams& p, Tensor& y) {
+  const BnDims d = check_bn("batch_norm (eval)", x, {&gamma, &beta, &running_mean, &running_var});
+  same_numel("batch_norm (eval)", x, y);
+  if (x.numel() == 0) return;
+  dispatch_bn(x, gamma, "batch_norm (eval)", [&](auto xt, auto pt) {
+    using T = typename decltype(xt)::type;
+    using P = typename decltype(pt)::type;
+    DeviceBuffer coef(sizeof(P) * 2 * size_t(d.c));
+    launch(bn_eval_coef_kernel<P>, grid_for(d.c), kThreads)(
+        d.c, dptr<P>(gamma), dptr<P>(beta), dptr<P>(running_mean), dptr<P>(running_var),
+        static_cast<P>(p.eps), coef.as<P>());
+    launch(bn_apply_kernel<T, P>, grid_for(x.numel()), kThreads)(dptr<T>(x), x.numel(), d.c, d.hw,
+                                                                 coef.as<P>(), dptr<T>(y));
+  });
+}
+
+void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
+                         const Tensor& save_mean, const Tensor& save_invstd, Tensor& dx,
+                         Tensor& dgamma, Tensor& dbeta) {
+  const BnDims d =
+      check_bn("batch_norm backward", x, {&gamma, &save_mean, &save_invstd, &dgamma, &dbeta});
+  same_numel("batch_norm backward", x, dy);
+  same_numel("batch_norm backward", x, dx);
+  if (d.hw == 0) return;
+  dispatch_bn(x, gamma, "batch_norm backward", [&](auto xt, auto pt) {
+    using T = typename decltype(xt)::type;
+    using P = typename decltype(pt)::type;
+    launch(bn_backward_kernel<T, P>, d.c, kBnThreads)(
+        dptr<T>(x), dptr<T>(dy), d.n, d.c, d.hw, dptr<P>(gamma), dptr<P>(save_mean),
+        dptr<P>(save_invstd), dptr<T>(dx), dptr<P>(dgamma), dptr<P>(dbeta));
+  });
+}
+
+}  // namespace dsc::cuda
