@@ -3,15 +3,17 @@
 // registration call (register_cpu_kernels, register_cuda_kernels), so adding a device touches no
 // layer code and needs no static-initialiser tricks.
 //
-// Conventions for every entry: tensors are contiguous, outputs are preallocated by the caller and
-// are OVERWRITTEN (gradients accumulate above this level), all tensors of one call live on the
-// table's device, and floating tensors of one call share a dtype unless an entry says otherwise.
-// Optional arguments are passed as pointers (null = absent).
+// The entries, their signatures and contracts are ONE list, core/kernel_list.h; this header makes
+// the table from it, says which optional entries each backend leaves out (backend_provides), and
+// registers backends with a completeness check (register_backend). Tested in
+// tests/core/test_kernel_list.cpp and tests/cuda/test_cuda_runtime.cpp.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/cpu/conv2d.h"
@@ -56,124 +58,70 @@ struct BatchNormParams {
   float eps = 1e-3f;
 };
 
+// Whether every backend must provide an entry (the last argument of each entry of the list).
+enum class KernelNeed { required, optional };
+
 struct KernelTable {
   Device device = Device::CPU;
   bool available = false;
   std::string unavailable_reason;
 
-  // ---- memory ----
-  void* (*alloc)(size_t bytes) = nullptr;
-  void (*free)(void* ptr) = nullptr;
-  // Copy bytes between this device and the host / itself (direction from the pointers' devices).
-  void (*copy_bytes)(void* dst, Device dst_device, const void* src, Device src_device,
-                     size_t bytes) = nullptr;
-  void (*synchronize)() = nullptr;
-
-  // ---- step graphs (optional; see core/graph.h, which is how to use them) ----
-  // begin: the device work queued from now on is recorded, not run; end: the recording as an
-  // opaque replayable graph; abort: end a failed recording and discard it; replay: queue the
-  // recorded work once more; release: free a graph. Memory allocated while recording stays
-  // reserved for the graph until it is released.
-  bool (*graph_supported)(std::string* why_not) = nullptr;
-  void (*graph_begin)() = nullptr;
-  void* (*graph_end)() = nullptr;
-  void (*graph_abort)() = nullptr;
-  void (*graph_replay)(void* graph) = nullptr;
-  void (*graph_release)(void* graph) = nullptr;
-
-  // ---- elementwise ----
-  void (*fill)(Tensor& t, double value) = nullptr;
-  // t[i] = value[0] for every i: value is one element on this device, same dtype as t (a fill
-  // whose value the device computed, so nothing waits to read it).
-  void (*broadcast)(const Tensor& value, Tensor& t) = nullptr;
-  void (*cast)(const Tensor& src, Tensor& dst) = nullptr;  // any float dtypes, same numel
-  // y += alpha * x; x may also be f16 with y f32 (mixed precision's gradients into the f32 master
-  // gradients, without an f32 copy of x).
-  void (*axpy)(const Tensor& x, double alpha, Tensor& y) = nullptr;
-  void (*scale)(Tensor& t, double alpha) = nullptr;                 // t *= alpha
-  void (*mul)(const Tensor& a, const Tensor& b, Tensor& out) = nullptr;
-  void (*sum)(const Tensor& x, Tensor& out) = nullptr;  // out: one element, accumulated in f64/f32
-  // Sets found_inf (one f32 element on this device) to 1 if any element of x is inf or NaN; never
-  // clears it, so one flag can cover many tensors.
-  void (*check_finite)(const Tensor& x, Tensor& found_inf) = nullptr;
-
-  // ---- convolution (ConvShape describes all tensors; see core/cpu/conv2d.h) ----
-  void (*conv2d_forward)(const ConvShape& s, const Tensor& x, const Tensor& w, const Tensor* b,
-                         Tensor& y) = nullptr;
-  void (*conv2d_backward_data)(const ConvShape& s, const Tensor& dy, const Tensor& w,
-                               Tensor& dx) = nullptr;
-  void (*conv2d_backward_filter)(const ConvShape& s, const Tensor& x, const Tensor& dy,
-                                 Tensor& dw, Tensor* db) = nullptr;
-  // Optional: the weight (and bias) gradient and, when dx is not null, the input gradient in one
-  // call, for backends that share work between them; null: the two entries above.
-  void (*conv2d_backward)(const ConvShape& s, const Tensor& x, const Tensor& dy, const Tensor& w,
-                          Tensor* dx, Tensor& dw, Tensor* db) = nullptr;
-
-  // ---- fused depthwise-separable convolution (see core/cpu/depsep_conv2d.h) ----
-  // Optional: a backend without them gets ops::depsep_conv2d composed of conv2d (depthwise),
-  // conv2d (pointwise) and relu. x [N, C, H, W], wd [C, 1, R, S], wp [K, C, 1, 1], b [K],
-  // y [N, K, P, Q]; backward reads y for the ReLU mask, dy is the gradient at y.
-  void (*depsep_conv2d_forward)(const DepSepShape& s, const Tensor& x, const Tensor& wd,
-                                const Tensor& wp, const Tensor* b, Tensor& y) = nullptr;
-  void (*depsep_conv2d_backward)(const DepSepShape& s, const Tensor& x, const Tensor& wd,
-                                 const Tensor& wp, const Tensor& y, const Tensor& dy, Tensor* dx,
-                                 Tensor& dwd, Tensor& dwp, Tensor* db) = nullptr;
-
-  // ---- linear: x [N, I], w [O, I], b [O], y [N, O]; y = x w^T + b ----
-  void (*linear_forward)(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y) = nullptr;
-  void (*linear_backward)(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx,
-                          Tensor& dw, Tensor* db) = nullptr;
-
-  // ---- activations and pooling (NCHW) ----
-  void (*relu_forward)(const Tensor& x, Tensor& y) = nullptr;
-  void (*relu_backward)(const Tensor& y, const Tensor& dy, Tensor& dx) = nullptr;  // dy * (y > 0)
-  // window k x k, stride st, no padding; backward routes dy to the first maximum of each window.
-  void (*max_pool2d_forward)(const Tensor& x, int k, int st, Tensor& y) = nullptr;
-  void (*max_pool2d_backward)(const Tensor& x, const Tensor& y, const Tensor& dy, int k, int st,
-                              Tensor& dx) = nullptr;
-
-  // ---- batch norm over (N, H, W) per channel; statistics and parameters are f32 ----
-  // Training: normalises with the batch statistics (biased variance), saves mean and 1/sqrt(var +
-  // eps), and updates running mean / running variance (unbiased) with momentum.
-  void (*batch_norm_forward_train)(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                   const BatchNormParams& p, Tensor& running_mean,
-                                   Tensor& running_var, Tensor& y, Tensor& save_mean,
-                                   Tensor& save_invstd) = nullptr;
-  void (*batch_norm_forward_eval)(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                  const Tensor& running_mean, const Tensor& running_var,
-                                  const BatchNormParams& p, Tensor& y) = nullptr;
-  void (*batch_norm_backward)(const Tensor& x, const Tensor& dy, const Tensor& gamma,
-                              const Tensor& save_mean, const Tensor& save_invstd, Tensor& dx,
-                              Tensor& dgamma, Tensor& dbeta) = nullptr;
-
-  // ---- softmax cross-entropy: logits [N, M], labels i32 [N]; loss = mean_n -log softmax ----
-  // loss: one f32 (f64 for f64 logits) element; probs [N, M] (logits' dtype) are saved for backward.
-  void (*cross_entropy_forward)(const Tensor& logits, const Tensor& labels, Tensor& loss,
-                                Tensor& probs) = nullptr;
-  // dlogits = dloss * (probs - onehot) / N; dloss is a one-element tensor on this device.
-  void (*cross_entropy_backward)(const Tensor& probs, const Tensor& labels, const Tensor& dloss,
-                                 Tensor& dlogits) = nullptr;
-  // Number of rows whose argmax equals the label, ADDED to correct[0] (one i32): an exception to
-  // the overwrite rule, so that a training loop can count on the device without synchronising.
-  void (*count_correct)(const Tensor& logits, const Tensor& labels, Tensor& correct) = nullptr;
-
-  // ---- optimizers over flat f32 buffers (one call updates every parameter) ----
-  // params/grads/m/v: f32 [n]. The grads are read, not modified.
-  void (*adam_step)(Tensor& params, const Tensor& grads, Tensor& m, Tensor& v,
-                    const AdamParams& p) = nullptr;
-  void (*sgd_step)(Tensor& params, const Tensor& grads, Tensor& momentum_buf,
-                   const SgdParams& p) = nullptr;
-  // state: f32 [3] = {scale, growth tracker, skipped steps}. found_inf[0] != 0: scale *= backoff,
-  // tracker = 0, skipped += 1; else tracker += 1 and, when it reaches growth_interval, scale *=
-  // growth unless that would be infinite, tracker = 0.
-  void (*update_loss_scale)(Tensor& state, const Tensor& found_inf,
-                            const LossScaleParams& p) = nullptr;
-
-  // ---- diagnostics (optional) ----
-  // One line per library algorithm the backend has chosen so far under the current kernel
-  // options (e.g. cuDNN's, per convolution shape and direction), for run logs.
-  std::vector<std::string> (*algorithm_report)() = nullptr;
+  // One function pointer per entry of core/kernel_list.h (where each contract is written), null
+  // until the backend's registration sets it.
+#define DSC_KERNEL(name, ret, params, need) ret(*name) params = nullptr;
+#include "core/kernel_list.h"
 };
+
+// The list's entries in order: name and need.
+struct KernelEntry {
+  std::string_view name;
+  KernelNeed need;
+};
+inline constexpr KernelEntry kKernelEntries[] = {
+#define DSC_KERNEL(name, ret, params, need) {#name, KernelNeed::need},
+#include "core/kernel_list.h"
+};
+
+constexpr bool is_kernel_entry(std::string_view name) {
+  for (const KernelEntry& e : kKernelEntries)
+    if (e.name == name) return true;
+  return false;
+}
+
+// The optional entries the CPU backend does not provide (it has no graphs, no combined conv2d
+// backward and no library algorithms to report). The CUDA backend provides every entry.
+inline constexpr std::array<std::string_view, 8> kCpuNotProvided = {
+    "graph_supported", "graph_begin",     "graph_end",       "graph_abort",
+    "graph_replay",    "graph_release",   "conv2d_backward", "algorithm_report"};
+
+// Whether `device`'s backend provides `entry`: every entry except the ones it lists above. Its
+// registration sets exactly these entries; the tests check its table against the same answer.
+constexpr bool backend_provides(Device device, std::string_view entry) {
+  if (device == Device::CPU)
+    for (std::string_view n : kCpuNotProvided)
+      if (n == entry) return false;
+  return true;
+}
+
+template <size_t N>
+constexpr bool names_known(const std::array<std::string_view, N>& names) {
+  for (std::string_view n : names)
+    if (!is_kernel_entry(n)) return false;
+  return true;
+}
+static_assert(names_known(kCpuNotProvided), "kCpuNotProvided names an entry that is not in the list");
+
+// A backend's registration, generated from the list: in the body of register_<backend>_kernels,
+//   #define DSC_KERNEL(name, ret, params, need) DSC_REGISTER_ENTRY(t, Device::CPU, cpu, name, need)
+//   #include "core/kernel_list.h"
+// sets every entry the backend provides to the function of the entry's name in namespace `ns`
+// (t.fill = cpu::fill); a required entry the backend claims not to provide is a compile error
+// naming it, and a provided entry without a definition is a link error naming the function.
+#define DSC_REGISTER_ENTRY(table, device, ns, name, need)                                         \
+  static_assert(::dsc::KernelNeed::need == ::dsc::KernelNeed::optional ||                         \
+                    ::dsc::backend_provides(device, #name),                                       \
+                "a backend must provide the required kernel-table entry " #name);                \
+  if constexpr (::dsc::backend_provides(device, #name)) table.name = ns::name;
 
 // The table of a device; throws with the reason when that backend is not available.
 const KernelTable& kernels(Device device);
@@ -181,7 +129,16 @@ const KernelTable& kernels(Device device);
 bool device_available(Device device);
 std::string device_unavailable_reason(Device device);
 
-// Explicit registration calls, made once by kernels() on first use.
+// Registers a backend into `table` (fresh) and checks the result: `registration` fills the table
+// and says whether the backend is available; an available table that leaves a REQUIRED entry null
+// is then made unavailable, with a reason naming the backend and every missing entry (ending in
+// "use --device cpu" for a device other than the CPU), so that kernels() refuses it with that
+// reason and no null entry is ever called. kernels() registers each device this way on first use.
+void register_backend(KernelTable& table, Device device, void (*registration)(KernelTable&));
+// The required entries `table` leaves null, in list order.
+std::vector<std::string_view> missing_required_entries(const KernelTable& table);
+
+// The backends' registration calls (core/backend_cpu.cpp, core/cuda/backend_cuda.cu).
 void register_cpu_kernels(KernelTable& table);
 void register_cuda_kernels(KernelTable& table);  // sets available = false without a GPU
 

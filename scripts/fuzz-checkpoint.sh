@@ -13,7 +13,7 @@ seconds=${1:-300}
 build=${BUILD_DIR:-build-dev}
 work=${FUZZ_DIR:-/tmp/dsc-fuzz-checkpoint}
 command -v clang++ >/dev/null || { echo "clang++ not found (apt-get install clang)" >&2; exit 1; }
-for lib in layers/libdsc_layers.a core/libdsc_core.a core/libdsc_cpu_kernels.a; do
+for lib in layers/libdsc_layers.a core/libdsc_core.a; do
   [ -f "$build/$lib" ] || { echo "$build/$lib missing: build first (scripts/build.sh)" >&2; exit 1; }
 done
 mkdir -p "$work/corpus"
@@ -21,7 +21,7 @@ clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-reco
   -I. -I/usr/include/x86_64-linux-gnu/openblas-pthread \
   -DFMT_SHARED -DSPDLOG_COMPILED_LIB -DSPDLOG_FMT_EXTERNAL -DSPDLOG_SHARED_LIB \
   tests/fuzz/fuzz_checkpoint.cpp layers/checkpoint.cpp \
-  "$build/layers/libdsc_layers.a" "$build/core/libdsc_core.a" "$build/core/libdsc_cpu_kernels.a" \
+  "$build/layers/libdsc_layers.a" "$build/core/libdsc_core.a" \
   -lopenblas -lspdlog -lfmt -fopenmp=libgomp -o "$work/fuzz_checkpoint"
 : >"$work/empty"
 FUZZ_SEED_OUT="$work/corpus/valid.ckpt" "$work/fuzz_checkpoint" "$work/empty" >/dev/null 2>&1

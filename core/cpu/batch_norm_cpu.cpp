@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "core/cpu/batch_norm.h"
+#include "core/cpu/kernels.h"
 
 namespace dsc::cpu {
 
@@ -99,5 +100,51 @@ void batch_norm_backward(const T* x, const T* dy, int n, int c, int hw, const T*
 DSC_INSTANTIATE(float)
 DSC_INSTANTIATE(double)
 #undef DSC_INSTANTIATE
+
+}  // namespace dsc::cpu
+
+// ---- kernel-table entries (core/kernel_list.h): tensors in, the loops above ---------------------
+// Statistics in the parameters' dtype: f32, or f64 for checks.
+
+namespace dsc::cpu {
+namespace {
+
+int hw_of(const Tensor& x) { return int(x.numel() / (x.dim(0) * x.dim(1))); }
+
+}  // namespace
+
+void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                      const BatchNormParams& p, Tensor& rm, Tensor& rv, Tensor& y, Tensor& sm,
+                      Tensor& si) {
+  Tensor xw = widen(x), yo = scratch_for(y);
+  by_dtype(gamma.dtype(), [&]<class T>() {
+    cpu::batch_norm_forward_train<T>(ptr<T>(xw), int(x.dim(0)), int(x.dim(1)), hw_of(x),
+                                     ptr<T>(gamma), ptr<T>(beta), T(p.momentum), T(p.eps),
+                                     ptr<T>(rm), ptr<T>(rv), ptr<T>(yo), ptr<T>(sm), ptr<T>(si));
+  });
+  narrow_into(yo, y);
+}
+
+void batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& rm,
+                     const Tensor& rv, const BatchNormParams& p, Tensor& y) {
+  Tensor xw = widen(x), yo = scratch_for(y);
+  by_dtype(gamma.dtype(), [&]<class T>() {
+    cpu::batch_norm_forward_eval<T>(ptr<T>(xw), int(x.dim(0)), int(x.dim(1)), hw_of(x),
+                                    ptr<T>(gamma), ptr<T>(beta), ptr<T>(rm), ptr<T>(rv), T(p.eps),
+                                    ptr<T>(yo));
+  });
+  narrow_into(yo, y);
+}
+
+void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma, const Tensor& sm,
+                const Tensor& si, Tensor& dx, Tensor& dgamma, Tensor& dbeta) {
+  Tensor xw = widen(x), dyw = widen(dy), o = scratch_for(dx);
+  by_dtype(gamma.dtype(), [&]<class T>() {
+    cpu::batch_norm_backward<T>(ptr<T>(xw), ptr<T>(dyw), int(x.dim(0)), int(x.dim(1)), hw_of(x),
+                                ptr<T>(gamma), ptr<T>(sm), ptr<T>(si), ptr<T>(o), ptr<T>(dgamma),
+                                ptr<T>(dbeta));
+  });
+  narrow_into(o, dx);
+}
 
 }  // namespace dsc::cpu

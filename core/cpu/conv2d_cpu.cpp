@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/cpu/conv2d.h"
+#include "core/cpu/kernels.h"
 #include "core/cpu/depthwise.h"
 #include "core/cpu/gemm.h"
 #include "core/cpu/parallel.h"
@@ -238,5 +239,40 @@ void conv2d_backward_filter(const ConvShape& s, const T* x, const T* dy, T* dw, 
 DSC_INSTANTIATE(float)
 DSC_INSTANTIATE(double)
 #undef DSC_INSTANTIATE
+
+}  // namespace dsc::cpu
+
+// ---- kernel-table entries (core/kernel_list.h): tensors in, the loops above ---------------------
+
+namespace dsc::cpu {
+
+void conv2d_forward(const ConvShape& s, const Tensor& x, const Tensor& w, const Tensor* b,
+                  Tensor& y) {
+  Tensor xw = widen(x), ww = widen(w), bw = b ? widen(*b) : Tensor(), yo = scratch_for(y);
+  by_dtype(yo.dtype(), [&]<class T>() {
+    cpu::conv2d_forward<T>(s, ptr<T>(xw), ptr<T>(ww), b ? ptr<T>(bw) : nullptr, ptr<T>(yo));
+  });
+  narrow_into(yo, y);
+}
+
+void conv2d_backward_data(const ConvShape& s, const Tensor& dy, const Tensor& w, Tensor& dx) {
+  Tensor dyw = widen(dy), ww = widen(w), o = scratch_for(dx);
+  by_dtype(o.dtype(), [&]<class T>() {
+    cpu::conv2d_backward_data<T>(s, ptr<T>(dyw), ptr<T>(ww), ptr<T>(o));
+  });
+  narrow_into(o, dx);
+}
+
+void conv2d_backward_filter(const ConvShape& s, const Tensor& x, const Tensor& dy, Tensor& dw,
+                         Tensor* db) {
+  Tensor xw = widen(x), dyw = widen(dy), o = scratch_for(dw);
+  Tensor dbo = db ? scratch_for(*db) : Tensor();
+  by_dtype(o.dtype(), [&]<class T>() {
+    cpu::conv2d_backward_filter<T>(s, ptr<T>(xw), ptr<T>(dyw), ptr<T>(o),
+                                   db ? ptr<T>(dbo) : nullptr);
+  });
+  narrow_into(o, dw);
+  if (db) narrow_into(dbo, *db);
+}
 
 }  // namespace dsc::cpu

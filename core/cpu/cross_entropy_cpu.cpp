@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "core/cpu/cross_entropy.h"
+#include "core/cpu/kernels.h"
 
 namespace dsc::cpu {
 
@@ -54,5 +55,53 @@ int count_correct(const T* logits, const int32_t* labels, int n, int m) {
 DSC_INSTANTIATE(float)
 DSC_INSTANTIATE(double)
 #undef DSC_INSTANTIATE
+
+}  // namespace dsc::cpu
+
+// ---- kernel-table entries (core/kernel_list.h): tensors in, the loops above ---------------------
+
+namespace dsc::cpu {
+namespace {
+
+void check_labels(const Tensor& labels, int m) {
+  const int32_t* l = labels.data<int32_t>();
+  for (int64_t i = 0; i < labels.numel(); ++i)
+    DSC_CHECK(l[i] >= 0 && l[i] < m, "cross_entropy: label ", l[i], " at row ", i,
+              " outside [0, ", m, ")");
+}
+
+}  // namespace
+
+void cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& loss, Tensor& probs) {
+  const int n = int(logits.dim(0)), m = int(logits.dim(1));
+  check_labels(labels, m);
+  Tensor lw = widen(logits), po = scratch_for(probs);
+  double l = 0;
+  by_dtype(po.dtype(), [&]<class T>() {
+    l = cpu::cross_entropy_forward(ptr<T>(lw), labels.data<int32_t>(), n, m, ptr<T>(po));
+  });
+  narrow_into(po, probs);
+  loss.fill_(l);
+}
+
+void cross_entropy_backward(const Tensor& probs, const Tensor& labels, const Tensor& dloss,
+                  Tensor& dlogits) {
+  const int n = int(probs.dim(0)), m = int(probs.dim(1));
+  Tensor pw = widen(probs), o = scratch_for(dlogits);
+  const double d = dloss.item();
+  by_dtype(o.dtype(), [&]<class T>() {
+    cpu::cross_entropy_backward(ptr<T>(pw), labels.data<int32_t>(), n, m, d, ptr<T>(o));
+  });
+  narrow_into(o, dlogits);
+}
+
+void count_correct(const Tensor& logits, const Tensor& labels, Tensor& correct) {
+  Tensor lw = widen(logits);
+  int c = 0;
+  by_dtype(lw.dtype(), [&]<class T>() {
+    c = cpu::count_correct(ptr<T>(lw), labels.data<int32_t>(), int(lw.dim(0)), int(lw.dim(1)));
+  });
+  correct.data<int32_t>()[0] += c;
+}
 
 }  // namespace dsc::cpu

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/cpu/depsep_conv2d.h"
+#include "core/cpu/kernels.h"
 #include "core/cpu/depthwise.h"
 #include "core/cpu/gemm.h"
 #include "core/cpu/parallel.h"
@@ -168,5 +169,39 @@ void depsep_conv2d_backward(const DepSepShape& s, const T* x, const T* wd, const
 DSC_INSTANTIATE(float)
 DSC_INSTANTIATE(double)
 #undef DSC_INSTANTIATE
+
+}  // namespace dsc::cpu
+
+// ---- kernel-table entries (core/kernel_list.h): tensors in, the loops above ---------------------
+
+namespace dsc::cpu {
+
+void depsep_conv2d_forward(const DepSepShape& s, const Tensor& x, const Tensor& wd, const Tensor& wp,
+                    const Tensor* b, Tensor& y) {
+  Tensor xw = widen(x), wdw = widen(wd), wpw = widen(wp), bw = b ? widen(*b) : Tensor();
+  Tensor yo = scratch_for(y);
+  by_dtype(yo.dtype(), [&]<class T>() {
+    cpu::depsep_conv2d_forward<T>(s, ptr<T>(xw), ptr<T>(wdw), ptr<T>(wpw), b ? ptr<T>(bw) : nullptr,
+                                  ptr<T>(yo));
+  });
+  narrow_into(yo, y);
+}
+
+void depsep_conv2d_backward(const DepSepShape& s, const Tensor& x, const Tensor& wd, const Tensor& wp,
+                    const Tensor& y, const Tensor& dy, Tensor* dx, Tensor& dwd, Tensor& dwp,
+                    Tensor* db) {
+  Tensor xw = widen(x), wdw = widen(wd), wpw = widen(wp), yw = widen(y), dyw = widen(dy);
+  Tensor dxo = dx ? scratch_for(*dx) : Tensor(), dwdo = scratch_for(dwd), dwpo = scratch_for(dwp);
+  Tensor dbo = db ? scratch_for(*db) : Tensor();
+  by_dtype(dwdo.dtype(), [&]<class T>() {
+    cpu::depsep_conv2d_backward<T>(s, ptr<T>(xw), ptr<T>(wdw), ptr<T>(wpw), ptr<T>(yw), ptr<T>(dyw),
+                                   dx ? ptr<T>(dxo) : nullptr, ptr<T>(dwdo), ptr<T>(dwpo),
+                                   db ? ptr<T>(dbo) : nullptr);
+  });
+  if (dx) narrow_into(dxo, *dx);
+  narrow_into(dwdo, dwd);
+  narrow_into(dwpo, dwp);
+  if (db) narrow_into(dbo, *db);
+}
 
 }  // namespace dsc::cpu

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/cpu/max_pool2d.h"
+#include "core/cpu/kernels.h"
 
 namespace dsc::cpu {
 
@@ -61,5 +62,30 @@ template void max_pool2d_backward<float>(const float*, const float*, const float
                                          int, int, int, float*);
 template void max_pool2d_backward<double>(const double*, const double*, const double*, int, int,
                                           int, int, int, int, double*);
+
+}  // namespace dsc::cpu
+
+// ---- kernel-table entries (core/kernel_list.h): tensors in, the loops above ---------------------
+
+namespace dsc::cpu {
+
+void max_pool2d_forward(const Tensor& x, int k, int st, Tensor& y) {
+  Tensor xw = widen(x), yo = scratch_for(y);
+  by_dtype(yo.dtype(), [&]<class T>() {
+    cpu::max_pool2d_forward(ptr<T>(xw), int(x.dim(0)), int(x.dim(1)), int(x.dim(2)), int(x.dim(3)),
+                            k, st, ptr<T>(yo));
+  });
+  narrow_into(yo, y);
+}
+
+void max_pool2d_backward(const Tensor& x, const Tensor& y, const Tensor& dy, int k, int st,
+                        Tensor& dx) {
+  Tensor xw = widen(x), yw = widen(y), dyw = widen(dy), o = scratch_for(dx);
+  by_dtype(o.dtype(), [&]<class T>() {
+    cpu::max_pool2d_backward(ptr<T>(xw), ptr<T>(yw), ptr<T>(dyw), int(x.dim(0)), int(x.dim(1)),
+                             int(x.dim(2)), int(x.dim(3)), k, st, ptr<T>(o));
+  });
+  narrow_into(o, dx);
+}
 
 }  // namespace dsc::cpu

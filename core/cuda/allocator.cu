@@ -233,12 +233,12 @@ CachingAllocator& allocator() {
 
 }  // namespace
 
-void* device_alloc(size_t bytes) {
+void* alloc(size_t bytes) {
   compute_stream();  // selects the device and creates the stream before the first allocation
   return allocator().alloc(bytes);
 }
 
-void device_free(void* ptr) { allocator().free(ptr); }
+void free(void* ptr) { allocator().free(ptr); }
 
 AllocatorStats allocator_stats() { return allocator().stats(); }
 

@@ -1,9 +1,10 @@
-// The CUDA kernel table: register_cuda_kernels() checks that a usable GPU is present and fills
-// every entry with the CUDA implementations (kernels.h says which file holds which). It never
-// throws: without a driver, without a GPU, or when this build has no kernel image for the GPU's
-// architecture, it leaves the table unavailable with a reason that ends in "use --device cpu".
-// Tested by tests/cuda/ (every entry against the CPU table; on a machine without a GPU, the
-// availability test checks the reason and every other test is skipped).
+// The CUDA kernel table: register_cuda_kernels() checks that a usable GPU is present and sets every
+// entry of the list (core/kernel_list.h) to the function of its name in dsc::cuda (kernels.h; the
+// list's sections name the .cu file of each). It never throws: without a driver, without a GPU, or
+// when this build has no kernel image for the GPU's architecture, it leaves the table unavailable
+// with a reason that ends in "use --device cpu" (so does register_backend when an entry is
+// missing). Tested by tests/cuda/ (every entry against the CPU table; on a machine without a GPU,
+// the availability test checks the reason and every other test is skipped).
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -61,55 +62,9 @@ void register_cuda_kernels(KernelTable& t) {
     for (const std::string& w : cuda::device_info().warnings)
       std::fprintf(stderr, "dsc: warning: %s\n", w.c_str());
 
-    t.alloc = cuda::device_alloc;
-    t.free = cuda::device_free;
-    t.copy_bytes = cuda::copy_bytes;
-    t.synchronize = cuda::synchronize;
-    t.graph_supported = cuda::graph_supported;
-    t.graph_begin = cuda::graph_begin;
-    t.graph_end = cuda::graph_end;
-    t.graph_abort = cuda::graph_abort;
-    t.graph_replay = cuda::graph_replay;
-    t.graph_release = cuda::graph_release;
-
-    t.fill = cuda::fill;
-    t.broadcast = cuda::broadcast;
-    t.cast = cuda::cast;
-    t.axpy = cuda::axpy;
-    t.scale = cuda::scale;
-    t.mul = cuda::mul;
-    t.sum = cuda::sum;
-    t.check_finite = cuda::check_finite;
-
-    t.conv2d_forward = cuda::conv2d_forward;
-    t.conv2d_backward_data = cuda::conv2d_backward_data;
-    t.conv2d_backward_filter = cuda::conv2d_backward_filter;
-    t.conv2d_backward = cuda::conv2d_backward;
-
-    t.depsep_conv2d_forward = cuda::depsep_conv2d_forward;
-    t.depsep_conv2d_backward = cuda::depsep_conv2d_backward;
-
-    t.linear_forward = cuda::linear_forward;
-    t.linear_backward = cuda::linear_backward;
-
-    t.relu_forward = cuda::relu_forward;
-    t.relu_backward = cuda::relu_backward;
-    t.max_pool2d_forward = cuda::max_pool2d_forward;
-    t.max_pool2d_backward = cuda::max_pool2d_backward;
-
-    t.batch_norm_forward_train = cuda::batch_norm_forward_train;
-    t.batch_norm_forward_eval = cuda::batch_norm_forward_eval;
-    t.batch_norm_backward = cuda::batch_norm_backward;
-
-    t.cross_entropy_forward = cuda::cross_entropy_forward;
-    t.cross_entropy_backward = cuda::cross_entropy_backward;
-    t.count_correct = cuda::count_correct;
-
-    t.adam_step = cuda::adam_step;
-    t.sgd_step = cuda::sgd_step;
-    t.update_loss_scale = cuda::update_loss_scale;
-
-    t.algorithm_report = cuda::algorithm_report;
+    // Every entry of core/kernel_list.h: t.fill = cuda::fill, ...
+#define DSC_KERNEL(name, ret, params, need) DSC_REGISTER_ENTRY(t, Device::CUDA, cuda, name, need)
+#include "core/kernel_list.h"
 
     t.unavailable_reason.clear();
     t.available = true;

@@ -196,7 +196,7 @@ struct Workspace {
 
   // Called with the lock held, when no graph is alive any more (the device is synchronised).
   void free_retired() {
-    for (void* p : retired) device_free(p);
+    for (void* p : retired) cuda::free(p);
     retired.clear();
     retired_bytes = 0;
   }
@@ -215,11 +215,11 @@ void* workspace(size_t bytes) {
       w.retired.push_back(w.ptr);  // a graph may replay with it
       w.retired_bytes += w.size;
     } else {
-      device_free(w.ptr);  // stream-ordered: pending users of the old block finish first
+      cuda::free(w.ptr);  // stream-ordered: pending users of the old block finish first
     }
     w.ptr = nullptr;
     w.size = 0;
-    w.ptr = device_alloc(bytes);
+    w.ptr = cuda::alloc(bytes);
     w.size = bytes;
     ++w.grows;
   }

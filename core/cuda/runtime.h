@@ -40,8 +40,8 @@ void synchronize();
 // each power of two) and kept on a free list per class when freed; cudaMalloc is called only when a
 // class's list is empty, and on failure the cache is released and the call retried once before an
 // out-of-memory error (naming the request and the free memory) is thrown.
-void* device_alloc(size_t bytes);
-void device_free(void* ptr);  // never throws; null is ignored
+void* alloc(size_t bytes);
+void free(void* ptr);  // never throws; null is ignored
 
 struct AllocatorStats {
   size_t in_use_bytes = 0;  // handed out, rounded sizes
@@ -70,8 +70,8 @@ class DeviceBuffer {
  public:
   DeviceBuffer() = default;
   explicit DeviceBuffer(size_t bytes)
-      : ptr_(bytes ? device_alloc(bytes) : nullptr), bytes_(bytes) {}
-  ~DeviceBuffer() { device_free(ptr_); }
+      : ptr_(bytes ? cuda::alloc(bytes) : nullptr), bytes_(bytes) {}
+  ~DeviceBuffer() { cuda::free(ptr_); }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
   template <class T> T* as() const { return static_cast<T*>(ptr_); }

@@ -1,13 +1,14 @@
 // The CUDA runtime pieces: availability reporting (runs everywhere: without a GPU it must give a
-// reason and refuse cleanly), every table entry filled, host <-> device copies (chunked staging,
-// views, device-to-device; host->device asynchronous yet ordered, and not waiting for queued
-// kernels; staging slots that grow only for larger copies), the caching allocator's reuse, the
-// convolution workspace kept for live step graphs, gpu_description() and the NVML
-// utilisation monitor (runs everywhere: "n/a" without NVML).
+// reason and refuse cleanly), every table entry filled (one check per entry of core/kernel_list.h),
+// host <-> device copies (chunked staging, views, device-to-device; host->device asynchronous yet
+// ordered, and not waiting for queued kernels; staging slots that grow only for larger copies), the
+// caching allocator's reuse, the convolution workspace kept for live step graphs,
+// gpu_description() and the NVML utilisation monitor (runs everywhere: "n/a" without NVML).
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <limits>
 #include <random>
 #include <string>
@@ -40,45 +41,15 @@ TEST_CASE("cuda availability is reported without throwing") {
   }
   const KernelTable& t = kernels(Device::CUDA);
   CHECK(t.device == Device::CUDA);
-  const void* entries[] = {(const void*)t.alloc,
-                           (const void*)t.free,
-                           (const void*)t.copy_bytes,
-                           (const void*)t.synchronize,
-                           (const void*)t.fill,
-                           (const void*)t.broadcast,
-                           (const void*)t.cast,
-                           (const void*)t.axpy,
-                           (const void*)t.scale,
-                           (const void*)t.mul,
-                           (const void*)t.sum,
-                           (const void*)t.check_finite,
-                           (const void*)t.conv2d_forward,
-                           (const void*)t.conv2d_backward_data,
-                           (const void*)t.conv2d_backward_filter,
-                           (const void*)t.linear_forward,
-                           (const void*)t.linear_backward,
-                           (const void*)t.relu_forward,
-                           (const void*)t.relu_backward,
-                           (const void*)t.max_pool2d_forward,
-                           (const void*)t.max_pool2d_backward,
-                           (const void*)t.batch_norm_forward_train,
-                           (const void*)t.batch_norm_forward_eval,
-                           (const void*)t.batch_norm_backward,
-                           (const void*)t.cross_entropy_forward,
-                           (const void*)t.cross_entropy_backward,
-                           (const void*)t.count_correct,
-                           (const void*)t.adam_step,
-                           (const void*)t.sgd_step,
-                           (const void*)t.update_loss_scale,
-                           (const void*)t.graph_supported,
-                           (const void*)t.graph_begin,
-                           (const void*)t.graph_end,
-                           (const void*)t.graph_abort,
-                           (const void*)t.graph_replay,
-                           (const void*)t.graph_release};
-  int missing = 0;
-  for (const void* e : entries) missing += e == nullptr;
-  CHECK(missing == 0);
+  // Every entry of the list (core/kernel_list.h) the CUDA backend provides is set, and no other.
+  int entries = 0;
+#define DSC_KERNEL(name, ret, params, need)                                                  \
+  ++entries;                                                                                 \
+  CHECK_MESSAGE((t.name != nullptr) == backend_provides(Device::CUDA, #name), #name " is ", \
+                t.name ? "set" : "null");
+#include "core/kernel_list.h"
+  CHECK(entries == int(std::size(kKernelEntries)));
+  CHECK(missing_required_entries(t).empty());
 }
 
 TEST_CASE("gpu_description says what is there") {
@@ -270,9 +241,9 @@ TEST_CASE("cuda workspace: a grown workspace keeps the old block while a step gr
     CHECK(during.bytes == grown);
     CHECK(during.retired_bytes == before.bytes);
     // The old block is not on the free lists: an allocation of its size gets another block.
-    void* other = cuda::device_alloc(before.bytes);
+    void* other = cuda::alloc(before.bytes);
     CHECK(other != old);
-    cuda::device_free(other);
+    cuda::free(other);
     Tensor y_cpu = cpu_out({2, 4, 9, 9});
     cpu_table().conv2d_forward(s, x_cpu, w_cpu, nullptr, y_cpu);
     y.fill_(std::numeric_limits<double>::quiet_NaN());
