@@ -104,6 +104,12 @@ DSC_KERNEL(max_pool2d_forward, void, (const Tensor& x, int k, int st, Tensor& y)
 DSC_KERNEL(max_pool2d_backward, void, (const Tensor& x, const Tensor& y, const Tensor& dy, int k,
                                        int st, Tensor& dx), required)
 
+// ---- global_avg_pool2d (NCHW) ----
+// (core/cpu/global_avg_pool2d_cpu.cpp; core/cuda/global_avg_pool2d.cu)
+// x [N, C, H, W] -> y [N, C], the mean of each plane; backward dx[n, c, h, w] = dy[n, c] / (H W).
+DSC_KERNEL(global_avg_pool2d_forward, void, (const Tensor& x, Tensor& y), required)
+DSC_KERNEL(global_avg_pool2d_backward, void, (const Tensor& dy, Tensor& dx), required)
+
 // ---- batch_norm over (N, H, W) per channel; statistics and parameters are f32 ----
 // (core/cpu/batch_norm_cpu.cpp; core/cuda/batch_norm.cu)
 // Training: normalises with the batch statistics (biased variance), saves mean and 1/sqrt(var +

@@ -284,6 +284,33 @@ Tensor max_pool2d(const Tensor& x, int k, int st) {
   return y;
 }
 
+// ---- global average pooling --------------------------------------------------------------------
+
+namespace {
+struct GlobalAvgPool2dNode : Node {
+  const char* name() const override { return "global_avg_pool2d"; }
+  std::vector<Tensor> backward(const Tensor& dy) override {
+    const Tensor& x = inputs[0];
+    Tensor dx = empty_like(x);
+    kernels(x.device()).global_avg_pool2d_backward(in_dtype_of(dy, x), dx);
+    return {dx};
+  }
+};
+}  // namespace
+
+Tensor global_avg_pool2d(const Tensor& x) {
+  DSC_CHECK(x.ndim() == 4 && x.dim(2) >= 1 && x.dim(3) >= 1,
+            "global_avg_pool2d: expected [N, C, H, W] with H, W >= 1, got ", shape_str(x.shape()));
+  Tensor y = Tensor::empty({x.dim(0), x.dim(1)}, x.dtype(), x.device());
+  kernels(x.device()).global_avg_pool2d_forward(x, y);
+  if (needs_grad({&x})) {
+    auto node = std::make_shared<GlobalAvgPool2dNode>();
+    node->inputs = {x};
+    record(y, node);
+  }
+  return y;
+}
+
 // ---- batch norm ---------------------------------------------------------------------------------
 
 namespace {

@@ -21,6 +21,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 Tensor relu(const Tensor& x);
 // k x k windows with stride st, no padding.
 Tensor max_pool2d(const Tensor& x, int k, int st);
+// x [N, C, H, W] -> [N, C]: the mean of each channel's H x W plane (H, W >= 1).
+Tensor global_avg_pool2d(const Tensor& x);
 // Per-channel batch norm of x [N, C, H, W]; gamma/beta/running stats [C] (f32, f64 for checks).
 // training: batch statistics, running stats updated in place; otherwise running statistics.
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,

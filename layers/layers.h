@@ -119,6 +119,14 @@ class MaxPool2d : public Module {
   int kernel_, stride_;
 };
 
+// [N, C, H, W] -> [N, C]: each channel's mean over its H x W plane (ops::global_avg_pool2d), the
+// usual head of a network before its Linear classifier; no parameters.
+class GlobalAvgPool2d : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return ops::global_avg_pool2d(x); }
+  std::string name() const override { return "GlobalAvgPool2d"; }
+};
+
 // [N, ...] -> [N, prod(...)] (NCHW order).
 class Flatten : public Module {
  public:
