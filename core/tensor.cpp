@@ -203,26 +203,53 @@ const void* Tensor::raw() const {
   return static_cast<const char*>(impl().storage->data) + impl().offset * dtype_size(dtype());
 }
 
-template <class T> T* Tensor::data() {
-  DSC_CHECK(dtype() == dtype_of<T>(), "tensor ", str(), " accessed as ",
+namespace {
+// The typed accessors' checks: T matches the dtype, and the memory is on the device the accessor
+// is for.
+template <class T> void check_typed_access(const Tensor& t, Device expected, const char* accessor) {
+  DSC_CHECK(t.dtype() == dtype_of<T>(), "tensor ", t.str(), " accessed as ",
             dtype_name(dtype_of<T>()));
+  if (t.device() == expected) return;
+  if (expected == Device::CPU) {
+    throw Error(detail::cat(accessor, "<T>() of tensor ", t.str(), ": the tensor is on ",
+                            device_name(t.device()), " and ", accessor,
+                            "<T>() reads host memory; copy it with .to(Device::CPU) first (a CUDA "
+                            "kernel takes device_data<T>())"));
+  }
+  throw Error(detail::cat(accessor, "<T>() of tensor ", t.str(), ": the tensor is on ",
+                          device_name(t.device()), " and ", accessor,
+                          "<T>() is for CUDA tensors; move it with .to(Device::CUDA) first (host "
+                          "code reads a CPU tensor with data<T>())"));
+}
+}  // namespace
+
+template <class T> T* Tensor::data() {
+  check_typed_access<T>(*this, Device::CPU, "data");
   return static_cast<T*>(raw());
 }
 template <class T> const T* Tensor::data() const {
-  DSC_CHECK(dtype() == dtype_of<T>(), "tensor ", str(), " accessed as ",
-            dtype_name(dtype_of<T>()));
+  check_typed_access<T>(*this, Device::CPU, "data");
   return static_cast<const T*>(raw());
 }
-template float* Tensor::data<float>();
-template double* Tensor::data<double>();
-template int32_t* Tensor::data<int32_t>();
-template uint8_t* Tensor::data<uint8_t>();
-template uint16_t* Tensor::data<uint16_t>();
-template const float* Tensor::data<float>() const;
-template const double* Tensor::data<double>() const;
-template const int32_t* Tensor::data<int32_t>() const;
-template const uint8_t* Tensor::data<uint8_t>() const;
-template const uint16_t* Tensor::data<uint16_t>() const;
+template <class T> T* Tensor::device_data() {
+  check_typed_access<T>(*this, Device::CUDA, "device_data");
+  return static_cast<T*>(raw());
+}
+template <class T> const T* Tensor::device_data() const {
+  check_typed_access<T>(*this, Device::CUDA, "device_data");
+  return static_cast<const T*>(raw());
+}
+#define DSC_INSTANTIATE_TYPED_ACCESS(T)               \
+  template T* Tensor::data<T>();                      \
+  template const T* Tensor::data<T>() const;          \
+  template T* Tensor::device_data<T>();               \
+  template const T* Tensor::device_data<T>() const;
+DSC_INSTANTIATE_TYPED_ACCESS(float)
+DSC_INSTANTIATE_TYPED_ACCESS(double)
+DSC_INSTANTIATE_TYPED_ACCESS(int32_t)
+DSC_INSTANTIATE_TYPED_ACCESS(uint8_t)
+DSC_INSTANTIATE_TYPED_ACCESS(uint16_t)
+#undef DSC_INSTANTIATE_TYPED_ACCESS
 
 // ---- conversions ----------------------------------------------------------------------------
 

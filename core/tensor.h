@@ -78,11 +78,19 @@ class Tensor {
   // Identity of the underlying object (two handles to the same tensor compare equal).
   const TensorImpl* id() const { return impl_.get(); }
 
-  // ---- data access (checks dtype; pointer to element 0 of this view) ----
+  // ---- data access (pointer to element 0 of this view) ----
+  // raw(): the address on the tensor's device, unchecked (kernels' plumbing).
   void* raw();
   const void* raw() const;
+  // data<T>(): host memory to read or write in C++; checks the dtype (T = float, double, int32_t,
+  // uint8_t, uint16_t for f16 bits) and that the tensor is on the CPU (a device address read on
+  // the host would crash or read garbage): copy it first with .to(Device::CPU).
   template <class T> T* data();
   template <class T> const T* data() const;
+  // device_data<T>(): the same for a CUDA tensor, to hand to a CUDA kernel (checks the dtype and
+  // that the tensor is on the GPU).
+  template <class T> T* device_data();
+  template <class T> const T* device_data() const;
 
   // ---- conversions and copies (new tensors; never part of the autograd graph) ----
   Tensor to(Device device) const;

@@ -1,7 +1,8 @@
 // Tensor basics (core/tensor.h, core/half.h): creation, shape and strides, views sharing storage
 // (reshape, slice0), dtype conversions f32 <-> f16 <-> f64 (fp16 rounding checked against known bit
 // patterns and against an independent nearest-value search over every finite half), rehome_,
-// and the errors: undefined tensors, shape errors naming the op and both shapes.
+// and the errors: undefined tensors, typed access on the wrong device, shape errors naming the op
+// and both shapes.
 #include <doctest/doctest.h>
 
 #include <cfloat>
@@ -371,6 +372,30 @@ TEST_CASE("tensor: using an undefined tensor throws") {
   test::check_throws_with([&] { u.backward(); }, {"undefined"}, "backward()");
   test::check_throws_with([&] { ops::relu(u); }, {"undefined"}, "relu(undefined)");
   test::check_throws_with([&] { ops::mul(u, Tensor::zeros({1})); }, {"undefined"}, "mul");
+}
+
+TEST_CASE("tensor: data<T>() is host memory only, device_data<T>() device memory only") {
+  // An empty CUDA tensor needs no allocation, so this runs in every build: the accessors check
+  // the device before they touch memory.
+  Tensor dev = Tensor::empty({0, 3}, DType::F32, Device::CUDA);
+  CHECK(dev.device() == Device::CUDA);
+  test::check_throws_with([&] { dev.data<float>(); },
+                          {"data<T>()", "f32[0, 3] cuda", "host memory", ".to(Device::CPU)"},
+                          "data<float> of a cuda tensor");
+  const Tensor& cdev = dev;
+  test::check_throws_with([&] { cdev.data<float>(); }, {"f32[0, 3] cuda", ".to(Device::CPU)"},
+                          "const data<float> of a cuda tensor");
+  // The dtype is still checked first, with its own message.
+  test::check_throws_with([&] { dev.data<double>(); }, {"f32[0, 3] cuda", "accessed as f64"},
+                          "data<double> of an f32 cuda tensor");
+  CHECK(dev.device_data<float>() == dev.raw());
+  Tensor host = Tensor::zeros({2}, DType::F16);
+  CHECK(host.data<uint16_t>() == host.raw());
+  test::check_throws_with([&] { host.device_data<uint16_t>(); },
+                          {"device_data<T>()", "f16[2] cpu", "CUDA tensors", ".to(Device::CUDA)"},
+                          "device_data of a host tensor");
+  test::check_throws_with([&] { host.device_data<float>(); }, {"f16[2] cpu", "accessed as f32"},
+                          "device_data<float> of an f16 tensor");
 }
 
 TEST_CASE("ops: shape errors name the op and both shapes") {
