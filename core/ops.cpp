@@ -6,6 +6,7 @@
 #include "core/autograd.h"
 #include "core/backend.h"
 #include "core/error.h"
+#include "core/mixed_precision.h"
 
 namespace dsc::ops {
 namespace {
@@ -26,7 +27,17 @@ void same_device(const char* op, const Tensor& a, const Tensor& b) {
 }
 
 void same_dtype(const char* op, const Tensor& a, const Tensor& b) {
-  DSC_CHECK(a.dtype() == b.dtype(), op, ": dtypes differ: ", a.str(), " and ", b.str());
+  DSC_CHECK(a.dtype() == b.dtype(), op, ": dtypes differ: ", a.str(), " and ", b.str(),
+            " (the dtypes must match, except f32 parameters with an f16 input)");
+}
+
+// Mixed precision: of an f16 and an f32 operand, the f32 one is used in f16 (compute_view).
+void to_common_compute_dtype(Tensor& a, Tensor& b) {
+  if (is_mixed_precision_pair(a, b)) {
+    b = compute_view(b, a);
+  } else if (is_mixed_precision_pair(b, a)) {
+    a = compute_view(a, b);
+  }
 }
 
 // ---- conv2d -------------------------------------------------------------------------------------
@@ -61,7 +72,10 @@ struct Conv2dNode : Node {
 
 }  // namespace
 
-Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad, int groups) {
+Tensor conv2d(const Tensor& x, const Tensor& w_param, const Tensor& b_param, int stride, int pad,
+              int groups) {
+  const Tensor w = param_for_input(w_param, x);
+  const Tensor b = param_for_input(b_param, x);
   DSC_CHECK(x.ndim() == 4 && w.ndim() == 4, "conv2d: expected input [N, C, H, W] and weight [K, C, R, S], got ",
             shape_str(x.shape()), " and ", shape_str(w.shape()));
   same_device("conv2d", x, w);
@@ -128,8 +142,11 @@ struct DepSepNode : Node {
 };
 }  // namespace
 
-Tensor depsep_conv2d(const Tensor& x, const Tensor& wd, const Tensor& wp, const Tensor& b,
-                     int stride, int pad, bool relu) {
+Tensor depsep_conv2d(const Tensor& x, const Tensor& wd_param, const Tensor& wp_param,
+                     const Tensor& b_param, int stride, int pad, bool relu) {
+  const Tensor wd = param_for_input(wd_param, x);
+  const Tensor wp = param_for_input(wp_param, x);
+  const Tensor b = param_for_input(b_param, x);
   DSC_CHECK(x.ndim() == 4 && wd.ndim() == 4 && wp.ndim() == 4,
             "depsep_conv2d: expected input [N, C, H, W], depthwise weight [C, 1, R, S] and "
             "pointwise weight [K, C, 1, 1], got ",
@@ -203,7 +220,9 @@ struct LinearNode : Node {
 };
 }  // namespace
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+Tensor linear(const Tensor& x, const Tensor& w_param, const Tensor& b_param) {
+  const Tensor w = param_for_input(w_param, x);
+  const Tensor b = param_for_input(b_param, x);
   DSC_CHECK(x.ndim() == 2 && w.ndim() == 2 && x.dim(1) == w.dim(1), "linear: input ",
             shape_str(x.shape()), " does not match weight ", shape_str(w.shape()),
             " (expected [N, I] and [O, I])");
@@ -492,9 +511,11 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
   return y;
 }
 
-Tensor add(const Tensor& a, const Tensor& b) {
-  DSC_CHECK(a.shape() == b.shape(), "add: shapes differ: ", shape_str(a.shape()), " and ",
-            shape_str(b.shape()));
+Tensor add(const Tensor& a_in, const Tensor& b_in) {
+  DSC_CHECK(a_in.shape() == b_in.shape(), "add: shapes differ: ", shape_str(a_in.shape()), " and ",
+            shape_str(b_in.shape()));
+  Tensor a = a_in, b = b_in;
+  to_common_compute_dtype(a, b);
   same_device("add", a, b);
   same_dtype("add", a, b);
   Tensor y = a.clone();
@@ -507,9 +528,11 @@ Tensor add(const Tensor& a, const Tensor& b) {
   return y;
 }
 
-Tensor mul(const Tensor& a, const Tensor& b) {
-  DSC_CHECK(a.shape() == b.shape(), "mul: shapes differ: ", shape_str(a.shape()), " and ",
-            shape_str(b.shape()));
+Tensor mul(const Tensor& a_in, const Tensor& b_in) {
+  DSC_CHECK(a_in.shape() == b_in.shape(), "mul: shapes differ: ", shape_str(a_in.shape()), " and ",
+            shape_str(b_in.shape()));
+  Tensor a = a_in, b = b_in;
+  to_common_compute_dtype(a, b);
   same_device("mul", a, b);
   same_dtype("mul", a, b);
   Tensor y = empty_like(a);

@@ -1,6 +1,11 @@
 // Differentiable ops: each checks its inputs (shape errors name the op and both shapes), allocates
 // its output on the inputs' device, runs the device's kernels (core/backend.h) and, when an input
 // requires grad, records a Node with what its backward needs. Layouts as in tensor.h (NCHW, KCRS).
+//
+// Mixed precision: the ops that take parameters (conv2d, depsep_conv2d, linear: weights and bias;
+// add and mul: either operand) accept f32 parameters with an f16 input and compute in f16 with the
+// parameters' f16 view (compute_view, core/mixed_precision.h), so their gradients arrive in f32.
+// Every other dtype mismatch is an error.
 #pragma once
 
 #include "core/tensor.h"

@@ -8,21 +8,9 @@
 
 namespace dsc {
 
-Tensor compute_view(const Tensor& param, const Tensor& x) {
-  if (!param.defined() || param.dtype() == x.dtype()) return param;
-  if (const CastCache* cache = CastCache::current(); cache && cache->dtype() == x.dtype())
-    if (const Tensor* v = cache->find(param)) return ops::cast_computed(param, *v);
-  return ops::cast(param, x.dtype());
-}
-
 // ---- CastCache ----------------------------------------------------------------------------------
 
-namespace {
-thread_local const CastCache* t_cast_cache = nullptr;
-}
-
-CastCache::CastCache(const Module& model, const Tensor& flat, DType dtype)
-    : dtype_(dtype), previous_(t_cast_cache) {
+CastCache::CastCache(const Module& model, const Tensor& flat, DType dtype) : ParameterCasts(dtype) {
   const auto is_float = [](DType t) { return t == DType::F32 || t == DType::F16 || t == DType::F64; };
   DSC_CHECK(flat.ndim() == 1 && flat.is_contiguous() && is_float(dtype) && is_float(flat.dtype()) &&
                 dtype != flat.dtype(),
@@ -35,19 +23,8 @@ CastCache::CastCache(const Module& model, const Tensor& flat, DType dtype)
         t.offset() < flat.offset() || t.offset() + t.numel() > flat.offset() + flat.numel())
       continue;
     const auto at = static_cast<int64_t>(t.offset() - flat.offset());
-    views_.emplace_back(t.id(), converted_.slice0(at, at + t.numel()).reshape(t.shape()));
+    add(t, converted_.slice0(at, at + t.numel()).reshape(t.shape()));
   }
-  t_cast_cache = this;
-}
-
-CastCache::~CastCache() { t_cast_cache = previous_; }
-
-const CastCache* CastCache::current() { return t_cast_cache; }
-
-const Tensor* CastCache::find(const Tensor& param) const {
-  for (const auto& [id, view] : views_)
-    if (id == param.id()) return &view;
-  return nullptr;
 }
 
 namespace {
@@ -81,7 +58,7 @@ Conv2d::Conv2d(int in_channels, int out_channels, int kernel, Conv2dOptions opt,
 
 Tensor Conv2d::forward(const Tensor& x) {
   return activate(
-      ops::conv2d(x, compute_view(weight, x), compute_view(bias, x), opt_.stride, opt_.padding),
+      ops::conv2d(x, weight, bias, opt_.stride, opt_.padding),
       opt_.activation);
 }
 
@@ -99,8 +76,7 @@ DepthwiseConv2d::DepthwiseConv2d(int channels, int kernel, Conv2dOptions opt, st
 }
 
 Tensor DepthwiseConv2d::forward(const Tensor& x) {
-  return activate(ops::conv2d(x, compute_view(weight, x), compute_view(bias, x), opt_.stride,
-                              opt_.padding, channels_),
+  return activate(ops::conv2d(x, weight, bias, opt_.stride, opt_.padding, channels_),
                   opt_.activation);
 }
 
@@ -121,7 +97,7 @@ PointwiseConv2d::PointwiseConv2d(int in_channels, int out_channels, bool bias,
 }
 
 Tensor PointwiseConv2d::forward(const Tensor& x) {
-  return ops::conv2d(x, compute_view(weight, x), compute_view(bias, x), 1, 0);
+  return ops::conv2d(x, weight, bias, 1, 0);
 }
 
 std::string PointwiseConv2d::describe() const {
@@ -141,9 +117,8 @@ DepSepConv2d::DepSepConv2d(int in_channels, int out_channels, int kernel, Conv2d
 }
 
 Tensor DepSepConv2d::forward(const Tensor& x) {
-  return ops::depsep_conv2d(x, compute_view(depthwise->weight, x),
-                            compute_view(pointwise->weight, x), compute_view(pointwise->bias, x),
-                            opt_.stride, opt_.padding, opt_.activation == Activation::ReLU);
+  return ops::depsep_conv2d(x, depthwise->weight, pointwise->weight, pointwise->bias, opt_.stride,
+                            opt_.padding, opt_.activation == Activation::ReLU);
 }
 
 std::string DepSepConv2d::describe() const {
@@ -202,7 +177,7 @@ Linear::Linear(int in_features, int out_features, std::mt19937_64& rng, bool has
 Tensor Linear::forward(const Tensor& x) {
   DSC_CHECK(x.ndim() == 2 && x.dim(1) == in_, "Linear(", in_, " -> ", out_, "): input ",
             shape_str(x.shape()), " (expected [N, ", in_, "])");
-  return ops::linear(x, compute_view(weight, x), compute_view(bias, x));
+  return ops::linear(x, weight, bias);
 }
 
 std::string Linear::describe() const {

@@ -1,6 +1,7 @@
 // The framework's layers. Every layer computes in its input's dtype: under mixed precision the
-// input is f16 and the f32 master parameters are cast (differentiably) to f16 for the compute,
-// so their gradients arrive in f32. Shapes: activations NCHW, conv weights KCRS.
+// input is f16 and the ops cast the f32 master parameters (differentiably) to f16 for the compute
+// (core/mixed_precision.h), so their gradients arrive in f32. Shapes: activations NCHW, conv
+// weights KCRS.
 #pragma once
 
 #include <memory>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/mixed_precision.h"
 #include "layers/module.h"
 
 namespace dsc {
@@ -157,33 +159,19 @@ class Sequential : public Module {
   }
 };
 
-// A parameter in the compute dtype of x (a differentiable cast under mixed precision; taken from
-// the thread's CastCache when one holds it).
-Tensor compute_view(const Tensor& param, const Tensor& x);
-
 // Mixed precision: the parameters of a model held in ONE flat f32 buffer (the optimizer's
 // ParameterBuffer values) converted to `dtype` by one cast kernel over the whole buffer, instead
-// of one per parameter and forward. While the cache is alive, compute_view on this thread returns
-// views of that copy (with the cast's gradient rule). Make one per forward pass, after the last
-// update of the parameters: it is a snapshot. Parameters outside `flat` are cast one by one.
-class CastCache {
+// of one per parameter and forward. While the cache is alive, the ops (through compute_view,
+// core/mixed_precision.h) use views of that copy on this thread (with the cast's gradient rule).
+// Make one per forward pass, after the last update of the parameters: it is a snapshot.
+// Parameters outside `flat` are cast one by one.
+class CastCache : public ParameterCasts {
  public:
   CastCache(const Module& model, const Tensor& flat, DType dtype);
-  ~CastCache();
-  CastCache(const CastCache&) = delete;
-  CastCache& operator=(const CastCache&) = delete;
-  // The active cache of this thread (the innermost), or null.
-  static const CastCache* current();
-  DType dtype() const { return dtype_; }
-  // param in the cache's dtype, or null when the cache does not hold it.
-  const Tensor* find(const Tensor& param) const;
   const Tensor& converted() const { return converted_; }  // the whole flat buffer, converted
 
  private:
-  DType dtype_;
   Tensor converted_;
-  std::vector<std::pair<const void*, Tensor>> views_;  // parameter identity -> view
-  const CastCache* previous_;
 };
 
 }  // namespace dsc

@@ -1,12 +1,15 @@
-// Mixed precision (optim/loss_scaler.h, layers.h compute_view): the LossScaler's ATen GradScaler
+// Mixed precision (optim/loss_scaler.h, core/mixed_precision.h): the LossScaler's ATen GradScaler
 // semantics (found_inf, skipped steps leave the f32 master weights bit-identical, backoff, growth
 // after growth_interval finite steps, never to infinity), and AMP training on the CPU: an f16 input
 // makes every layer compute in f16 storage while the parameters, their gradients and the loss stay
-// f32, and a few dozen AMP steps track f32 training.
+// f32, and a few dozen AMP steps track f32 training. The ops that take parameters convert f32
+// parameters given with an f16 input themselves (core/mixed_precision.h), bit for bit as the
+// layers' explicit compute_view did.
 #include <doctest/doctest.h>
 
 #include <cfloat>
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <random>
 #include <vector>
@@ -317,6 +320,71 @@ TEST_CASE("amp: mixed-precision training tracks f32 training") {
           def.skipped, ", final scale ", def.final_scale);
   CHECK(def.loss.back() < def.loss.front() - 1.0);
   CHECK(def.final_scale == 65536.0f / float(1 << def.skipped));
+}
+
+TEST_CASE("amp: ops given an f32 parameter and an f16 input compute with its f16 view") {
+  // Each op called with the f32 parameters directly must give the bits it gives with
+  // compute_view's f16 views (what layers used to pass), and its gradients must reach the f32
+  // parameters in f32, equal to those through compute_view.
+  std::mt19937_64 rng(41);
+  const auto leaf = [&](const Shape& s) {
+    Tensor t = Tensor::uniform(s, rng, -0.5, 0.5);
+    t.set_requires_grad(true);
+    return t;
+  };
+  const Tensor x4 = Tensor::uniform({2, 4, 6, 6}, rng, -1, 1).to(DType::F16);
+  const Tensor x2 = Tensor::uniform({3, 5}, rng, -1, 1).to(DType::F16);
+  const Tensor w = leaf({6, 4, 3, 3}), b = leaf({6}), wd = leaf({4, 1, 3, 3}), wp = leaf({6, 4, 1, 1});
+  const Tensor fw = leaf({2, 5}), fb = leaf({2}), g = leaf({3, 5});
+  struct Case {
+    const char* name;
+    std::function<Tensor(bool)> run;  // true: through compute_view, as layers used to
+    std::vector<Tensor> params;
+  };
+  const auto cv = [](bool old, const Tensor& p, const Tensor& x) {
+    return old ? compute_view(p, x) : p;
+  };
+  const std::vector<Case> cases = {
+      {"conv2d", [&](bool o) { return ops::conv2d(x4, cv(o, w, x4), cv(o, b, x4), 1, 1); }, {w, b}},
+      {"depthwise conv2d",
+       [&](bool o) { return ops::conv2d(x4, cv(o, wd, x4), Tensor(), 2, 1, 4); }, {wd}},
+      {"depsep_conv2d",
+       [&](bool o) {
+         return ops::depsep_conv2d(x4, cv(o, wd, x4), cv(o, wp, x4), cv(o, b, x4), 1, 1, true);
+       },
+       {wd, wp, b}},
+      {"linear", [&](bool o) { return ops::linear(x2, cv(o, fw, x2), cv(o, fb, x2)); }, {fw, fb}},
+      {"add (parameter second)", [&](bool o) { return ops::add(x2, cv(o, g, x2)); }, {g}},
+      {"add (parameter first)", [&](bool o) { return ops::add(cv(o, g, x2), x2); }, {g}},
+      {"mul (parameter second)", [&](bool o) { return ops::mul(x2, cv(o, g, x2)); }, {g}},
+      {"mul (parameter first)", [&](bool o) { return ops::mul(cv(o, g, x2), x2); }, {g}},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    std::vector<Tensor> out(2);
+    std::vector<std::vector<Tensor>> grads(2);
+    for (int old = 0; old < 2; ++old) {
+      for (Tensor p : c.params) p.set_grad(Tensor());
+      out[old] = c.run(old == 1);
+      CHECK(out[old].dtype() == DType::F16);
+      ops::sum(out[old]).backward();
+      for (const Tensor& p : c.params) {
+        REQUIRE(p.grad().defined());
+        CHECK(p.grad().dtype() == DType::F32);
+        grads[old].push_back(p.grad().clone());
+      }
+    }
+    CHECK(test::same_bytes(out[0], out[1]));
+    for (size_t i = 0; i < c.params.size(); ++i) CHECK(test::same_bytes(grads[0][i], grads[1][i]));
+    CHECK(test::max_abs(grads[0][0].to_vector()) > 0);
+  }
+  // Only f16 with f32 is converted: other mismatches stay errors naming the op and both tensors.
+  const Tensor x64 = Tensor::uniform({3, 5}, rng, -1, 1, DType::F64);
+  test::check_throws_with([&] { ops::linear(x64, fw, fb); }, {"linear", "dtypes differ", "f64[3, 5]"},
+                          "f64 input with f32 weight");
+  test::check_throws_with([&] { ops::add(x64, g); }, {"add", "dtypes differ"}, "f64 + f32");
+  test::check_throws_with([&] { ops::linear(x2.to(DType::F32), fw.to(DType::F16), Tensor()); },
+                          {"linear", "dtypes differ"}, "f32 input with f16 weight");
 }
 
 }  // namespace

@@ -4,12 +4,16 @@
 #include <doctest/doctest.h>
 
 #include <functional>
+#include <optional>
 #include <random>
 
+#include "check.h"
 #include "core/autograd.h"
 #include "core/error.h"
 #include "core/ops.h"
 #include "layers/layers.h"
+#include "optim/loss_scaler.h"
+#include "optim/optimizer.h"
 
 namespace {
 
@@ -121,6 +125,88 @@ TEST_CASE("README example: LeakyReLU's own backward rule matches finite differen
   dsc::Tensor probe = x.detach().clone();
   for (int64_t i = 0; i < x.numel(); ++i) {
     CHECK(g[i] == doctest::Approx(numeric_grad(f, probe, r, i)).epsilon(1e-6));
+  }
+}
+
+// ---- a layer with its own parameters under mixed precision -----------------------------------
+// The same layer written two ways: passing its f32 parameters to the ops as they are (how a layer
+// is written now: the ops use the f16 view themselves), and wrapping each in compute_view (how
+// layers had to be written before). conv2d -> ReLU -> depsep_conv2d -> linear, plus add and mul
+// with a parameter.
+template <bool kComputeView> class OwnParamsNet : public dsc::Module {
+ public:
+  explicit OwnParamsNet(std::mt19937_64& rng) {
+    w_ = register_parameter("w", dsc::Tensor::uniform({6, 3, 3, 3}, rng, -0.4, 0.4));
+    b_ = register_parameter("b", dsc::Tensor::uniform({6}, rng, -0.1, 0.1));
+    wd_ = register_parameter("wd", dsc::Tensor::uniform({6, 1, 3, 3}, rng, -0.4, 0.4));
+    wp_ = register_parameter("wp", dsc::Tensor::uniform({8, 6, 1, 1}, rng, -0.4, 0.4));
+    bp_ = register_parameter("bp", dsc::Tensor::uniform({8}, rng, -0.1, 0.1));
+    fw_ = register_parameter("fw", dsc::Tensor::uniform({5, 8 * 4 * 4}, rng, -0.1, 0.1));
+    fb_ = register_parameter("fb", dsc::Tensor::zeros({5}));
+    gate_ = register_parameter("gate", dsc::Tensor::uniform({4, 5}, rng, 0.5, 1.5));
+    shift_ = register_parameter("shift", dsc::Tensor::uniform({4, 5}, rng, -0.1, 0.1));
+  }
+  dsc::Tensor forward(const dsc::Tensor& x) override {
+    using namespace dsc::ops;
+    dsc::Tensor h = relu(conv2d(x, p(w_, x), p(b_, x), 1, 1));
+    h = depsep_conv2d(h, p(wd_, x), p(wp_, x), p(bp_, x), 2, 1, true);
+    h = linear(reshape(h, {h.dim(0), -1}), p(fw_, x), p(fb_, x));
+    return add(mul(h, p(gate_, x)), p(shift_, x));
+  }
+  std::string name() const override { return "OwnParamsNet"; }
+
+ private:
+  static dsc::Tensor p(const dsc::Tensor& param, const dsc::Tensor& x) {
+    return kComputeView ? dsc::compute_view(param, x) : param;
+  }
+  dsc::Tensor w_, b_, wd_, wp_, bp_, fw_, fb_, gate_, shift_;
+};
+
+// Adam steps as `train` takes them under mixed precision (f16 input, scaled loss, device-resident
+// skip); with `cast_once`, a CastCache per step. Returns the losses; the model ends trained.
+template <class Net>
+std::vector<float> amp_steps(Net& net, dsc::Adam& opt, bool cast_once, const dsc::Tensor& x,
+                             const dsc::Tensor& labels, int steps) {
+  dsc::LossScaler scaler(dsc::LossScalerOptions{.init_scale = 256.0f, .growth_interval = 3});
+  std::vector<float> losses;
+  for (int s = 0; s < steps; ++s) {
+    opt.zero_grad();
+    std::optional<dsc::CastCache> cache;
+    if (cast_once) cache.emplace(net, opt.parameters().values(), dsc::DType::F16);
+    dsc::Tensor loss = dsc::ops::cross_entropy(net.forward(x), labels);
+    losses.push_back(float(loss.item()));
+    dsc::ops::mul(loss, scaler.scale_tensor()).backward();
+    opt.step(scaler.check(opt.parameters().grads()), scaler.scale_tensor());
+    scaler.update();
+  }
+  return losses;
+}
+
+TEST_CASE("a layer with its own parameters trains under mixed precision without compute_view") {
+  std::mt19937_64 data_rng(3);
+  const dsc::Tensor x = dsc::Tensor::uniform({4, 3, 8, 8}, data_rng, -1, 1).to(dsc::DType::F16);
+  std::vector<double> lv(4);
+  for (size_t i = 0; i < lv.size(); ++i) lv[i] = double(i % 5);
+  const dsc::Tensor labels = dsc::Tensor::from(lv, {4}, dsc::DType::I32);
+  for (bool cast_once : {false, true}) {
+    INFO("CastCache: " << cast_once);
+    std::mt19937_64 rng_new(17), rng_old(17);
+    OwnParamsNet<false> plain(rng_new);
+    OwnParamsNet<true> viewed(rng_old);
+    dsc::Adam opt_plain(plain, dsc::AdamOptions{.lr = 1e-2f});
+    dsc::Adam opt_viewed(viewed, dsc::AdamOptions{.lr = 1e-2f});
+    CHECK(dsc::test::same_bytes(opt_plain.parameters().values(), opt_viewed.parameters().values()));
+    const std::vector<float> a = amp_steps(plain, opt_plain, cast_once, x, labels, 12);
+    const std::vector<float> b = amp_steps(viewed, opt_viewed, cast_once, x, labels, 12);
+    CHECK(a == b);                         // bit for bit, every step
+    CHECK(a.back() < a.front() - 0.3f);    // and it learns
+    CHECK(dsc::test::same_bytes(opt_plain.parameters().values(), opt_viewed.parameters().values()));
+    CHECK(dsc::test::same_bytes(opt_plain.parameters().grads(), opt_viewed.parameters().grads()));
+    for (const dsc::NamedTensor& p : plain.parameters()) {
+      INFO(p.name);
+      CHECK(p.tensor.dtype() == dsc::DType::F32);
+      CHECK(p.tensor.grad().dtype() == dsc::DType::F32);
+    }
   }
 }
 
