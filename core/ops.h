@@ -5,7 +5,7 @@
 // Mixed precision: the ops that take parameters (conv2d, depsep_conv2d, linear: weights and bias;
 // add and mul: either operand) accept f32 parameters with an f16 input and compute in f16 with the
 // parameters' f16 view (compute_view, core/mixed_precision.h), so their gradients arrive in f32.
-// Every other dtype mismatch is an error.
+// Every other dtype mismatch is an error. Ops written outside the library: core/function.h.
 #pragma once
 
 #include "core/tensor.h"
