@@ -1,6 +1,7 @@
 // Shared helpers of the core tests: random tensors, element-wise comparison with atol + rtol * |ref|,
-// and a central finite-difference gradient checker in f64 (after Caffe's GradientChecker: a
-// relative threshold, random element samples for big tensors, and a hook to skip kinks).
+// and doctest assertions around the library's central finite-difference gradient checker in f64
+// (core/grad_check.h, after Caffe's GradientChecker: a relative threshold, random element samples
+// for big tensors, and a hook to skip kinks).
 #pragma once
 
 #include <doctest/doctest.h>
@@ -17,6 +18,7 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "core/grad_check.h"
 #include "core/ops.h"
 #include "core/tensor.h"
 
@@ -134,18 +136,13 @@ inline void check_throws_with(const std::function<void()>& f,
 
 // ---- finite differences --------------------------------------------------------------------------
 
-struct GradCheckOptions {
-  double h = 1e-6;                 // central-difference step
-  double atol = 1e-6, rtol = 1e-5;  // |a - n| <= atol + rtol * max(|a|, |n|)
-  int max_samples = 80;            // elements checked per input (all when fewer)
-  uint64_t seed = 7;               // which elements are sampled
-  // Optional: elements to leave out (kinks), by input index and flat element index.
-  std::function<bool(size_t input, int64_t index)> skip;
-};
+// The library's checker (core/grad_check.h), with its options.
+using GradCheckOptions = dsc::GradCheckOptions;
 
 // Checks the analytic gradients of the one-element f64 loss computed by `loss_fn` with respect to
-// each of `inputs` (f64 leaves that require grad, read by loss_fn) against central differences.
-// Each input's gradient must also be non-trivial (some |a| > 1e-3), so the check can fail.
+// each of `inputs` (f64 leaves that require grad, read by loss_fn) against central differences,
+// through dsc::grad_check: one CHECK per input that its elements agree, that some element was
+// checked and that its gradient is non-trivial (some |a| > 1e-3), so the check can fail.
 // Returns the analytic gradients (all elements), e.g. to compare f32 gradients against.
 inline std::vector<std::vector<double>> check_gradients(const std::string& what,
                                                         const std::function<Tensor()>& loss_fn,
@@ -154,62 +151,35 @@ inline std::vector<std::vector<double>> check_gradients(const std::string& what,
   for (Tensor& t : inputs) {
     REQUIRE_MESSAGE(t.dtype() == DType::F64, what, ": gradient check inputs must be f64");
     REQUIRE(t.requires_grad());
-    t.set_grad(Tensor());
   }
-  Tensor loss = loss_fn();
-  REQUIRE_MESSAGE(loss.numel() == 1, what, ": loss must be a scalar");
-  REQUIRE_MESSAGE(loss.dtype() == DType::F64, what, ": loss must be f64");
-  loss.backward();
-  std::vector<std::vector<double>> analytic;
-  for (Tensor& t : inputs) {
-    REQUIRE_MESSAGE(t.grad().defined(), what, ": no gradient reached input ", t.str());
-    REQUIRE(t.grad().shape() == t.shape());
-    analytic.push_back(t.grad().to_vector());
-  }
-
-  auto eval = [&] {
-    NoGradGuard no_grad;
-    return loss_fn().item();
+  // The loss itself, not a reduction of it: the library checks a one-element result as it is.
+  bool first = true;
+  const std::function<Tensor()> checked_loss = [&] {
+    Tensor loss = loss_fn();
+    if (first) {
+      REQUIRE_MESSAGE(loss.numel() == 1, what, ": loss must be a scalar");
+      REQUIRE_MESSAGE(loss.dtype() == DType::F64, what, ": loss must be f64");
+      first = false;
+    }
+    return loss;
   };
-  std::mt19937_64 rng(opt.seed);
+  GradCheckResult r;
+  try {
+    r = grad_check(checked_loss, inputs, opt);
+  } catch (const Error& e) {
+    FAIL(what, ": ", e.what());
+  }
+  REQUIRE(r.inputs.size() == inputs.size());
+  std::vector<std::vector<double>> analytic;
   for (size_t i = 0; i < inputs.size(); ++i) {
-    Tensor& t = inputs[i];
-    std::vector<int64_t> idx(static_cast<size_t>(t.numel()));
-    std::iota(idx.begin(), idx.end(), 0);
-    if (static_cast<int64_t>(idx.size()) > opt.max_samples) {
-      std::shuffle(idx.begin(), idx.end(), rng);
-      idx.resize(static_cast<size_t>(opt.max_samples));
-    }
-    double* p = t.data<double>();
-    int64_t checked = 0, bad = 0, worst = -1;
-    double worst_ratio = -1, worst_a = 0, worst_n = 0, largest = 0;
-    for (int64_t j : idx) {
-      if (opt.skip && opt.skip(i, j)) continue;
-      const double orig = p[j];
-      p[j] = orig + opt.h;
-      const double lp = eval();
-      p[j] = orig - opt.h;
-      const double lm = eval();
-      p[j] = orig;
-      const double n = (lp - lm) / (2 * opt.h);
-      const double a = analytic[i][static_cast<size_t>(j)];
-      const double allowed = opt.atol + opt.rtol * std::max(std::abs(a), std::abs(n));
-      const double ratio = std::abs(a - n) / allowed;
-      if (!(ratio <= 1.0)) ++bad;
-      if (!(ratio <= worst_ratio)) {
-        worst_ratio = ratio;
-        worst = j;
-        worst_a = a;
-        worst_n = n;
-      }
-      largest = std::max(largest, std::abs(a));
-      ++checked;
-    }
-    CHECK_MESSAGE(checked > 0, what, ", input ", i, ": no element checked");
-    CHECK_MESSAGE(bad == 0, what, ", input ", i, " ", t.str(), ": ", bad, " of ", checked,
-                  " elements disagree; worst at ", worst, ": analytic ", worst_a, ", numeric ",
-                  worst_n);
-    CHECK_MESSAGE(largest > 1e-3, what, ", input ", i, ": gradient is (nearly) zero everywhere");
+    const GradCheckInput& in = r.inputs[i];
+    CHECK_MESSAGE(in.checked > 0, what, ", input ", i, ": no element checked");
+    CHECK_MESSAGE(in.bad == 0, what, ", input ", i, " ", inputs[i].str(), ": ", in.bad, " of ",
+                  in.checked, " elements disagree; worst at ", in.worst, ": analytic ",
+                  in.worst_analytic, ", numeric ", in.worst_numeric);
+    CHECK_MESSAGE(in.max_abs_analytic > 1e-3, what, ", input ", i,
+                  ": gradient is (nearly) zero everywhere");
+    analytic.push_back(in.analytic);
   }
   return analytic;
 }

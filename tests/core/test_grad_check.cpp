@@ -6,6 +6,8 @@
 // wrong rule (a missing term, a transposed index) is off by O(|gradient|).
 // Kinks: relu inputs are kept at |x| >= 0.05; max-pool elements whose window's two largest values
 // are within 1e-3 are skipped (Caffe's GradientChecker does the same).
+// The exported checker itself (core/grad_check.h) must pass a right gradient and report wrong and
+// zero ones, and refuse inputs it cannot perturb.
 // Then the f32 backward of conv2d (Winograd, GEMM, depthwise paths; f64 never takes Winograd) is
 // compared with the f64 analytic gradients, with the f32 forward tolerances of
 // test_ops_forward.cpp.
@@ -18,6 +20,8 @@
 #include <vector>
 
 #include "check.h"
+#include "core/function.h"
+#include "core/grad_check.h"
 
 namespace dsc {
 namespace {
@@ -364,6 +368,61 @@ TEST_CASE("grad: a small network end to end (conv, relu, pool, reshape, linear, 
     return ops::cross_entropy(ops::linear(h, w2, b2), labels);
   };
   check_gradients("network", loss, {x, w1, b1, wd, w2, b2}, samples(40));
+}
+
+// y = 3 x with a backward that is right, off by a factor, or zero: what the exported checker
+// must tell apart.
+int g_backward_kind = 0;
+struct Triple : Function {
+  static constexpr const char* name = "triple";
+  Tensor forward(const Tensor& x) { return ops::scale(x, 3.0); }
+  std::vector<Tensor> backward(const Tensor& dy) {
+    return {ops::scale(dy, g_backward_kind == 0 ? 3.0 : g_backward_kind == 1 ? 3.01 : 0.0)};
+  }
+};
+
+TEST_CASE("grad_check: the exported checker passes right gradients and reports wrong ones") {
+  std::mt19937_64 rng(91);
+  const Tensor x = leaf_uniform({4, 30}, rng);  // 120 elements: 80 sampled
+  // A non-scalar output is reduced to sum(y * R) with a fixed random R.
+  g_backward_kind = 0;
+  GradCheckResult ok = grad_check([&] { return apply<Triple>(x); }, {x});
+  CHECK_MESSAGE(ok.passed, ok.message);
+  CHECK(ok.message.find("passed") != std::string::npos);
+  REQUIRE(ok.inputs.size() == 1);
+  CHECK(ok.inputs[0].checked == 80);
+  CHECK(ok.inputs[0].bad == 0);
+  CHECK(ok.inputs[0].analytic.size() == 120);
+  CHECK(ok.max_rel_error < 1e-7);
+  CHECK(ok.inputs[0].max_abs_analytic > 0.1);
+
+  g_backward_kind = 1;  // 0.3% off: far outside rtol 1e-5
+  GradCheckResult off = grad_check([&] { return apply<Triple>(x); }, {x});
+  CHECK_FALSE(off.passed);
+  CHECK(off.inputs[0].bad == 80);
+  CHECK(off.max_rel_error == doctest::Approx(0.01 / 3.01).epsilon(1e-4));
+  CHECK(off.inputs[0].worst_analytic == doctest::Approx(off.inputs[0].worst_numeric * 3.01 / 3));
+  for (const char* part : {"gradient check failed", "input 0 f64[4, 30] cpu", "80 of 80",
+                           "disagree", "worst at", "analytic", "numeric"})
+    CHECK_MESSAGE(off.message.find(part) != std::string::npos, off.message, " lacks ", part);
+
+  g_backward_kind = 2;  // zero gradient where the true one is 3 r: every element disagrees
+  CHECK_FALSE(grad_check([&] { return apply<Triple>(x); }, {x}).passed);
+  // A loss that does not depend on x at all has a zero gradient, which cannot show anything.
+  g_backward_kind = 0;
+  const Tensor z = leaf_uniform({3}, rng);
+  GradCheckResult flat = grad_check([&] { return ops::scale(apply<Triple>(x), 0.0); }, {x});
+  CHECK_FALSE(flat.passed);
+  CHECK(flat.message.find("zero everywhere") != std::string::npos);
+  // Inputs it cannot perturb, and inputs the function does not read, are errors.
+  test::check_throws_with([&] { grad_check([&] { return ops::sum(x); }, {x.detach()}); },
+                          {"grad_check", "input 0", "requires grad"}, "a constant input");
+  Tensor f32 = Tensor::zeros({3});
+  f32.set_requires_grad(true);
+  test::check_throws_with([&] { grad_check([&] { return ops::sum(f32); }, {f32}); },
+                          {"grad_check", "f32[3] cpu", "f64"}, "an f32 input");
+  test::check_throws_with([&] { grad_check([&] { return ops::sum(apply<Triple>(x)); }, {x, z}); },
+                          {"no gradient reached input 1"}, "an unused input");
 }
 
 }  // namespace
