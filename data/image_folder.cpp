@@ -208,6 +208,16 @@ Dataset read_folder(const std::string& root_name, Split split, int threads) {
   return out;
 }
 
+// The error for bytes stb_image cannot decode, with its reason for the last failure on this
+// thread when it has one (some failures set none: it may be null or empty then).
+DataError cannot_decode(const std::string& name, size_t size) {
+  const char* reason = stbi_failure_reason();
+  return DataError(name + ": cannot decode the image (" +
+                   (reason && *reason ? reason : "stb_image gave no reason") +
+                   "); expected a 32x32 RGB .png or .jpg file of " + std::to_string(size) +
+                   " bytes");
+}
+
 }  // namespace
 
 int decode_image(const uint8_t* bytes, size_t size, const std::string& name, uint8_t* chw) {
@@ -219,9 +229,7 @@ int decode_image(const uint8_t* bytes, size_t size, const std::string& name, uin
   int w = 0, h = 0, channels = 0;
   // The header first: a file that is not 32x32 is rejected without decoding its pixels.
   if (!stbi_info_from_memory(bytes, len, &w, &h, &channels)) {
-    throw DataError(name + ": cannot decode the image (" + stbi_failure_reason() +
-                    "); expected a 32x32 RGB .png or .jpg file of " + std::to_string(size) +
-                    " bytes");
+    throw cannot_decode(name, size);
   }
   if (w != kWidth || h != kHeight) {
     throw DataError(name + ": image is " + std::to_string(w) + "x" + std::to_string(h) +
@@ -229,9 +237,7 @@ int decode_image(const uint8_t* bytes, size_t size, const std::string& name, uin
   }
   unsigned char* rgb = stbi_load_from_memory(bytes, len, &w, &h, &channels, kChannels);
   if (!rgb) {
-    throw DataError(name + ": cannot decode the image (" + stbi_failure_reason() +
-                    "); expected a 32x32 RGB .png or .jpg file of " + std::to_string(size) +
-                    " bytes");
+    throw cannot_decode(name, size);
   }
   std::unique_ptr<unsigned char, void (*)(void*)> owner(rgb, &stbi_image_free);
   if (w != kWidth || h != kHeight) {  // the header said 32x32; the decoder must agree
