@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # CI's fuzzing step: every target of scripts/fuzz.sh (checkpoint, cifar10, image, run_log) for a
-# short bounded time, FUZZ_SECONDS each (default 20), from the committed seeds in a fresh work
+# short bounded time, FUZZ_SECONDS each (default 15), from the committed seeds in a fresh work
 # folder; any crash, leak, undefined behaviour or broken harness contract fails the step and
 # prints the end of that target's log. The checkpoint target links the CPU build that
 # scripts/test.sh made (BUILD_DIR, default build). Without clang++ nothing runs and a line says
 # so (scripts/install-deps.sh installs clang and its libFuzzer runtime).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=${FUZZ_SECONDS:-20}
+seconds=${FUZZ_SECONDS:-15}
 if ! command -v clang++ >/dev/null; then
   echo "fuzz-ci: clang++ not found: the fuzz targets did not run (scripts/install-deps.sh installs clang)" >&2
   exit 0
