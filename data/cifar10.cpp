@@ -3,7 +3,8 @@
 // 3072 pixel bytes (R, G, B planes of 32x32, row-major) -- copied verbatim into Dataset.pixels.
 // Tested in tests/data/test_binary.cpp (hand-written records, every error case),
 // tests/data/test_real_cifar10.cpp (the packed real data set reads back byte-identical) and
-// tests/data/test_dataset.cpp (resolve_data_path's search order and error).
+// tests/data/test_dataset.cpp (resolve_data_path's search order and error); the in-memory parsers
+// are fuzzed by tests/fuzz/fuzz_cifar10.cpp.
 #include "data/cifar10.h"
 
 #include <spdlog/spdlog.h>
@@ -17,6 +18,7 @@
 #include <fstream>
 #include <memory>
 #include <regex>
+#include <sstream>
 
 #include "data/io_util.h"
 
@@ -30,26 +32,18 @@ const char kExpectedLayout[] =
     "with a cifar-10-batches-bin/ subfolder, or an image folder with train/ and test/ holding "
     "one sub-folder of .png/.jpg images per class";
 
-// Class names from batches.meta.txt (one per line, blank lines ignored), else CIFAR-10's.
+// Class names from batches.meta.txt, else CIFAR-10's.
 std::vector<std::string> read_class_names(const fs::path& folder) {
   const fs::path meta = folder / "batches.meta.txt";
   if (!detail::is_regular_file(meta)) return cifar10_class_names();
-  std::ifstream in(meta);
-  std::vector<std::string> names;
-  for (std::string line; std::getline(in, line);) {
-    const auto first = line.find_first_not_of(" \t\r");
-    if (first == std::string::npos) continue;
-    const auto last = line.find_last_not_of(" \t\r");
-    names.push_back(line.substr(first, last - first + 1));
-  }
-  if (names.empty() || names.size() > 256) {
-    throw DataError(meta.string() + ": lists " + std::to_string(names.size()) +
-                    " class names, expected 1..256 names, one per line");
-  }
-  return names;
+  std::ifstream in(meta, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in.good() && !in.eof()) throw DataError(meta.string() + ": cannot read it");
+  return parse_class_names(text.str(), meta.string());
 }
 
-// Appends the records of one .bin file to `out`, checking its size and every label.
+// Appends the records of one .bin file to `out`.
 void append_bin_file(const fs::path& file, Dataset& out) {
   std::FILE* f = std::fopen(file.c_str(), "rb");
   if (!f) {
@@ -60,33 +54,14 @@ void append_bin_file(const fs::path& file, Dataset& out) {
   const auto size = static_cast<int64_t>(fs::file_size(file, ec));
   if (ec) throw DataError(file.string() + ": cannot read its size: " + ec.message());
   if (size % kRecordBytes != 0) {
-    throw DataError(file.string() + ": size " + std::to_string(size) +
-                    " bytes is not a multiple of the 3073-byte CIFAR-10 record (1 label byte + "
-                    "3072 pixel bytes); expected a multiple of 3073, e.g. 30730000 for 10,000 "
-                    "records, got " +
-                    std::to_string(size / kRecordBytes) + " records and " +
-                    std::to_string(size % kRecordBytes) + " bytes left over");
+    // Checked before reading, so a huge file of the wrong size is not read in first.
+    append_cifar10_records(nullptr, static_cast<size_t>(size), file.string(), out);
   }
-  const int64_t records = size / kRecordBytes;
   std::vector<uint8_t> buffer(size);
   if (size > 0 && std::fread(buffer.data(), 1, size, f) != static_cast<size_t>(size)) {
     throw DataError(file.string() + ": short read, expected " + std::to_string(size) + " bytes");
   }
-  const int64_t first = out.n;
-  out.n += records;
-  out.pixels.resize(out.n * kImageBytes);
-  out.labels.resize(out.n);
-  for (int64_t r = 0; r < records; ++r) {
-    const uint8_t* record = buffer.data() + r * kRecordBytes;
-    if (record[0] >= out.class_names.size()) {
-      throw DataError(file.string() + ": record " + std::to_string(r) + " (byte offset " +
-                      std::to_string(r * kRecordBytes) + ") has label " +
-                      std::to_string(record[0]) + ", expected 0.." +
-                      std::to_string(out.class_names.size() - 1));
-    }
-    out.labels[first + r] = record[0];
-    std::copy_n(record + 1, kImageBytes, out.image(first + r));
-  }
+  append_cifar10_records(buffer.data(), buffer.size(), file.string(), out);
 }
 
 bool has_binary_files(const fs::path& folder) {
@@ -170,6 +145,52 @@ Dataset load_any(const std::string& path, Split split) {
 }
 
 }  // namespace
+
+std::vector<std::string> parse_class_names(const std::string& text, const std::string& name) {
+  std::istringstream in(text);
+  std::vector<std::string> names;
+  for (std::string line; std::getline(in, line);) {
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos) continue;
+    const auto last = line.find_last_not_of(" \t\r");
+    names.push_back(line.substr(first, last - first + 1));
+  }
+  if (names.empty() || names.size() > 256) {
+    throw DataError(name + ": lists " + std::to_string(names.size()) +
+                    " class names, expected 1..256 names, one per line");
+  }
+  return names;
+}
+
+void append_cifar10_records(const uint8_t* bytes, size_t size, const std::string& name,
+                            Dataset& out) {
+  if (size % kRecordBytes != 0) {
+    throw DataError(name + ": size " + std::to_string(size) +
+                    " bytes is not a multiple of the 3073-byte CIFAR-10 record (1 label byte + "
+                    "3072 pixel bytes); expected a multiple of 3073, e.g. 30730000 for 10,000 "
+                    "records, got " +
+                    std::to_string(size / kRecordBytes) + " records and " +
+                    std::to_string(size % kRecordBytes) + " bytes left over");
+  }
+  const int64_t records = static_cast<int64_t>(size / kRecordBytes);
+  for (int64_t r = 0; r < records; ++r) {  // every label first, so `out` is unchanged on error
+    const uint8_t label = bytes[r * kRecordBytes];
+    if (label >= out.class_names.size()) {
+      throw DataError(name + ": record " + std::to_string(r) + " (byte offset " +
+                      std::to_string(r * kRecordBytes) + ") has label " + std::to_string(label) +
+                      ", expected 0.." + std::to_string(int64_t(out.class_names.size()) - 1));
+    }
+  }
+  const int64_t first = out.n;
+  out.n += records;
+  out.pixels.resize(out.n * kImageBytes);
+  out.labels.resize(out.n);
+  for (int64_t r = 0; r < records; ++r) {
+    const uint8_t* record = bytes + r * kRecordBytes;
+    out.labels[first + r] = record[0];
+    std::copy_n(record + 1, kImageBytes, out.image(first + r));
+  }
+}
 
 Dataset read_cifar10_binary(const std::string& folder_name, Split split) {
   return detail::with_data_errors([&] { return read_binary_folder(folder_name, split); });

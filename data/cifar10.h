@@ -25,6 +25,25 @@ Dataset read_cifar10_binary(const std::string& folder, Split split);
 // `root` holds train/ and test/. threads <= 0: std::thread::hardware_concurrency().
 Dataset read_image_folder(const std::string& root, Split split, int threads = 0);
 
+// The in-memory parsers behind the two readers (the fuzz targets in tests/fuzz call them on
+// arbitrary bytes). `name` is the file named in error messages.
+//
+// append_cifar10_records: appends the records held in `bytes` (a whole .bin file, `size` bytes)
+// to `out`, whose class_names must already be set. Throws DataError when size is not a multiple of
+// 3073 or a label is not below class_names.size(); `out` is unchanged then.
+void append_cifar10_records(const uint8_t* bytes, size_t size, const std::string& name,
+                            Dataset& out);
+// parse_class_names: the class names in the text of a batches.meta.txt, one per line, spaces,
+// tabs and carriage returns around a name trimmed, blank lines ignored. Throws DataError unless
+// there are 1..256 names.
+std::vector<std::string> parse_class_names(const std::string& text, const std::string& name);
+// decode_image: decodes one PNG or JPEG file held in memory into `chw` (kImageBytes bytes: planes
+// R, G, B of 32x32, row-major) and returns the file's channel count (1 gray, 2 gray+alpha, 3 RGB,
+// 4 RGBA; all converted to RGB: gray replicated, alpha dropped). Throws DataError naming `name`
+// when the bytes are not an image stb_image decodes or the image is not 32x32 (read from the
+// header, before any pixel is decoded, so a hostile header cannot make it allocate much).
+int decode_image(const uint8_t* bytes, size_t size, const std::string& name, uint8_t* chw);
+
 // Number of train files the binary form uses, and how many images go into file k (0-based) when
 // `n` images are split over them as evenly as possible (earlier files get the remainder).
 inline constexpr int kTrainFiles = 5;

@@ -4,8 +4,9 @@
 // files are converted to RGB by stb_image (gray replicated, alpha dropped) with one warning per
 // load. Class order: CIFAR-10's label order when the class folders are exactly its ten names,
 // otherwise alphabetical; files sorted by name within a class.
-// Tested in tests/data/test_image_folder.cpp (PNGs written with stb_image_write, every error case)
-// and tests/data/test_real_cifar10.cpp (the published channel means of the real train split).
+// Tested in tests/data/test_image_folder.cpp (PNGs written with stb_image_write, every error case),
+// tests/data/test_real_cifar10.cpp (the published channel means of the real train split) and
+// fuzzed through decode_image by tests/fuzz/fuzz_image.cpp.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -21,11 +23,12 @@
 #include "data/cifar10.h"
 #include "data/io_util.h"
 
-// The one definition of stb_image's functions (PNG and JPEG decoders only).
+// The one definition of stb_image's functions (PNG and JPEG decoders only), from the copy in
+// third_party/stb (v2.30; third_party/stb/README.md says why not the system's).
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_ONLY_PNG
 #define STBI_ONLY_JPEG
-#include <stb_image.h>
+#include "third_party/stb/stb_image.h"
 
 namespace dsc::data {
 namespace fs = std::filesystem;
@@ -104,21 +107,11 @@ void decode_all(const std::vector<fs::path>& files, Dataset& out, int threads) {
           fail(i, std::make_exception_ptr(DataError(name + ": cannot read the image file")));
           break;
         }
-        int w = 0, h = 0, channels = 0;
-        unsigned char* rgb = stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w,
-                                                   &h, &channels, kChannels);
-        if (!rgb) {
-          fail(i, std::make_exception_ptr(
-                      DataError(name + ": cannot decode the image (" + stbi_failure_reason() +
-                                "); expected a 32x32 RGB .png or .jpg file of " +
-                                std::to_string(bytes.size()) + " bytes")));
-          break;
-        }
-        std::unique_ptr<unsigned char, void (*)(void*)> owner(rgb, &stbi_image_free);
-        if (w != kWidth || h != kHeight) {
-          fail(i,
-               std::make_exception_ptr(DataError(name + ": image is " + std::to_string(w) + "x" +
-                                                 std::to_string(h) + " pixels, expected 32x32")));
+        int channels = 0;
+        try {
+          channels = decode_image(bytes.data(), bytes.size(), name, out.image(i));
+        } catch (const DataError&) {
+          fail(i, std::current_exception());
           break;
         }
         if (channels != kChannels) {
@@ -127,12 +120,6 @@ void decode_all(const std::vector<fs::path>& files, Dataset& out, int threads) {
           if (first_converted < 0 || i < first_converted) {
             first_converted = i, first_converted_channels = channels;
           }
-        }
-        uint8_t* dst = out.image(i);  // HWC -> CHW
-        for (int p = 0; p < kPlaneBytes; ++p) {
-          dst[p] = rgb[3 * p];
-          dst[kPlaneBytes + p] = rgb[3 * p + 1];
-          dst[2 * kPlaneBytes + p] = rgb[3 * p + 2];
         }
       }
     }
@@ -221,7 +208,49 @@ Dataset read_folder(const std::string& root_name, Split split, int threads) {
   return out;
 }
 
+// The error for bytes stb_image cannot decode, with its reason for the last failure on this
+// thread when it has one (some failures set none: it may be null or empty then).
+DataError cannot_decode(const std::string& name, size_t size) {
+  const char* reason = stbi_failure_reason();
+  return DataError(name + ": cannot decode the image (" +
+                   (reason && *reason ? reason : "stb_image gave no reason") +
+                   "); expected a 32x32 RGB .png or .jpg file of " + std::to_string(size) +
+                   " bytes");
+}
+
 }  // namespace
+
+int decode_image(const uint8_t* bytes, size_t size, const std::string& name, uint8_t* chw) {
+  if (size > static_cast<size_t>(std::numeric_limits<int>::max())) {
+    throw DataError(name + ": " + std::to_string(size) +
+                    " bytes is too large for an image file; expected a 32x32 .png or .jpg");
+  }
+  const int len = static_cast<int>(size);
+  int w = 0, h = 0, channels = 0;
+  // The header first: a file that is not 32x32 is rejected without decoding its pixels.
+  if (!stbi_info_from_memory(bytes, len, &w, &h, &channels)) {
+    throw cannot_decode(name, size);
+  }
+  if (w != kWidth || h != kHeight) {
+    throw DataError(name + ": image is " + std::to_string(w) + "x" + std::to_string(h) +
+                    " pixels, expected 32x32");
+  }
+  unsigned char* rgb = stbi_load_from_memory(bytes, len, &w, &h, &channels, kChannels);
+  if (!rgb) {
+    throw cannot_decode(name, size);
+  }
+  std::unique_ptr<unsigned char, void (*)(void*)> owner(rgb, &stbi_image_free);
+  if (w != kWidth || h != kHeight) {  // the header said 32x32; the decoder must agree
+    throw DataError(name + ": image is " + std::to_string(w) + "x" + std::to_string(h) +
+                    " pixels, expected 32x32");
+  }
+  for (int p = 0; p < kPlaneBytes; ++p) {  // HWC -> CHW
+    chw[p] = rgb[3 * p];
+    chw[kPlaneBytes + p] = rgb[3 * p + 1];
+    chw[2 * kPlaneBytes + p] = rgb[3 * p + 2];
+  }
+  return channels;
+}
 
 Dataset read_image_folder(const std::string& root_name, Split split, int threads) {
   return detail::with_data_errors([&] { return read_folder(root_name, split, threads); });

@@ -94,6 +94,16 @@ uint64_t file_size(std::ifstream& in) {
   return size;
 }
 
+// A header number that must be a whole number >= 0 (an offset, a size, a checksum). The JSON
+// library would convert a fraction, a negative or a huge number (parsed as floating point) too,
+// and converting one out of range is undefined, so only a JSON unsigned integer is accepted.
+uint64_t whole_number(const nlohmann::json& j, const char* key, const std::string& what) {
+  const nlohmann::json& v = j.at(key);
+  DSC_CHECK(v.is_number_unsigned(), what, " has '", key, "' ", v.dump(),
+            ", expected a whole number >= 0");
+  return v.get<uint64_t>();
+}
+
 // Parses and checks one tensor entry of the header; `i` is its position, for messages.
 Entry parse_entry(const nlohmann::json& j, size_t i, uint64_t data_bytes, const std::string& path) {
   Entry e;
@@ -109,10 +119,17 @@ Entry parse_entry(const nlohmann::json& j, size_t i, uint64_t data_bytes, const 
     DSC_CHECK(t.has_value(), where(path), ": malformed header: ", what, " has unknown dtype '",
               dtype, "'");
     e.dtype = *t;
-    e.shape = j.at("shape").get<Shape>();
-    e.offset = j.at("offset").get<uint64_t>();
-    e.nbytes = j.at("nbytes").get<uint64_t>();
-    e.crc = j.at("crc32").get<uint32_t>();
+    const std::string context = where(path) + ": malformed header: " + what;
+    const nlohmann::json& shape = j.at("shape");
+    DSC_CHECK(shape.is_array() && std::all_of(shape.begin(), shape.end(),
+                                              [](const auto& d) { return d.is_number_integer(); }),
+              context, " has shape ", shape.dump(), ", expected a list of whole numbers");
+    e.shape = shape.get<Shape>();
+    e.offset = whole_number(j, "offset", context);
+    e.nbytes = whole_number(j, "nbytes", context);
+    const uint64_t crc = whole_number(j, "crc32", context);
+    DSC_CHECK(crc <= 0xffffffffu, context, " has crc32 ", crc, ", expected a 32-bit value");
+    e.crc = static_cast<uint32_t>(crc);
   } catch (const nlohmann::json::exception& ex) {
     throw Error(where(path) + ": malformed header: " + what + ": " + ex.what());
   }
@@ -160,7 +177,7 @@ Header read_header(std::ifstream& in, const std::string& path) {
   h.data_start = kPrefixBytes + header_bytes;
   try {
     DSC_CHECK(j.is_object(), where(path), ": malformed header: expected a JSON object");
-    h.data_bytes = j.at("data_bytes").get<uint64_t>();
+    h.data_bytes = whole_number(j, "data_bytes", where(path) + ": malformed header: the header");
     const nlohmann::json& tensors = j.at("tensors");
     DSC_CHECK(tensors.is_array(), where(path), ": malformed header: 'tensors' is not a list");
     for (size_t i = 0; i < tensors.size(); ++i) {

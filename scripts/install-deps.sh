@@ -4,6 +4,9 @@
 set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config libspdlog-dev libfmt-dev doctest-dev libstb-dev
       libopenblas-dev libcli11-dev nlohmann-json3-dev)
+# clang and its libFuzzer/sanitizer runtimes (only recommended by clang, so named here): the fuzz
+# targets that CI runs (scripts/fuzz.sh, scripts/fuzz-ci.sh).
+pkgs+=(clang libclang-rt-dev)
 if [ "${DSC_WITH_PYTHON:-0}" = 1 ]; then pkgs+=(python3-torch python3-matplotlib); fi
 missing=()
 for p in "${pkgs[@]}"; do

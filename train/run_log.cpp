@@ -1,5 +1,6 @@
 // JSON-lines / CSV run logs and the run comparison table (see run_log.h).
-// Tested in tests/apps/test_train_cli.cpp.
+// Tested in tests/train/test_train.cpp (logs of real runs, compare's table); the parser and the
+// table are fuzzed by tests/fuzz/fuzz_run_log.cpp.
 #include "train/run_log.h"
 
 #include <algorithm>
@@ -80,6 +81,10 @@ void RunLog::write(const nlohmann::json& record) {
 std::vector<nlohmann::json> read_run_log(const std::string& path) {
   std::ifstream in(path);
   DSC_CHECK(in.good(), "cannot read run log '", path, "': ", std::strerror(errno));
+  return parse_run_log(in, path);
+}
+
+std::vector<nlohmann::json> parse_run_log(std::istream& in, const std::string& name) {
   std::vector<nlohmann::json> out;
   std::string line;
   int lineno = 0;
@@ -89,11 +94,13 @@ std::vector<nlohmann::json> read_run_log(const std::string& path) {
     try {
       out.push_back(nlohmann::json::parse(line));
     } catch (const nlohmann::json::exception& e) {
-      throw Error("run log '" + path + "' line " + std::to_string(lineno) +
+      throw Error("run log '" + name + "' line " + std::to_string(lineno) +
                   " is not JSON: " + e.what());
     }
+    DSC_CHECK(out.back().is_object(), "run log '", name, "' line ", lineno, " is ",
+              out.back().type_name(), ", expected a JSON object (one record per line)");
   }
-  DSC_CHECK(!out.empty(), "run log '", path, "' is empty (expected JSON lines written by train)");
+  DSC_CHECK(!out.empty(), "run log '", name, "' is empty (expected JSON lines written by train)");
   return out;
 }
 
@@ -115,24 +122,39 @@ std::string fmt_util(const nlohmann::json& v) {
 }  // namespace
 
 namespace {
+// The table reads logs that may come from elsewhere (PyTorch's runs) or be cut short, so a field
+// is read without assuming it is there or has the expected type: a missing field, a record that
+// is not there (no epoch line yet) or one that is not an object gives null.
+nlohmann::json field(const nlohmann::json& record, const char* key) {
+  if (!record.is_object()) return nullptr;
+  const auto it = record.find(key);
+  return it == record.end() ? nlohmann::json() : *it;
+}
+// A text cell: the string itself, `fallback` for null, the JSON text of any other value.
+std::string text_field(const nlohmann::json& record, const char* key, const char* fallback) {
+  const nlohmann::json v = field(record, key);
+  if (v.is_null()) return fallback;
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
 struct RunRow {
   nlohmann::json header, summary, last_epoch;
   int epochs = 0;
   nlohmann::json get(const char* key) const {
-    if (summary.contains(key)) return summary[key];
-    return header.contains(key) ? header[key] : nlohmann::json();
+    const nlohmann::json v = field(summary, key);
+    return v.is_null() ? field(header, key) : v;
   }
 };
 
-RunRow read_run_row(const std::string& path) {
+RunRow run_row(const RunRecords& run) {
   RunRow row;
-  for (const nlohmann::json& r : read_run_log(path)) {
-    const std::string type = r.value("type", "");
+  for (const nlohmann::json& r : run.records) {
+    const std::string type = text_field(r, "type", "");
     if (type == "header") row.header = r;
     if (type == "summary") row.summary = r;
     if (type == "epoch") ++row.epochs, row.last_epoch = r;
   }
-  DSC_CHECK(!row.header.is_null(), "run log '", path, "' has no header line");
+  DSC_CHECK(!row.header.is_null(), "run log '", run.name, "' has no header line");
   return row;
 }
 
@@ -153,29 +175,36 @@ std::string mean_sd(const std::vector<double>& values, double scale, int decimal
 // The framework column: ours replayed from a step graph reads "ours (graph)", so that eager and
 // graph runs are told apart and never averaged together.
 std::string framework_of(const RunRow& row) {
-  std::string f = row.header.value("framework", "ours");
-  const nlohmann::json& src =
-      row.summary.is_object() && row.summary.contains("graph") ? row.summary : row.header;
-  const nlohmann::json g = src.value("graph", nlohmann::json());
+  std::string f = text_field(row.header, "framework", "ours");
+  nlohmann::json g = field(row.summary, "graph");
+  if (g.is_null()) g = field(row.header, "graph");
   if (g.is_string() && g.get<std::string>() == "on") f += " (graph)";
   return f;
 }
 }  // namespace
 
 std::string compare_runs(const std::vector<std::string>& paths) {
+  std::vector<RunRecords> runs;
+  for (const std::string& path : paths) {
+    runs.push_back({path.substr(path.find_last_of('/') + 1), read_run_log(path)});
+  }
+  return compare_run_records(runs);
+}
+
+std::string compare_run_records(const std::vector<RunRecords>& runs) {
   std::ostringstream os;
   os << "| run | framework | model | device | precision | batch | params | epochs | peak img/s | "
         "median img/s | train acc | test acc | SM util | memory util |\n"
      << "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   std::vector<RunRow> rows;
-  for (const std::string& path : paths) {
-    const RunRow& row = rows.emplace_back(read_run_row(path));
+  for (const RunRecords& run : runs) {
+    const RunRow& row = rows.emplace_back(run_row(run));
     const nlohmann::json& header = row.header;
-    std::string name = path.substr(path.find_last_of('/') + 1);
-    os << "| " << name << " | " << framework_of(row) << " | " << header.value("model", "?") << " | "
-       << header.value("device", "?") << " | " << header.value("precision", "?") << " | "
-       << fmt_num(row.get("batch"), 0, false) << " | " << fmt_num(row.get("params"), 0, true)
-       << " | " << row.epochs << " | " << fmt_num(row.get("peak_images_per_sec"), 0, true) << " | "
+    os << "| " << run.name << " | " << framework_of(row) << " | "
+       << text_field(header, "model", "?") << " | " << text_field(header, "device", "?") << " | "
+       << text_field(header, "precision", "?") << " | " << fmt_num(row.get("batch"), 0, false)
+       << " | " << fmt_num(row.get("params"), 0, true) << " | " << row.epochs << " | "
+       << fmt_num(row.get("peak_images_per_sec"), 0, true) << " | "
        << fmt_num(row.get("median_images_per_sec"), 0, true) << " | "
        << fmt_pct(row.get("train_acc")) << " | " << fmt_pct(row.get("test_acc")) << " | "
        << fmt_util(row.get("sm_util")) << " | " << fmt_util(row.get("mem_util")) << " |"
@@ -188,9 +217,9 @@ std::string compare_runs(const std::vector<std::string>& paths) {
   for (const RunRow& row : rows) {
     if (row.summary.is_null()) continue;
     const nlohmann::json& h = row.header;
-    const std::string key = framework_of(row) + " | " + h.value("model", "?") + " | " +
-                            h.value("device", "?") + " | " + h.value("precision", "?") + " | " +
-                            fmt_num(row.get("batch"), 0, false) + " | " +
+    const std::string key = framework_of(row) + " | " + text_field(h, "model", "?") + " | " +
+                            text_field(h, "device", "?") + " | " + text_field(h, "precision", "?") +
+                            " | " + fmt_num(row.get("batch"), 0, false) + " | " +
                             std::to_string(row.epochs);
     auto it =
         std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == key; });
@@ -204,7 +233,9 @@ std::string compare_runs(const std::vector<std::string>& paths) {
   os << "\n| framework | model | device | precision | batch | epochs | runs | median img/s | "
         "last-epoch train loss | train acc | test acc |\n"
      << "|---|---|---|---|---|---|---|---|---|---|---|\n";
-  for (const auto& [key, members] : groups) {
+  for (const auto& group : groups) {
+    const std::string& key = group.first;
+    const std::vector<const RunRow*>& members = group.second;  // a plain name: lambdas capture it
     auto collect = [&](auto&& value_of) {
       std::vector<double> out;
       for (const RunRow* r : members) {
@@ -217,10 +248,8 @@ std::string compare_runs(const std::vector<std::string>& paths) {
        << mean_sd(collect([](const RunRow& r) { return r.get("median_images_per_sec"); }), 1.0, 0,
                   "")
        << " | "
-       << mean_sd(collect([](const RunRow& r) {
-                    return r.last_epoch.value("train_loss", nlohmann::json());
-                  }),
-                  1.0, 3, "")
+       << mean_sd(collect([](const RunRow& r) { return field(r.last_epoch, "train_loss"); }), 1.0,
+                  3, "")
        << " | "
        << mean_sd(collect([](const RunRow& r) { return r.get("train_acc"); }), 100.0, 1, "%")
        << " | "

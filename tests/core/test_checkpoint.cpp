@@ -298,8 +298,35 @@ TEST_CASE("checkpoint: malformed headers and corrupt data are named and refused"
   nlohmann::json lying = f.header();
   lying["tensors"][0]["nbytes"] = 12;
   f.expect(f.file("lying.ckpt", with_header(lying)),
-           {"malformed header", "tensor 'conv1.weight' is f32[128, 3, 3, 3] but says it has 12 "
-                                "bytes"});
+           {"malformed header",
+            "tensor 'conv1.weight' is f32[128, 3, 3, 3] but says it has 12 "
+            "bytes"});
+
+  // Numbers that are not whole numbers >= 0 where offsets, sizes and checksums go. A huge one
+  // parses as floating point, and the JSON library's conversion of it was undefined behaviour
+  // (found by scripts/fuzz.sh checkpoint: tests/fuzz/regressions/checkpoint_huge_nbytes.ckpt).
+  const std::string crash =
+      read_bytes(fs::path(DSC_SOURCE_DIR) / "tests/fuzz/regressions/checkpoint_huge_nbytes.ckpt");
+  REQUIRE(!crash.empty());
+  f.expect(f.file("huge.ckpt", crash),
+           {"huge.ckpt': malformed header", "tensor 'conv.weight' has 'nbytes' 1e+122",
+            "expected a whole number >= 0"});
+  for (const auto& [key, value] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"offset", -1}, {"nbytes", 0.5}, {"crc32", "1"}, {"crc32", 4294967296u}}) {
+    nlohmann::json odd = f.header();
+    odd["tensors"][0][key] = value;
+    INFO(key << " = " << value.dump());
+    f.expect(f.file("odd.ckpt", with_header(odd)),
+             {"malformed header", "tensor 'conv1.weight' has", value.dump()});
+  }
+  nlohmann::json odd_shape = f.header();
+  odd_shape["tensors"][0]["shape"] = {128, 3.5, 3, 3};
+  f.expect(f.file("shape.ckpt", with_header(odd_shape)),
+           {"tensor 'conv1.weight' has shape [128,3.5,3,3], expected a list of whole numbers"});
+  nlohmann::json odd_size = f.header();
+  odd_size["data_bytes"] = 1e300;
+  f.expect(f.file("size.ckpt", with_header(odd_size)),
+           {"malformed header: the header has 'data_bytes' 1e+300, expected a whole number >= 0"});
 
   // One flipped bit in fc.weight's data.
   const nlohmann::json h = f.header();

@@ -146,3 +146,46 @@ TEST_CASE("load_cifar10: missing path, empty folder and unknown contents list wh
 
 }  // namespace
 }  // namespace dsc::data
+
+namespace dsc::data {
+namespace {
+
+TEST_CASE("append_cifar10_records: appends verbatim, or throws and leaves the data set unchanged") {
+  const Dataset images = testing::random_dataset(3, 10, 21);
+  Dataset d;
+  d.class_names = cifar10_class_names();
+  std::vector<uint8_t> bytes = testing::records(images, 0, 2);
+  append_cifar10_records(bytes.data(), bytes.size(), "a.bin", d);
+  bytes = testing::records(images, 2, 1);
+  append_cifar10_records(bytes.data(), bytes.size(), "b.bin", d);
+  REQUIRE(d.n == 3);
+  CHECK(d.labels == images.labels);
+  CHECK(d.pixels == images.pixels);
+
+  // A bad label in the last record: nothing of the file is appended, not even the good records.
+  bytes = testing::records(images, 0, 3);
+  bytes[2 * kRecordBytes] = 10;
+  std::string message =
+      data_error([&] { append_cifar10_records(bytes.data(), bytes.size(), "c.bin", d); });
+  CHECK(contains(message, "c.bin: record 2 (byte offset 6146) has label 10, expected 0..9"));
+  CHECK(d.n == 3);
+  CHECK(d.labels.size() == 3);
+  CHECK(d.pixels.size() == 3 * kImageBytes);
+
+  message = data_error([&] { append_cifar10_records(bytes.data(), 3072, "d.bin", d); });
+  CHECK(contains(message, "d.bin: size 3072 bytes is not a multiple"));
+  CHECK(d.n == 3);
+}
+
+TEST_CASE("parse_class_names: trimmed names, blank lines skipped, 1..256 names") {
+  CHECK(parse_class_names("  apple \r\n\n\tmango\r\nzebra", "m.txt") ==
+        std::vector<std::string>{"apple", "mango", "zebra"});
+  CHECK(contains(data_error([] { parse_class_names(" \n\r\n", "m.txt"); }),
+                 "m.txt: lists 0 class names, expected 1..256"));
+  std::string many;
+  for (int i = 0; i < 257; ++i) many += "c" + std::to_string(i) + "\n";
+  CHECK(contains(data_error([&] { parse_class_names(many, "m.txt"); }), "lists 257 class names"));
+}
+
+}  // namespace
+}  // namespace dsc::data

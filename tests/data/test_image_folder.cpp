@@ -1,11 +1,15 @@
 // Tests of the image-folder reader against small PNG/JPEG folders written here with
 // stb_image_write: exact pixels and labels, class order (CIFAR names -> CIFAR order, other names
-// alphabetical), file order by name, gray/RGBA conversion with one warning, and every error.
+// alphabetical), file order by name, gray/RGBA conversion with one warning, and every error;
+// decode_image on its own, with the hostile files the fuzzer found (tests/fuzz/regressions).
 #include <doctest/doctest.h>
 #include <stb_image_write.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 
 #include "data/cifar10.h"
 #include "data_test_util.h"
@@ -158,6 +162,86 @@ TEST_CASE("image folder: missing split, no classes, empty class, classes differi
   message = data_error([&] { load_cifar10(dir.path().string(), Split::kTrain); });
   CHECK(contains(message, "class folders differ"));
   CHECK(contains(message, "class0, class1, class2"));
+}
+
+}  // namespace
+}  // namespace dsc::data
+
+namespace dsc::data {
+namespace {
+
+std::vector<uint8_t> read_source_file(const std::string& relative) {
+  std::ifstream in(std::string(DSC_SOURCE_DIR) + "/" + relative, std::ios::binary);
+  REQUIRE(in.good());
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+TEST_CASE("decode_image: hostile files the image fuzzer found decode or fail cleanly") {
+  // Found by scripts/fuzz.sh image; both are checked for memory errors and undefined behaviour
+  // when this suite runs under ASan + UBSan (scripts/test-sanitize.sh, in CI).
+  // A JPEG with a Huffman table segment whose symbol counts run past 256: the stb_image of Debian
+  // 12 (2.27) wrote past the table's arrays; the copy in third_party/stb (2.30) decodes the image.
+  std::vector<uint8_t> bytes =
+      read_source_file("tests/fuzz/regressions/jpeg_dht_over_256_symbols.jpg");
+  std::vector<uint8_t> chw(kImageBytes);
+  CHECK(decode_image(bytes.data(), bytes.size(), "hostile.jpg", chw.data()) == 3);
+
+  // A PNG whose first IDAT chunk is empty: stb_image copied 0 bytes to a null buffer (undefined
+  // behaviour; patched in third_party/stb) and fails the file.
+  bytes = read_source_file("tests/fuzz/regressions/png_empty_first_idat.png");
+  std::string message =
+      data_error([&] { decode_image(bytes.data(), bytes.size(), "hostile.png", chw.data()); });
+  CHECK(contains(message, "hostile.png: cannot decode the image ("));
+  CHECK(contains(message, "of 3048 bytes"));
+
+  // The same through the folder reader, whose worker thread has had no stb_image failure before.
+  TempDir dir;
+  testing::write_bytes(dir / "train" / "class0" / "a.png", bytes);
+  message = data_error([&] { load_cifar10(dir.path().string(), Split::kTrain); });
+  CHECK(contains(message,
+                 (dir / "train" / "class0" / "a.png").string() + ": cannot decode the image ("));
+}
+
+TEST_CASE("decode_image: the size comes from the header, before any pixel is decoded") {
+  // A PNG signature, an IHDR chunk claiming 10000 x 10000 RGB pixels (300 MB, within stb_image's
+  // own limits) and an empty IDAT chunk: the header alone is enough to reject the file.
+  std::vector<uint8_t> png = {
+      0x89, 'P', 'N',  'G',  '\r', '\n', 0x1a, '\n',  // signature
+      0,    0,   0,    13,   'I',  'H',  'D',  'R',   // chunk length, type
+      0,    0,   0x27, 0x10, 0,    0,    0x27, 0x10,  // width, height
+      8,    2,   0,    0,    0,  // 8 bits, RGB, deflate, no filter, no interlace
+      0,    0,   0,    0,        // CRC (stb_image does not check it)
+      0,    0,   0,    0,    'I',  'D',  'A',  'T',  0, 0, 0, 0};  // empty IDAT chunk, CRC
+  std::vector<uint8_t> chw(kImageBytes);
+  const std::string message =
+      data_error([&] { decode_image(png.data(), png.size(), "huge.png", chw.data()); });
+  INFO(message);
+  CHECK(contains(message, "huge.png: image is 10000x10000 pixels, expected 32x32"));
+}
+
+TEST_CASE("decode_image: RGB, gray and RGBA files give the channel count and CHW planes") {
+  std::vector<uint8_t> rgb(32 * 32 * 3), chw(kImageBytes);  // PNG is lossless: exact pixels
+  for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<uint8_t>(i * 7 + 1);
+  for (const int channels : {3, 1, 4}) {
+    std::vector<uint8_t> hwc(32 * 32 * channels);
+    for (int p = 0; p < 32 * 32; ++p) {
+      for (int c = 0; c < channels; ++c) hwc[p * channels + c] = rgb[p * 3 + std::min(c, 2)];
+    }
+    TempDir dir;
+    testing::write_png(dir / "x.png", 32, 32, channels, hwc);
+    std::ifstream in(dir / "x.png", std::ios::binary);
+    const std::vector<uint8_t> png{std::istreambuf_iterator<char>(in),
+                                   std::istreambuf_iterator<char>()};
+    CHECK(decode_image(png.data(), png.size(), "x.png", chw.data()) == channels);
+    for (int p = 0; p < kPlaneBytes; ++p) {
+      const int src = p * channels;
+      const uint8_t r = hwc[src], g = channels == 1 ? r : hwc[src + 1],
+                    b = channels == 1 ? r : hwc[src + 2];
+      REQUIRE(chw[p] == r);
+      REQUIRE(chw[kPlaneBytes + p] == g);
+      REQUIRE(chw[2 * kPlaneBytes + p] == b);
+    }
+  }
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // libFuzzer harness for the checkpoint reader: on any bytes, load_checkpoint and
 // read_checkpoint_meta either succeed or throw dsc::Error - never crash, hang or touch memory
-// they should not (built with ASan + UBSan by scripts/fuzz-checkpoint.sh, which also writes a
+// they should not (built with ASan + UBSan by scripts/fuzz.sh checkpoint, which also writes a
 // valid checkpoint of this model as the seed input).
 #include <unistd.h>
 

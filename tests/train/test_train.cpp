@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/backend.h"
+#include "core/error.h"
 #include "train/kernel_flags.h"
 #include "train/run_log.h"
 #include "train/trainer.h"
@@ -297,4 +298,45 @@ TEST_CASE("compare tells runs replayed from a step graph from eager ones") {
   CHECK(table.find("| ours (graph) | normal | cuda | amp | 128 | 1 | 2 | 1050 ± 71 |") !=
         std::string::npos);
   fs::remove_all(dir);
+}
+
+TEST_CASE("compare: logs without epoch lines, fields of other types, lines that are not objects") {
+  // Found by scripts/fuzz.sh run_log (tests/fuzz/regressions/run_log_summary_without_epochs.jsonl,
+  // a real log whose epoch lines were cut): two finished runs of the same setup with no epoch line
+  // (as `train --epochs 0` writes) made the mean ± sd row read a field of the missing epoch record,
+  // and the JSON library's type error escaped instead of a table.
+  std::ifstream crash(std::string(DSC_SOURCE_DIR) +
+                      "/tests/fuzz/regressions/run_log_summary_without_epochs.jsonl");
+  REQUIRE(crash.good());
+  const std::vector<nlohmann::json> cut = dsc::parse_run_log(crash, "cut.jsonl");
+  std::string table;
+  CHECK_NOTHROW(table = dsc::compare_run_records({{"a.jsonl", cut}, {"b.jsonl", cut}}));
+  CHECK(table.find("| a.jsonl | ours | depsep | cpu | fp32 | 128 |") != std::string::npos);
+
+  std::istringstream eval(R"({"type":"header","model":"depsep","batch":128}
+{"type":"summary","test_acc":0.5}
+)");
+  const std::vector<nlohmann::json> records = dsc::parse_run_log(eval, "eval.jsonl");
+  table = dsc::compare_run_records({{"a.jsonl", records}, {"b.jsonl", records}});
+  INFO(table);
+  CHECK(table.find("| ours | depsep | ? | ? | 128 | 0 | 2 | - | - | - | 50.0% ± 0.0% |") !=
+        std::string::npos);
+
+  // A number or a list where a name is expected is shown as JSON; a "type" that is not a string
+  // marks no kind of record.
+  std::istringstream odd(R"({"type":"header","model":7,"device":["cpu"],"batch":"128"}
+{"type":1,"epoch":1}
+)");
+  table = dsc::compare_run_records({{"odd.jsonl", dsc::parse_run_log(odd, "odd.jsonl")}});
+  CHECK(table.find(R"(| odd.jsonl | ours | 7 | ["cpu"] | ? | - | - | 0 |)") != std::string::npos);
+
+  std::istringstream list("{\"type\":\"header\"}\n[1, 2]\n");
+  std::string message;
+  try {
+    dsc::parse_run_log(list, "list.jsonl");
+  } catch (const dsc::Error& e) {
+    message = e.what();
+  }
+  CHECK(message ==
+        "run log 'list.jsonl' line 2 is array, expected a JSON object (one record per line)");
 }
