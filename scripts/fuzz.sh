@@ -34,6 +34,14 @@ case "$target" in
       libs+=("$build/$lib")
     done
     libs+=(-lopenblas -fopenmp=libgomp)
+    # A build with the CUDA backend has it inside libdsc_core.a: link its libraries as CMake found
+    # them (nothing of it runs: the harness stays on the CPU).
+    for v in CUDA_cudart_LIBRARY CUDA_cublas_LIBRARY CUDA_cublasLt_LIBRARY CUDNN_LIBRARY; do
+      path=$(sed -n "s/^$v:FILEPATH=//p" "$build/CMakeCache.txt" 2>/dev/null || true)
+      if [ -n "$path" ] && [ -f "$path" ] && grep -q '^DSC_CUDA:BOOL=ON' "$build/CMakeCache.txt"; then
+        libs+=("$path" "-Wl,-rpath,$(dirname "$path")")
+      fi
+    done
     max_len=4096 ;;
   cifar10) sources=(data/cifar10.cpp data/image_folder.cpp data/dataset.cpp); max_len=10000 ;;
   image) sources=(data/image_folder.cpp data/cifar10.cpp data/dataset.cpp); max_len=8192 ;;
