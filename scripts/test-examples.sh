@@ -2,8 +2,9 @@
 # The examples (examples/) as a user builds them: dsc installed into a temporary prefix from
 # ${BUILD_DIR:-build} (built first if needed, as scripts/build.sh does), examples/ configured and
 # built against that prefix ONLY (find_package(dsc); the source tree is not on any include path),
-# their ctest checks run, then a short training run of the example program on a subset of
-# CIFAR-10: one epoch on 256 training and 128 test images with the registered "mobilenet" model.
+# their ctest checks run, then the example program trains its registered "mobilenet" model and the
+# seed's "depsep" for 2 epochs on the same 256 training and 128 test images of CIFAR-10, and
+# `compare` lists the two runs side by side.
 # The data folder is ${DSC_DATA:-../shared/cifar10}; without it the training run is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,10 +20,17 @@ cmake -S examples -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
 cmake --build "$work/build" -j "$(nproc)"
 ctest --test-dir "$work/build" --output-on-failure -j "$(nproc)"
 if [ -d "$data/train" ] || [ -f "$data/data_batch_1.bin" ]; then
-  "$work/build/mobilenet/mobilenet" --model mobilenet --epochs 1 --batch 64 --limit-train 256 \
-    --limit-test 128 --data "$data" --log "$work/mobilenet.jsonl"
-  grep -q '"type":"epoch"' "$work/mobilenet.jsonl" || { echo "no epoch line in the run log" >&2; exit 1; }
-  echo "mobilenet: one epoch trained, log $work/mobilenet.jsonl"
+  # The example's model and a seed model, 2 epochs each on the same small subset, side by side.
+  "$build/bin/pack" --limit-train 256 --limit-test 128 "$data" "$work/cifar-small" >/dev/null
+  for model in mobilenet depsep; do
+    "$work/build/mobilenet/mobilenet" --model "$model" --epochs 2 --batch 64 --no-progress \
+      --data "$work/cifar-small" --log "$work/$model.jsonl" >/dev/null
+    grep -q '"type":"summary"' "$work/$model.jsonl" || { echo "$model: no summary in its run log" >&2; exit 1; }
+  done
+  "$build/bin/compare" "$work/mobilenet.jsonl" "$work/depsep.jsonl" | tee "$work/compare.md"
+  grep -q '| mobilenet |' "$work/compare.md" && grep -q '| depsep |' "$work/compare.md" ||
+    { echo "compare did not list both runs" >&2; exit 1; }
+  echo "mobilenet and depsep: 2 epochs each, logs and comparison in $work"
 else
   echo "no CIFAR-10 at $data (set DSC_DATA): the training run of the example was skipped" >&2
 fi
