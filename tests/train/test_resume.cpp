@@ -26,30 +26,14 @@
 #include "layers/model_registry.h"
 #include "train/run_log.h"
 #include "train/trainer.h"
+#include "train_run.h"
 
 namespace fs = std::filesystem;
+using dsc_test::Run;
+using dsc_test::temp_dir;
+using dsc_test::train;
 
 namespace {
-
-struct Run {
-  int rc;
-  std::string out, err;
-};
-
-Run train(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  args.push_back("--no-progress");
-  const int rc = dsc::train_main(args, out, err);
-  return {rc, out.str(), err.str()};
-}
-
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() /
-               ("dsc_test_resume_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 
 // 384 training images (6 steps of 64 per epoch) and 128 test images of the real set, packed once
 // per process so every run reads them fast; "" without the data.
@@ -57,7 +41,7 @@ std::string small_data() {
   static const std::string path = [] {
     const std::string real = DSC_SOURCE_DIR "/../shared/cifar10";
     if (!fs::exists(real + "/train")) return std::string();
-    const std::string p = (temp_dir("data") / "cifar-small").string();
+    const std::string p = (temp_dir("resume_data") / "cifar-small").string();
     dsc::data::pack_cifar10(
         dsc::data::subset(dsc::data::load_cifar10(real, dsc::data::Split::kTrain), 384),
         dsc::data::subset(dsc::data::load_cifar10(real, dsc::data::Split::kTest), 128), p);
@@ -191,7 +175,7 @@ TEST_CASE("a run resumed from any checkpoint it saved ends bit-identical to the 
   }
   for (const std::string precision : {"fp32", "amp"}) {
     CAPTURE(precision);
-    const fs::path dir = temp_dir("exact_" + precision);
+    const fs::path dir = temp_dir("resume_exact_" + precision);
     const std::vector<std::string> flags =
         cat(common_flags(data), {"--epochs", "2", "--precision", precision});
     // The reference: 2 epochs of 6 steps, saving every 2 steps (12 checkpoints: steps 2 and 4 of
@@ -235,7 +219,7 @@ TEST_CASE("--resume refuses another run's checkpoint in one line, naming what di
     MESSAGE("skipped: no CIFAR-10 at ../shared/cifar10");
     return;
   }
-  const fs::path dir = temp_dir("refuse");
+  const fs::path dir = temp_dir("resume_refuse");
   const std::string ckpt = (dir / "run.ckpt").string();
   const std::vector<std::string> flags = cat(common_flags(data), {"--epochs", "1"});
   Run r = train(cat(flags, {"--save", ckpt}));
@@ -293,7 +277,7 @@ TEST_CASE("SIGINT / SIGTERM stop a real train process after a step, save, log it
     MESSAGE("skipped: no CIFAR-10 at ../shared/cifar10");
     return;
   }
-  const fs::path dir = temp_dir("signal");
+  const fs::path dir = temp_dir("resume_signal");
   const std::vector<std::string> flags = cat(common_flags(data), {"--epochs", "3"});
   const std::string ref = (dir / "ref.ckpt").string();
   Run r = train(cat(flags, {"--save", ref}));
@@ -340,7 +324,7 @@ TEST_CASE("train killed with SIGKILL at random moments: the latest checkpoint al
     MESSAGE("skipped: no CIFAR-10 at ../shared/cifar10");
     return;
   }
-  const fs::path dir = temp_dir("kill");
+  const fs::path dir = temp_dir("resume_kill");
   const std::vector<std::string> flags = cat(common_flags(data), {"--epochs", "3"});
   const std::string ref = (dir / "ref.ckpt").string();
   Run r = train(cat(flags, {"--save", ref}));
@@ -395,7 +379,7 @@ TEST_CASE("a failed checkpoint or log write is a clear error and leaves the prev
     MESSAGE("skipped: no CIFAR-10 at ../shared/cifar10");
     return;
   }
-  const fs::path dir = temp_dir("write");
+  const fs::path dir = temp_dir("resume_write");
   const std::vector<std::string> flags = cat(common_flags(data), {"--epochs", "2"});
   const std::string ckpt = (dir / "run.ckpt").string();
   Run r = train(cat(flags, {"--epochs", "1", "--save", ckpt}));
@@ -430,7 +414,7 @@ TEST_CASE("a diverging run stops: fp32 names the step and the first non-finite g
     MESSAGE("skipped: no CIFAR-10 at ../shared/cifar10");
     return;
   }
-  const fs::path dir = temp_dir("diverge");
+  const fs::path dir = temp_dir("resume_diverge");
   // A learning rate of 1e30 makes the weights huge after the first update: the forward pass
   // overflows from then on.
   const std::string log32 = (dir / "fp32.jsonl").string();

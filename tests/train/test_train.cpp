@@ -13,33 +13,18 @@
 #include "train/kernel_flags.h"
 #include "train/run_log.h"
 #include "train/trainer.h"
+#include "train_run.h"
 
 namespace fs = std::filesystem;
+using dsc_test::Run;
+using dsc_test::temp_dir;
+using dsc_test::train;
 
 namespace {
-
-struct Run {
-  int rc;
-  std::string out, err;
-};
-
-Run train(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  args.push_back("--no-progress");
-  const int rc = dsc::train_main(args, out, err);
-  return {rc, out.str(), err.str()};
-}
 
 std::string real_data() {
   const std::string p = DSC_SOURCE_DIR "/../shared/cifar10";
   return fs::exists(p + "/train") ? p : "";
-}
-
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("dsc_test_train_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
 }
 
 }  // namespace
@@ -176,7 +161,7 @@ TEST_CASE("train on a few hundred real images: accuracy rises well above chance,
     MESSAGE("skipped: no CIFAR-10 at ../shared/cifar10");
     return;
   }
-  const fs::path dir = temp_dir("run");
+  const fs::path dir = temp_dir("train_run");
   const std::string log = (dir / "run.jsonl").string(), csv = (dir / "run.csv").string();
   Run r =
       train({"--model",  "depsep", "--data",  data, "--limit-train", "400", "--limit-test", "200",
@@ -236,7 +221,7 @@ TEST_CASE("train on a few hundred real images: accuracy rises well above chance,
 }
 
 TEST_CASE("compare summarises runs of the same setup as mean ± sd") {
-  const fs::path dir = temp_dir("compare_groups");
+  const fs::path dir = temp_dir("train_compare_groups");
   auto write_run = [&](const std::string& name, const std::string& framework, double ips,
                        double loss, double train_acc, double test_acc, bool finished) {
     std::ofstream f(dir / name);
@@ -275,7 +260,7 @@ TEST_CASE("compare summarises runs of the same setup as mean ± sd") {
 }
 
 TEST_CASE("compare tells runs replayed from a step graph from eager ones") {
-  const fs::path dir = temp_dir("compare_graph");
+  const fs::path dir = temp_dir("train_compare_graph");
   auto write_run = [&](const std::string& name, const std::string& graph, double ips) {
     std::ofstream f(dir / name);
     f << R"({"type":"header","framework":"ours","model":"normal","device":"cuda",)"

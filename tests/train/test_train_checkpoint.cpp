@@ -15,29 +15,14 @@
 #include "layers/models.h"
 #include "train/run_log.h"
 #include "train/trainer.h"
+#include "train_run.h"
 
 namespace fs = std::filesystem;
+using dsc_test::Run;
+using dsc_test::temp_dir;
+using dsc_test::train;
 
 namespace {
-
-struct Run {
-  int rc;
-  std::string out, err;
-};
-
-Run train(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  args.push_back("--no-progress");
-  const int rc = dsc::train_main(args, out, err);
-  return {rc, out.str(), err.str()};
-}
-
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("dsc_test_train_ckpt_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 
 bool one_line_error(const Run& r) {
   return r.rc == 1 && r.out.empty() && r.err.rfind("error: ", 0) == 0 &&
@@ -54,7 +39,7 @@ TEST_CASE("train --help lists --save and --load") {
 }
 
 TEST_CASE("train refuses bad checkpoint flags in one line before reading any data") {
-  const fs::path dir = temp_dir("flags");
+  const fs::path dir = temp_dir("train_ckpt_flags");
   // Before any data: --data points nowhere, so reaching the data would give another error.
   const std::vector<std::string> no_data = {"--data", (dir / "no-data").string()};
   auto with = [&](std::vector<std::string> args) {
@@ -105,7 +90,7 @@ TEST_CASE("train --save, then --load --epochs 0 on a few hundred real images: sa
     MESSAGE("skipped: no CIFAR-10 at ../shared/cifar10");
     return;
   }
-  const fs::path dir = temp_dir("real");
+  const fs::path dir = temp_dir("train_ckpt_real");
   // 400 training and 200 test images of the real set, packed once so each run reads them fast.
   const std::string data = (dir / "cifar-small").string();
   dsc::data::pack_cifar10(

@@ -1,0 +1,38 @@
+// Helpers shared by the tests of tests/train: running the `train` program in-process and a
+// per-process temporary folder.
+#pragma once
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "train/trainer.h"
+
+namespace dsc_test {
+
+struct Run {
+  int rc;
+  std::string out, err;
+};
+
+// train_main with `args` (and --no-progress), its exit code and both streams.
+inline Run train(std::vector<std::string> args) {
+  std::ostringstream out, err;
+  args.push_back("--no-progress");
+  const int rc = dsc::train_main(args, out, err);
+  return {rc, out.str(), err.str()};
+}
+
+// An empty folder dsc_test_<name>_<pid> under the system's temporary folder.
+inline std::filesystem::path temp_dir(const std::string& name) {
+  namespace fs = std::filesystem;
+  fs::path d = fs::temp_directory_path() / ("dsc_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+}  // namespace dsc_test
