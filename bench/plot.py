@@ -1,11 +1,14 @@
 #!/usr/bin/python3
 """Figures for the benchmark results: the seed article's channel sweep (conv/sec and achieved
-TFLOP/s vs channels, one line per kind) and training curves (train loss, test accuracy and
-images/sec per epoch, one line per run). `selftest` plots synthetic inputs and checks the files.
+TFLOP/s vs channels, one line per kind), training curves (train loss, test accuracy and
+images/sec per epoch, one line per run) and training-step profiles (per layer, the measured
+time next to its roofline bound, one panel per model). `selftest` plots synthetic inputs and
+checks the files.
 
 Run with /usr/bin/python3 (Debian's python3-matplotlib):
   plot.py sweep results/sweep_h100.csv -o sweep.svg
   plot.py train runs/dsc_normal.jsonl runs/torch_normal.jsonl -o train.png
+  plot.py profile runs/normal.jsonl runs/depsep.jsonl -o profile.svg   # train --profile --log
   plot.py selftest
 """
 
@@ -234,6 +237,105 @@ def plot_train(inputs, out: str, title: str = None):
     print(f"plot.py train: wrote {out} ({len(runs)} run(s))", file=sys.stderr)
 
 
+# ---- profile -----------------------------------------------------------------------------------
+
+LIMIT_LETTER = {"compute": "C", "memory": "M", "overhead": "O"}
+
+
+def read_profiles(path: str):
+    """The "profile" records of a log (train --profile --log, train_steps --profile), grouped by
+    model: {model: (rows in order, total record)}."""
+    rows = [r for r in read_rows(path) if r.get("type") == "profile"]
+    if not rows:
+        raise PlotError(f"{path}: no profile lines (objects with \"type\": \"profile\"; run "
+                        f"train --profile --log FILE)")
+    out = {}
+    for r in rows:
+        if "row" not in r or "model" not in r:
+            raise PlotError(f"{r['_where']}: profile line without 'row' or 'model'")
+        rows_of, total = out.setdefault(str(r["model"]), ([], None))
+        if r["row"] == "total":
+            number(r, "step_ms")
+            out[str(r["model"])] = (rows_of, r)
+        else:
+            number(r, "ms")
+            rows_of.append(r)
+    for model, (rows_of, total) in out.items():
+        if total is None:
+            raise PlotError(f"{path}: the {model} profile has no total line (\"row\": \"total\")")
+    return out
+
+
+def profile_groups(rows):
+    """Per layer (in the order of the log): measured forward/backward/step time and the bounds."""
+    groups = {}
+    for r in rows:
+        g = groups.setdefault(str(r.get("layer", r["row"])),
+                              {"forward": 0.0, "backward": 0.0, "step": 0.0,
+                               "bound_forward": 0.0, "bound_backward": 0.0, "bound_step": 0.0,
+                               "limits": []})
+        passes = r.get("pass", "step")
+        passes = passes if passes in ("forward", "backward") else "step"
+        g[passes] += float(r["ms"])
+        if r.get("bound_ms") is not None:
+            g["bound_" + passes] += float(r["bound_ms"])
+        if r.get("limit"):
+            g["limits"].append(LIMIT_LETTER.get(r["limit"], "?"))
+    return groups
+
+
+def plot_profile(inputs, out: str, title: str = None):
+    check_output(out)
+    panels = []
+    for path in inputs:
+        for model, (rows, total) in read_profiles(path).items():
+            panels.append((model, rows, total))
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 5), sharey=True,
+                             squeeze=False)
+    colors = {"forward": "#4c72b0", "backward": "#dd8452", "step": "#8c8c8c"}
+    for ax, (model, rows, total) in zip(axes[0], panels):
+        groups = profile_groups(rows)
+        names = list(groups)
+        xs = range(len(names))
+        w = 0.38
+        bottom = [0.0] * len(names)
+        for part in ("forward", "backward", "step"):
+            vals = [groups[n][part] for n in names]
+            ax.bar([x - w / 2 for x in xs], vals, w, bottom=bottom, color=colors[part],
+                   label=f"measured: {part}")
+            bottom = [b + v for b, v in zip(bottom, vals)]
+        bbottom = [0.0] * len(names)
+        for part in ("forward", "backward", "step"):
+            vals = [groups[n]["bound_" + part] for n in names]
+            ax.bar([x + w / 2 for x in xs], vals, w, bottom=bbottom, color=colors[part],
+                   alpha=0.35, hatch="//", edgecolor="black", linewidth=0.3,
+                   label=f"roofline bound: {part}")
+            bbottom = [b + v for b, v in zip(bbottom, vals)]
+        for x, n, top in zip(xs, names, bottom):
+            letters = "/".join(groups[n]["limits"])
+            if letters:
+                ax.annotate(letters, (x - w / 2, max(top, 0)), ha="center", va="bottom",
+                            fontsize=7)
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
+        ax.set_title(f"{model} ({total.get('precision', '?')}, batch {total.get('batch', '?')}): "
+                     f"step {float(total['step_ms']):.1f} ms", fontsize=10)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.axhline(0, color="black", linewidth=0.5)
+        ax.margins(y=0.08)
+    axes[0][0].set_ylabel("ms per step (left bar: measured, right bar: roofline bound)")
+    axes[0][0].legend(fontsize=7)
+    t0 = panels[0][2]
+    fig.suptitle(title or (f"Where the step time goes: {t0.get('device', '?')}, "
+                           f"{t0.get('threads', '?')} threads; letters: limit of each row "
+                           f"(C compute, M memory, O overhead)"), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    print(f"plot.py profile: wrote {out} ({len(panels)} model(s))", file=sys.stderr)
+
+
 # ---- selftest ----------------------------------------------------------------------------------
 
 def check_image(path: str):
@@ -298,8 +400,27 @@ def selftest(keep: str = None):
                                         "data_wait_s": 0.1, "wall_s": 500.0}) + "\n")
                 f.write(json.dumps({"type": "summary", "train_acc": 0.86, "test_acc": 0.66,
                                     "peak_images_per_sec": 95.0}) + "\n")
+        for model, k in (("normal", 1.0), ("depsep", 0.3)):
+            with open(p(f"profile_{model}.jsonl"), "w") as f:
+                for layer in ("conv1", "conv2", "pool", "fc", "loss"):
+                    for passes, m in (("forward", 1.0), ("backward", 2.0)):
+                        f.write(json.dumps({"type": "profile", "model": model,
+                                            "row": f"{layer} {passes[:3]}", "layer": layer,
+                                            "pass": passes, "ms": 10 * k * m,
+                                            "bound_ms": 4 * k * m, "limit": "memory"}) + "\n")
+                f.write(json.dumps({"type": "profile", "model": model, "row": "optimizer",
+                                    "layer": "optimizer", "pass": "step", "ms": 1.0,
+                                    "bound_ms": 0.01, "limit": "overhead"}) + "\n")
+                f.write(json.dumps({"type": "profile", "model": model, "row": "unattributed",
+                                    "layer": "unattributed", "pass": "step", "ms": -0.5}) + "\n")
+                f.write(json.dumps({"type": "profile", "row": "total", "model": model,
+                                    "step_ms": 150 * k, "batch": 128, "precision": "fp32",
+                                    "device": "cpu", "threads": 2}) + "\n")
         runs = [p("run_normal.jsonl"), p("run_depsep.jsonl")]
         for ext in FORMATS:
+            plot_profile([p("profile_normal.jsonl"), p("profile_depsep.jsonl")],
+                         p(f"profile{ext}"))
+            check_image(p(f"profile{ext}"))
             plot_sweep([p("sweep.csv")], p(f"sweep{ext}"))
             plot_sweep([p("sweep.jsonl")], p(f"sweep_article{ext}"), True)
             plot_train(runs, p(f"train{ext}"))
@@ -321,7 +442,11 @@ def selftest(keep: str = None):
             f.write(json.dumps({"type": "epoch", "epoch": 1, "test_acc": 0.1,
                                 "images_per_sec": 1}) + "\n")
         expect_error(plot_train, [p("noloss.jsonl")], p("x.svg"), contains="'train_loss'")
-    print("plot.py selftest: ok (sweep and train plots as SVG and PNG, error messages)")
+        expect_error(plot_profile, [p("noloss.jsonl")], p("x.svg"), contains="no profile lines")
+        with open(p("nototal.jsonl"), "w") as f:
+            f.write(json.dumps({"type": "profile", "model": "m", "row": "fc fwd", "ms": 1}) + "\n")
+        expect_error(plot_profile, [p("nototal.jsonl")], p("x.svg"), contains="no total line")
+    print("plot.py selftest: ok (sweep, train and profile plots as SVG and PNG, error messages)")
 
 
 def main(argv=None):
@@ -336,6 +461,12 @@ def main(argv=None):
     s.add_argument("--article-units", action="store_true",
                    help="plot 10^12 multiply-adds/s (the article's \"TFLOPS\") instead of TFLOP/s")
     s.add_argument("--title", default=None)
+    pr = sub.add_parser("profile", help="per-layer measured step time vs roofline bound, one "
+                                        "panel per model")
+    pr.add_argument("inputs", nargs="+", metavar="RUN.jsonl",
+                    help="logs with \"profile\" lines (train --profile --log FILE)")
+    pr.add_argument("-o", "--output", required=True, help="OUT.svg or OUT.png")
+    pr.add_argument("--title", default=None)
     t = sub.add_parser("train", help="per-epoch loss, test accuracy, images/sec; one line per run")
     t.add_argument("inputs", nargs="+", metavar="RUN.jsonl", help="training logs (JSON lines)")
     t.add_argument("-o", "--output", required=True, help="OUT.svg or OUT.png")
@@ -349,6 +480,8 @@ def main(argv=None):
             plot_sweep(args.inputs, args.output, args.article_units, args.title)
         elif args.cmd == "train":
             plot_train(args.inputs, args.output, args.title)
+        elif args.cmd == "profile":
+            plot_profile(args.inputs, args.output, args.title)
         else:
             selftest(args.keep)
     except PlotError as e:

@@ -3,7 +3,9 @@
 // (which uses GradScaler for amp): warm-up excluded, median of repeats.
 // With --graph on (a GPU) the step is captured once after the warm-up and every timed step is one
 // replay of it (core/graph.h), as train does for full batches.
-// Prints a line per repeat and one JSON line with the median (framework "ours").
+// Prints a line per repeat and one JSON line with the median (framework "ours"). With --profile,
+// then a profile of the step (train/profile.h; eagerly, no step graph): the table on stderr and
+// its "profile" JSON lines on stdout.
 //   train_steps --model normal|depsep --batch 128 --threads 2 --warmup 3 --iters 5 --repeats 5
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -21,6 +23,7 @@
 #include "optim/loss_scaler.h"
 #include "optim/optimizer.h"
 #include "train/kernel_flags.h"
+#include "train/profile.h"
 #include "train/step.h"
 
 int main(int argc, char** argv) {
@@ -40,8 +43,11 @@ int main(int argc, char** argv) {
   app.add_option("--repeats", repeats, "timed repeats (median reported)")->capture_default_str()->check(CLI::PositiveNumber);
   dsc::KernelFlags kernel_flags;
   dsc::add_kernel_flags(app, kernel_flags);
+  dsc::ProfileOptions profile;
+  dsc::add_profile_flags(app, profile);
   CLI11_PARSE(app, argc, argv);
   try {
+    dsc::validate(profile);
     dsc::cpu::set_num_threads(threads);
     dsc::set_kernel_options(dsc::to_kernel_options(kernel_flags));
     const dsc::Device dev = device == "cuda" ? dsc::Device::CUDA : dsc::Device::CPU;
@@ -98,6 +104,22 @@ int main(int argc, char** argv) {
       if (const auto report = dsc::kernels(dev).algorithm_report) j["algorithms"] = report();
     }
     std::cout << j.dump() << "\n";
+    if (profile.enabled) {
+      dsc::ProfileSetup s;
+      s.model = model;
+      s.precision = precision;
+      s.device = dev;
+      s.batch = batch;
+      s.optimizer = &opt;
+      s.step = [&](dsc::StepProfiler* p) {
+        train_step.set_profiler(p);
+        train_step(x, y);
+        train_step.set_profiler(nullptr);
+      };
+      const dsc::ProfileReport report = dsc::run_profile(s, profile, std::cerr);
+      std::cerr << dsc::format_profile(report);
+      for (const nlohmann::json& r : dsc::profile_records(report)) std::cout << r.dump() << "\n";
+    }
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

@@ -18,7 +18,7 @@ target_link_libraries(dsc INTERFACE dsc_layers dsc_optim dsc_data dsc_train)
 set_target_properties(dsc PROPERTIES DSC_WITH_CUDA ${DSC_HAVE_CUDA}
                                      EXPORT_PROPERTIES DSC_WITH_CUDA)
 
-install(TARGETS dsc_core dsc_layers dsc_optim dsc_data dsc_train_step dsc_train dsc
+install(TARGETS dsc_core dsc_layers dsc_optim dsc_data dsc_train_step dsc_analysis dsc_train dsc
         EXPORT dscTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}

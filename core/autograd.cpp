@@ -11,6 +11,8 @@
 namespace dsc {
 namespace {
 thread_local bool g_grad_enabled = true;
+thread_local int g_scope = -1;
+thread_local BackwardObserver* g_observer = nullptr;
 
 // dst += src, allocating dst on first use (a fresh copy, never aliasing src). The gradient of a
 // tensor has that tensor's dtype: src in another dtype is converted, by the accumulation itself
@@ -46,7 +48,19 @@ bool needs_grad(std::initializer_list<const Tensor*> inputs) {
   return false;
 }
 
-void record(Tensor& output, std::shared_ptr<Node> node) { output.set_grad_fn(std::move(node)); }
+void record(Tensor& output, std::shared_ptr<Node> node) {
+  node->scope = g_scope;
+  output.set_grad_fn(std::move(node));
+}
+
+ProfileScope::ProfileScope(int id) : previous_(g_scope) { g_scope = id; }
+ProfileScope::~ProfileScope() { g_scope = previous_; }
+
+BackwardObserver* set_backward_observer(BackwardObserver* observer) {
+  BackwardObserver* previous = g_observer;
+  g_observer = observer;
+  return previous;
+}
 
 void Tensor::backward() const {
   DSC_CHECK(numel() == 1, "backward() needs a scalar, got ", str());
@@ -86,6 +100,7 @@ void Tensor::backward() const {
     if (found == pending.end()) continue;  // no gradient flows here
     Tensor dout = std::move(found->second);
     pending.erase(found);
+    if (g_observer) g_observer->before_node(node->scope);
     std::vector<Tensor> grads = node->backward(dout);
     DSC_CHECK(grads.size() == node->inputs.size(), node->name(), " backward returned ",
               grads.size(), " gradients for ", node->inputs.size(), " inputs");

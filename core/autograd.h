@@ -21,6 +21,7 @@ struct Node {
   virtual std::vector<Tensor> backward(const Tensor& doutput) = 0;
   virtual const char* name() const = 0;
   std::vector<Tensor> inputs;
+  int scope = -1;  // the ProfileScope it was recorded in (-1: none)
 };
 
 // Whether ops record graph nodes on this thread (on by default).
@@ -43,5 +44,28 @@ bool needs_grad(std::initializer_list<const Tensor*> inputs);
 
 // Attach `node` (with its inputs set) as the producer of `output`.
 void record(Tensor& output, std::shared_ptr<Node> node);
+
+// Profiling hooks (train/profile.h), inert unless used. Nodes recorded on this thread while a
+// ProfileScope is alive carry its id (Node::scope), so that the backward pass can be attributed
+// to whatever recorded them (a layer's forward, the loss). While a BackwardObserver is installed
+// on this thread, backward() tells it each node's scope before running the node's rule (and
+// accumulating what it returns). Tested in tests/core/test_autograd.cpp.
+class ProfileScope {
+ public:
+  explicit ProfileScope(int id);
+  ~ProfileScope();
+  ProfileScope(const ProfileScope&) = delete;
+  ProfileScope& operator=(const ProfileScope&) = delete;
+
+ private:
+  int previous_;
+};
+
+struct BackwardObserver {
+  virtual ~BackwardObserver() = default;
+  virtual void before_node(int scope) = 0;
+};
+// nullptr (the default): no observer. Returns the previous one.
+BackwardObserver* set_backward_observer(BackwardObserver* observer);
 
 }  // namespace dsc

@@ -83,6 +83,7 @@ void validate(const TrainConfig& c) {
   DSC_CHECK(c.eval_batch >= 1, "--eval-batch must be at least 1, got ", c.eval_batch);
   if (!model_registered(c.model)) make_model(c.model, ModelSpec{});  // throws, listing the names
   parse_schedule_kind(c.schedule);
+  validate(c.profile);
   check_checkpoint_flags(c);
 }
 

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/ops.h"
 #include "layers/layers.h"
+#include "train/step_profiler.h"
 
 namespace dsc {
 
@@ -18,23 +19,67 @@ TrainStep::TrainStep(Module& model, Optimizer& optimizer, LossScaler& scaler, DT
 }
 
 StepResult TrainStep::operator()(const Tensor& images, const Tensor& labels) {
+  StepProfiler* const p = profiler_;
   const Tensor x = compute_ == DType::F32 ? images : images.to(compute_);
+  profile_mark(p, "zero grad");
   optimizer_.zero_grad();
   std::optional<CastCache> cast_once;  // mixed precision: one cast kernel for all parameters
-  if (compute_ != DType::F32) cast_once.emplace(model_, optimizer_.parameters().values(), compute_);
+  if (compute_ != DType::F32) {
+    profile_mark(p, "param cast");
+    cast_once.emplace(model_, optimizer_.parameters().values(), compute_);
+  }
   StepResult r;
-  r.logits = model_.forward(x);
-  r.loss = ops::cross_entropy(r.logits, labels);
+  r.logits = p ? forward_by_layer(x) : model_.forward(x);
+  {
+    // The loss's nodes carry its row, so that their backward is timed as "loss bwd"; the layers'
+    // nodes switch the backward pass to their own rows.
+    std::optional<ProfileScope> scope;
+    const int loss_row = p ? p->layer("loss", nullptr) : -1;
+    if (p) {
+      p->mark_id(loss_row);
+      scope.emplace(loss_row);
+    }
+    r.loss = ops::cross_entropy(r.logits, labels);
+    if (p) p->mark_id(p->rows()[loss_row].backward);
+    if (scaler_.enabled()) {
+      ops::mul(r.loss, scaler_.scale_tensor()).backward();
+    } else {
+      r.loss.backward();
+    }
+  }
   if (scaler_.enabled()) {
-    ops::mul(r.loss, scaler_.scale_tensor()).backward();
+    profile_mark(p, "loss-scale check");
     const Tensor& inf = scaler_.check(optimizer_.parameters().grads());
+    profile_mark(p, "optimizer");
     optimizer_.step(inf, scaler_.scale_tensor());  // skipped on the device after an overflow
     scaler_.update();
   } else {
-    r.loss.backward();
+    profile_mark(p, "optimizer");
     optimizer_.step();
   }
   return r;
+}
+
+Tensor TrainStep::forward_by_layer(const Tensor& x) {
+  auto* seq = dynamic_cast<Sequential*>(&model_);
+  if (!seq) {  // another kind of model: one row for its whole forward (and backward)
+    const int id = profiler_->layer("model", &model_);
+    profiler_->mark_id(id);
+    ProfileScope scope(id);
+    Tensor y = model_.forward(x);
+    profiler_->set_shapes(id, x.shape(), y.shape());
+    return y;
+  }
+  Tensor h = x;  // as Sequential::forward, one child at a time
+  for (const auto& [name, child] : seq->children()) {
+    const int id = profiler_->layer(name, child.get());
+    profiler_->mark_id(id);
+    ProfileScope scope(id);
+    const Shape in = h.shape();
+    h = child->forward(h);
+    profiler_->set_shapes(id, in, h.shape());
+  }
+  return h;
 }
 
 }  // namespace dsc

@@ -16,6 +16,8 @@
 
 namespace dsc {
 
+class StepProfiler;
+
 // What a step leaves on the device: the mean loss (one f32 element) and the logits [N, classes].
 struct StepResult {
   Tensor loss, logits;
@@ -29,12 +31,18 @@ class TrainStep {
   // images [N, C, H, W] f32 and labels [N] i32, on the model's device.
   StepResult operator()(const Tensor& images, const Tensor& labels);
   DType compute() const { return compute_; }
+  // With a profiler (train/profile.h) the step marks its rows and runs a Sequential model's
+  // children one at a time, each under its own row; nullptr (the default): the plain step.
+  void set_profiler(StepProfiler* p) { profiler_ = p; }
 
  private:
+  Tensor forward_by_layer(const Tensor& x);
+
   Module& model_;
   Optimizer& optimizer_;
   LossScaler& scaler_;
   DType compute_;
+  StepProfiler* profiler_ = nullptr;
 };
 
 }  // namespace dsc

@@ -87,6 +87,7 @@ int train_main(const std::vector<std::string>& args, std::ostream& out, std::ost
   app.add_flag("--no-progress", no_progress, "no progress bar, even on a terminal");
   KernelFlags kernel_flags;
   add_kernel_flags(app, kernel_flags);
+  add_profile_flags(app, c.profile);
   app.add_option("--compare", compare,
                  "print these JSON-lines logs side by side as a markdown table and exit")
       ->expected(1, -1);

@@ -263,6 +263,7 @@ TrainResult Trainer::run() {
     if (epoch < cfg_.epochs) stop_if_requested(epoch + 1, 0, no_bar, true);
   }
   write_summary(result);
+  if (cfg_.profile.enabled) profile();
   return result;
 }
 

@@ -34,6 +34,7 @@
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
 #include "train/evaluate.h"
+#include "train/profile.h"
 #include "train/run_log.h"
 #include "train/step.h"
 
@@ -76,6 +77,7 @@ struct TrainConfig {
   int eval_batch = 500;
   bool progress = true;   // progress bar when stdout is a terminal
   KernelOptions kernels;  // kernel choices on a GPU (core/kernel_options.h)
+  ProfileOptions profile;  // --profile: a pass after training (train/profile.h)
   std::string command;    // the command line, for the logs
 };
 
@@ -123,6 +125,7 @@ class Trainer {
   void train_batch(const data::BatchView& b, ProgressBar& progress);
   EvalResult evaluate_on(const data::Dataset& ds);
   void write_summary(TrainResult& result);
+  void profile();  // --profile, after the summary (trainer_profile.cpp)
   // ---- checkpoints, resume, interruption, numerical health (trainer.cpp) ----
   // Everything besides the model that a resumed run needs to continue bit for bit.
   std::vector<NamedTensor> training_state() const;

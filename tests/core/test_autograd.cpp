@@ -1,6 +1,7 @@
 // Autograd (core/autograd.h): gradients accumulate into leaves, a tensor used twice receives the
 // sum of both paths, diamonds, zero_grad, NoGradGuard, errors, += across backward calls, long
-// chains, and the Node contract for user-written nodes. Expected gradients are derived by hand.
+// chains, the Node contract for user-written nodes, and the profiling hooks (ProfileScope,
+// BackwardObserver). Expected gradients are derived by hand.
 // Also the two CPU table entries that accumulation and sum()'s backward rest on: axpy of f16 into
 // f32 and broadcast.
 #include <doctest/doctest.h>
@@ -137,6 +138,34 @@ TEST_CASE("autograd: NoGradGuard records no graph") {
   CHECK(ops::relu(c).grad_fn() == nullptr);
   CHECK_FALSE(needs_grad({&c}));
   CHECK(needs_grad({&c, &x}));
+}
+
+TEST_CASE("autograd: nodes carry their ProfileScope; a BackwardObserver sees them in backward order") {
+  struct Seen : BackwardObserver {
+    std::vector<int> scopes;
+    void before_node(int scope) override { scopes.push_back(scope); }
+  } seen;
+  Tensor x = leaf({1, 2, 3});
+  Tensor y, z;
+  {
+    ProfileScope first(7);
+    y = ops::mul(x, x);
+    {
+      ProfileScope second(8);
+      z = ops::sum(y);
+    }
+    CHECK(y.grad_fn()->scope == 7);  // the inner scope has ended: 7 again
+    CHECK(ops::mul(y, y).grad_fn()->scope == 7);
+  }
+  CHECK(z.grad_fn()->scope == 8);
+  CHECK(ops::mul(x, x).grad_fn()->scope == -1);  // outside every scope
+  CHECK(set_backward_observer(&seen) == nullptr);
+  z.backward();
+  CHECK(set_backward_observer(nullptr) == &seen);
+  CHECK(seen.scopes == std::vector<int>{8, 7});  // sum's rule first, then mul's
+  CHECK(x.grad().to_vector() == std::vector<double>{2, 4, 6});  // unchanged by observing
+  ops::sum(ops::mul(x, x)).backward();  // no observer: nothing more is seen
+  CHECK(seen.scopes.size() == 2);
 }
 
 TEST_CASE("autograd: backward needs a scalar") {

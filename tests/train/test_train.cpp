@@ -16,18 +16,10 @@
 #include "train_run.h"
 
 namespace fs = std::filesystem;
+using dsc_test::real_data;
 using dsc_test::Run;
 using dsc_test::temp_dir;
 using dsc_test::train;
-
-namespace {
-
-std::string real_data() {
-  const std::string p = DSC_SOURCE_DIR "/../shared/cifar10";
-  return fs::exists(p + "/train") ? p : "";
-}
-
-}  // namespace
 
 TEST_CASE("train --help lists every flag and exits 0") {
   Run r = train({"--help"});

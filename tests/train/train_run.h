@@ -1,5 +1,5 @@
-// Helpers shared by the tests of tests/train: running the `train` program in-process and a
-// per-process temporary folder.
+// Helpers shared by the tests of tests/train: running the `train` program in-process, the real
+// data set's folder and a per-process temporary folder.
 #pragma once
 
 #include <unistd.h>
@@ -24,6 +24,12 @@ inline Run train(std::vector<std::string> args) {
   args.push_back("--no-progress");
   const int rc = dsc::train_main(args, out, err);
   return {rc, out.str(), err.str()};
+}
+
+// The real CIFAR-10 next to the source tree (../shared/cifar10), or "" when it is not there.
+inline std::string real_data() {
+  const std::string p = DSC_SOURCE_DIR "/../shared/cifar10";
+  return std::filesystem::exists(p + "/train") ? p : "";
 }
 
 // An empty folder dsc_test_<name>_<pid> under the system's temporary folder.

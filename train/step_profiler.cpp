@@ -1,0 +1,81 @@
+// The timing of a step's rows (see step_profiler.h).
+#include "train/step_profiler.h"
+
+#include <chrono>
+
+#include "core/backend.h"
+
+namespace dsc {
+
+StepProfiler::StepProfiler(Device device) : device_(device) {}
+StepProfiler::~StepProfiler() = default;
+
+double StepProfiler::now() {
+  kernels(device_).synchronize();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int StepProfiler::row_id(const std::string& name, const std::string& layer,
+                         const std::string& pass) {
+  auto [it, fresh] = ids_.try_emplace(name, int(rows_.size()));
+  if (fresh) {
+    Row r;
+    r.name = name;
+    r.layer = layer;
+    r.pass = pass;
+    rows_.push_back(r);
+  }
+  return it->second;
+}
+
+int StepProfiler::layer(const std::string& name, const Module* m) {
+  const int id = row_id(name + " fwd", name, "forward");
+  const int bwd = row_id(name + " bwd", name, "backward");
+  rows_[id].module = rows_[bwd].module = m;
+  rows_[id].backward = bwd;
+  return id;
+}
+
+void StepProfiler::set_shapes(int id, const Shape& in, const Shape& out) {
+  for (int r : {id, rows_[id].backward}) {
+    rows_[r].in = in;
+    rows_[r].out = out;
+  }
+}
+
+void StepProfiler::mark(const std::string& name) { mark_id(row_id(name, name, "step")); }
+
+void StepProfiler::mark_id(int id) {
+  const double t = now();
+  if (current_ >= 0) rows_[current_].open_s += t - last_;
+  current_ = id;
+  last_ = t;
+}
+
+void StepProfiler::before_node(int scope) {
+  if (scope < 0 || scope >= int(rows_.size())) return;
+  const int target = rows_[scope].backward >= 0 ? rows_[scope].backward : scope;
+  if (target != current_) mark_id(target);
+}
+
+void StepProfiler::begin_step() {
+  for (Row& r : rows_) r.open_s = 0;
+  previous_observer_ = set_backward_observer(this);
+  current_ = -1;
+  last_ = begin_ = now();
+}
+
+void StepProfiler::end_step() {
+  mark_id(-1);
+  set_backward_observer(previous_observer_);
+  for (Row& r : rows_) r.seconds.push_back(r.open_s);
+  step_seconds_.push_back(last_ - begin_);
+}
+
+void StepProfiler::clear() {
+  for (Row& r : rows_) r.seconds.clear();
+  step_seconds_.clear();
+}
+
+}  // namespace dsc

@@ -1,0 +1,67 @@
+// StepProfiler: the timing half of the training-step profile (train/profile.h), in the step's own
+// library (dsc_train_step) because TrainStep marks its rows with it. The step calls mark(row) at
+// each boundary; the time between two marks goes to the earlier row. TrainStep, with a profiler
+// set, runs a Sequential's children one at a time, each under a ProfileScope (core/autograd.h);
+// during backward() the profiler, installed as the BackwardObserver, switches to the backward row
+// of the layer that recorded each node. A mark synchronises the device and reads the host clock
+// (on a GPU that costs every row a synchronisation; CUDA events are not implemented yet).
+// Tested in tests/train/test_profile.cpp.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/autograd.h"
+#include "core/tensor.h"
+#include "layers/module.h"
+
+namespace dsc {
+
+// Times the rows of one step at a time; the step calls mark() at each boundary.
+class StepProfiler : public BackwardObserver {
+ public:
+  explicit StepProfiler(Device device);
+  ~StepProfiler() override;
+  // A layer's forward row "<name> fwd" (its id is what a ProfileScope takes) and its backward row
+  // "<name> bwd"; m (null for the loss) and the shapes of its input and output go to the counts.
+  int layer(const std::string& name, const Module* m);
+  void set_shapes(int id, const Shape& in, const Shape& out);
+  // From now on time goes to row `name` ("data copy", "loss fwd", ...), or to forward row id.
+  void mark(const std::string& name);
+  void mark_id(int id);
+  void begin_step();  // time before the first mark is not attributed
+  void end_step();    // closes the open row, keeps each row's time and the step's
+  void clear();       // forgets the times kept so far (the rows stay)
+  void before_node(int scope) override;
+
+  struct Row {
+    std::string name, layer;    // "conv1 fwd", "conv1"
+    std::string pass;           // forward | backward | step
+    const Module* module = nullptr;
+    Shape in, out;
+    int backward = -1;          // a forward row's backward row
+    std::vector<double> seconds;  // one per profiled step
+    double open_s = 0;          // this step so far
+  };
+  const std::vector<Row>& rows() const { return rows_; }
+  const std::vector<double>& step_seconds() const { return step_seconds_; }
+
+ private:
+  int row_id(const std::string& name, const std::string& layer, const std::string& pass);
+  double now();
+  Device device_;
+  std::vector<Row> rows_;
+  std::map<std::string, int> ids_;
+  int current_ = -1;
+  double last_ = 0, begin_ = 0;
+  std::vector<double> step_seconds_;
+  BackwardObserver* previous_observer_ = nullptr;
+};
+
+// Marks `row` when profiling (p not null).
+inline void profile_mark(StepProfiler* p, const char* row) {
+  if (p) p->mark(row);
+}
+
+}  // namespace dsc
