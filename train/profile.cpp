@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "apps/lib/bench_device.h"
+#include "apps/lib/bench_timing.h"
 #include "apps/lib/intensity.h"
 #include "core/backend.h"
 #include "core/cpu/gemm.h"
@@ -19,13 +20,6 @@
 
 namespace dsc {
 namespace {
-
-double median_of(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 // A row under 10% of its roofline bound is not explained by either ceiling.
 constexpr double kOverheadFraction = 0.10;
@@ -108,8 +102,8 @@ ProfileReport run_profile(const ProfileSetup& s, const ProfileOptions& o, std::o
     s.step(&p);
     p.end_step();
   }
-  r.step_ms = 1e3 * median_of(plain);
-  r.profiled_step_ms = 1e3 * median_of(p.step_seconds());
+  r.step_ms = 1e3 * bench::median(plain);
+  r.profiled_step_ms = 1e3 * bench::median(p.step_seconds());
 
   // What the counts need: the input and logits shapes, the parameters, the optimizer.
   StepShape shape;
@@ -132,7 +126,7 @@ ProfileReport run_profile(const ProfileSetup& s, const ProfileOptions& o, std::o
     out.name = row.name;
     out.layer = row.layer;
     out.pass = row.pass;
-    out.ms = 1e3 * median_of(row.seconds);
+    out.ms = 1e3 * bench::median(row.seconds);
     const bool backward = row.pass == "backward";
     const WorkCounts w =
         row.module ? layer_counts(*row.module, row.in, row.out, shape.elem_bytes, backward)

@@ -17,6 +17,7 @@
 
 #include "core/autograd.h"
 #include "core/ops.h"
+#include "data/cifar10.h"
 #include "layers/layers.h"
 #include "layers/models.h"
 #include "optim/loss_scaler.h"
@@ -198,20 +199,24 @@ TEST_CASE("run_profile: a row per layer and pass, times that add up, counts and 
 }
 
 TEST_CASE("train --profile on real images: every layer of both models in the table and the log") {
-  const std::string data = real_data();
-  if (data.empty()) {
+  const std::string real = real_data();
+  if (real.empty()) {
     MESSAGE("skipped: no CIFAR-10 at ../shared/cifar10");
     return;
   }
+  // 32 training and 16 test images, packed once (the binary layout loads at once).
   const fs::path dir = temp_dir("profile");
+  const std::string small = (dir / "cifar-small").string();
+  data::pack_cifar10(data::subset(data::load_cifar10(real, data::Split::kTrain), 32),
+                     data::subset(data::load_cifar10(real, data::Split::kTest), 16), small);
   std::vector<std::string> logs;
   for (const std::string model : {"normal", "depsep"}) {
     CAPTURE(model);
     const std::string log = (dir / (model + ".jsonl")).string();
     logs.push_back(log);
-    Run r = train({"--model", model, "--data", data, "--epochs", "1", "--batch", "16",
-                   "--limit-train", "32", "--limit-test", "16", "--threads", "2", "--log", log,
-                   "--profile", "--profile-steps", "1", "--ceilings",
+    Run r = train({"--model", model, "--data", small, "--epochs", "1", "--batch", "16",
+                   "--threads", "2", "--log", log, "--profile", "--profile-steps", "1",
+                   "--ceilings",
                    DSC_SOURCE_DIR "/bench/results/ceilings_cpu.json"});
     REQUIRE_MESSAGE(r.rc == 0, r.err);
     CHECK(r.out.find("profile    " + model + ", batch 16") != std::string::npos);
