@@ -87,6 +87,7 @@ WorkCounts loss_counts(int64_t batch, int64_t classes, int elem_bytes, bool back
 WorkCounts step_row_counts(const std::string& row, const StepShape& s) {
   const int64_t p = s.params;
   if (row == "data copy") return {0, 0, 2 * (4 * s.image_elems + 4 * s.batch)};
+  if (row == "input cast") return {0, 0, 6 * s.image_elems};
   if (row == "zero grad") return {0, 0, 4 * p};
   if (row == "param cast") return {0, 0, 6 * p};
   if (row == "finite check" || row == "loss-scale check") return {0, p, 4 * p};

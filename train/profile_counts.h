@@ -21,6 +21,7 @@
 //     cross-entropy, K classes)
 //   loss bwd              0                    3 B K                    2 K B e + 4 B
 //   data copy             0                    0                        2 (N_images 4 + 4 B)
+//   input cast (f16)      0                    0                        6 N_images
 //   zero grad             0                    0                        4 P
 //   param cast (f16)      0                    0                        6 P
 //   finite / loss-scale   0                    P                        4 P
@@ -56,7 +57,7 @@ WorkCounts layer_counts(const Module& layer, const Shape& in, const Shape& out, 
 WorkCounts loss_counts(int64_t batch, int64_t classes, int elem_bytes, bool backward);
 
 // A step's other rows by name: "data copy" (images of `image_elems` f32 and B i32 labels),
-// "zero grad", "param cast", "finite check", "loss-scale check", "optimizer" (optimizer "adam"
+// "input cast", "zero grad", "param cast", "finite check", "loss-scale check", "optimizer" (optimizer "adam"
 // or "sgd"), "tally". Unknown names count as zero with `known` false.
 struct StepShape {
   int64_t batch = 0, classes = 0, image_elems = 0, params = 0;

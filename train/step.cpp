@@ -20,6 +20,7 @@ TrainStep::TrainStep(Module& model, Optimizer& optimizer, LossScaler& scaler, DT
 
 StepResult TrainStep::operator()(const Tensor& images, const Tensor& labels) {
   StepProfiler* const p = profiler_;
+  if (compute_ != DType::F32) profile_mark(p, "input cast");
   const Tensor x = compute_ == DType::F32 ? images : images.to(compute_);
   profile_mark(p, "zero grad");
   optimizer_.zero_grad();
