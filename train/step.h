@@ -31,7 +31,7 @@ class TrainStep {
   // images [N, C, H, W] f32 and labels [N] i32, on the model's device.
   StepResult operator()(const Tensor& images, const Tensor& labels);
   DType compute() const { return compute_; }
-  // With a profiler (train/profile.h) the step marks its rows and runs a Sequential model's
+  // With a profiler (train/step_profiler.h) the step marks its rows and runs a Sequential model's
   // children one at a time, each under its own row; nullptr (the default): the plain step.
   void set_profiler(StepProfiler* p) { profiler_ = p; }
 
