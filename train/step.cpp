@@ -25,13 +25,18 @@ StepResult TrainStep::operator()(const Tensor& images, const Tensor& labels) {
   StepResult r;
   r.logits = model_.forward(x);
   r.loss = ops::cross_entropy(r.logits, labels);
+  const Tensor objective = reducer_ && reducer_->loss_weight() != 1.0
+                               ? ops::scale(r.loss, reducer_->loss_weight())
+                               : r.loss;
   if (scaler_.enabled()) {
-    ops::mul(r.loss, scaler_.scale_tensor()).backward();
-    const Tensor& inf = scaler_.check(optimizer_.parameters().grads());
+    ops::mul(objective, scaler_.scale_tensor()).backward();
+    Tensor inf = scaler_.check(optimizer_.parameters().grads());
+    if (reducer_) reducer_->reduce(optimizer_.parameters().grads(), &inf);
     optimizer_.step(inf, scaler_.scale_tensor());  // skipped on the device after an overflow
     scaler_.update();
   } else {
-    r.loss.backward();
+    objective.backward();
+    if (reducer_) reducer_->reduce(optimizer_.parameters().grads(), nullptr);
     optimizer_.step();
   }
   return r;

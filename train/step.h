@@ -21,6 +21,17 @@ struct StepResult {
   Tensor loss, logits;
 };
 
+// Data-parallel training (train/data_parallel.h): called by the step after the backward and before
+// the optimizer, to average the gradients across processes. found_inf: under mixed precision this
+// rank's inf/NaN flag (one f32 element on the device), to be reduced too; nullptr in fp32.
+class GradientReducer {
+ public:
+  virtual ~GradientReducer() = default;
+  // The factor this rank's loss is multiplied by before the backward (1: none).
+  virtual double loss_weight() const { return 1.0; }
+  virtual void reduce(Tensor& grads, Tensor* found_inf) = 0;
+};
+
 class TrainStep {
  public:
   // The model's parameters must be the optimizer's (its flat f32 buffer); the scaler decides
@@ -29,12 +40,15 @@ class TrainStep {
   // images [N, C, H, W] f32 and labels [N] i32, on the model's device.
   StepResult operator()(const Tensor& images, const Tensor& labels);
   DType compute() const { return compute_; }
+  // Several processes: the reducer runs in every step from now on (nullptr: none).
+  void set_reducer(GradientReducer* reducer) { reducer_ = reducer; }
 
  private:
   Module& model_;
   Optimizer& optimizer_;
   LossScaler& scaler_;
   DType compute_;
+  GradientReducer* reducer_ = nullptr;
 };
 
 }  // namespace dsc

@@ -26,6 +26,7 @@
 #include "data/cifar10.h"
 #include "layers/checkpoint.h"
 #include "layers/model_registry.h"
+#include "train/data_parallel.h"
 #include "train/progress.h"
 #include "train/version.h"
 
@@ -147,7 +148,15 @@ Trainer::Trainer(const TrainConfig& config, std::ostream& out)
   validate(cfg_);
   cpu::set_num_threads(cfg_.threads);
   set_kernel_options(cfg_.kernels);
+  // Several ranks (train/data_parallel.h): each binds its GPU before anything else touches one.
+  dp_ = std::make_unique<DataParallel>(dist::world());
+  const bool rank_gpu = dp_->active() && cfg_.device != "cpu" && dp_->comm().bind_gpu();
   device_ = resolve_device(cfg_.device);
+  DSC_CHECK(!dp_->active() || device_ == Device::CPU || rank_gpu,
+            "several ranks on GPUs need NCCL, and this build of dsc has none: train with "
+            "--device cpu, or rebuild with NCCL");
+  DSC_CHECK(!cfg_.sync_bn || device_ == Device::CPU,
+            "--sync-bn runs on the CPU only so far (--device cpu)");
   DSC_CHECK(cfg_.graph != "on" || device_ == Device::CUDA,
             "--graph on: step graphs need a GPU, and --device ", cfg_.device, " chose the CPU");
   amp_ = cfg_.precision == "amp" || (cfg_.precision == "auto" && device_ == Device::CUDA);
@@ -161,6 +170,8 @@ Trainer::Trainer(const TrainConfig& config, std::ostream& out)
   if (cfg_.limit_test > 0) test_ = data::subset(test_, cfg_.limit_test);
   DSC_CHECK(cfg_.batch <= train_.n, "--batch ", cfg_.batch, " is larger than the training set (",
             train_.n, " images in ", data_path_, ")");
+  dp_->validate(cfg_, train_.n);
+  local_batch_ = cfg_.batch / dp_->size();
   // ---- model and optimizer ----
   ModelSpec spec;
   spec.seed = cfg_.seed;
@@ -190,6 +201,8 @@ Trainer::Trainer(const TrainConfig& config, std::ostream& out)
   lo.seed = cfg_.seed;
   lo.augment = cfg_.augment;
   lo.normalization = normalization_of(cfg_);
+  lo.shard = dp_->rank();
+  lo.shards = dp_->size();
   loader_ = std::make_unique<data::BatchLoader>(train_, lo);
   steps_per_epoch_ = loader_->batches_per_epoch();
   schedule_ =
@@ -198,6 +211,8 @@ Trainer::Trainer(const TrainConfig& config, std::ostream& out)
   optimizer_desc_ = opt_->describe();
   scaler_ = std::make_unique<LossScaler>(LossScalerOptions{.enabled = amp_}, device_);
   step_ = std::make_unique<TrainStep>(*model_, *opt_, *scaler_, compute_);
+  if (dp_->active()) step_->set_reducer(dp_.get());
+  if (cfg_.sync_bn) dp_->sync_batch_norm(*model_);
   // The schedule advances with applied updates only; when the rate varies, knowing whether an AMP
   // step was skipped costs one synchronisation per step, otherwise no step waits for the GPU.
   lr_varies_ = schedule_.kind != ScheduleKind::Constant || schedule_.warmup_steps > 0;
@@ -207,9 +222,9 @@ Trainer::Trainer(const TrainConfig& config, std::ostream& out)
                   : lr_varies_            ? "off (the learning rate varies)"
                                           : "on";
   graph_ = std::make_unique<StepGraph>(device_);
-  fixed_images_ = Tensor::empty({cfg_.batch, data::kChannels, data::kHeight, data::kWidth},
+  fixed_images_ = Tensor::empty({local_batch_, data::kChannels, data::kHeight, data::kWidth},
                                 DType::F32, device_);
-  fixed_labels_ = Tensor::empty({cfg_.batch}, DType::I32, device_);
+  fixed_labels_ = Tensor::empty({local_batch_}, DType::I32, device_);
   tally_ = std::make_unique<DeviceTally>(device_);
   nonfinite_ = Tensor::zeros({1}, DType::F32, device_);
   if (!cfg_.save.empty() || !cfg_.resume.empty()) {
@@ -222,7 +237,9 @@ Trainer::Trainer(const TrainConfig& config, std::ostream& out)
   if (!cfg_.resume.empty()) resume_from(cfg_.resume);
   // Opened last, so that every check above fails before a log is created or truncated; a resumed
   // run appends to the logs it continues. Fails here, before any training, if a path is unwritable.
-  log_ = std::make_unique<RunLog>(cfg_.log, cfg_.csv, !cfg_.resume.empty());
+  // With several ranks only rank 0 writes.
+  log_ = std::make_unique<RunLog>(dp_->rank() == 0 ? cfg_.log : "",
+                                  dp_->rank() == 0 ? cfg_.csv : "", !cfg_.resume.empty());
   // SM / memory utilisation while training, as the seed reports it (NVML; "n/a" without a GPU).
   if (device_ == Device::CUDA) monitor_ = std::make_unique<GpuMonitor>();
 }
@@ -267,6 +284,11 @@ TrainResult Trainer::run() {
 }
 
 void Trainer::write_header() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  const std::string gpu_index =
+      device_ == Device::CUDA && dp_->active() ? ":" + std::to_string(dp_->comm().local_rank()) : "";
+  rank_devices_ = dp_->gather(device_name(device_) + gpu_index + " on " + host);
   nlohmann::json header = {
       {"type", "header"},
       {"framework", "ours"},
@@ -275,6 +297,10 @@ void Trainer::write_header() {
       {"trainable_params", trainable_params_},
       {"device", device_name(device_)},
       {"threads", cpu::num_threads()},
+      {"world_size", dp_->size()},
+      {"engine", dp_->comm().engine()},
+      {"rank_devices", rank_devices_},
+      {"sync_bn", cfg_.sync_bn},
       {"batch", cfg_.batch},
       {"precision", amp_ ? "amp" : "fp32"},
       {"epochs", cfg_.epochs},
@@ -309,6 +335,12 @@ void Trainer::write_header() {
        << "device     " << device_name(device_) << ", " << cpu::num_threads() << " CPU threads, "
        << (amp_ ? "mixed precision (f16 compute, f32 master weights, dynamic loss scale)" : "fp32")
        << "\n"
+       << (dp_->active() ? "ranks      " + std::to_string(dp_->size()) + " (" +
+                                   dp_->comm().engine() + "), " + std::to_string(local_batch_) +
+                                   " images of each batch per rank, BatchNorm statistics " +
+                                   (cfg_.sync_bn ? "over all ranks (--sync-bn)" : "per rank") +
+                                   "\n"
+                             : "")
        << "recipe     batch " << cfg_.batch << ", " << cfg_.epochs << " epochs, "
        << opt_->describe() << ", lr schedule " << schedule_.describe() << ", augment "
        << (cfg_.augment ? "on" : "off") << ", inputs "
@@ -316,6 +348,9 @@ void Trainer::write_header() {
        << "data       " << data_path_ << ": " << with_commas(double(train_.n)) << " train, "
        << with_commas(double(test_.n)) << " test images\n"
        << "build      " << library_versions() << ", commit " << git_commit() << "\n";
+  if (dp_->active()) {
+    for (int r = 0; r < dp_->size(); ++r) out_ << "rank " << r << "     " << rank_devices_[r] << "\n";
+  }
   if (device_ == Device::CUDA) {
     out_ << "gpu        " << gpu_description() << "\n"
          << "kernels    " << describe(kernel_options()) << "\n"
@@ -348,7 +383,7 @@ void Trainer::train_batch(const data::BatchView& b, ProgressBar& progress) {
     if (!amp_) kernels(device_).check_finite(opt_->parameters().grads(), nonfinite_);
     last_loss_ = r.loss;
   };
-  if (b.size != cfg_.batch) {
+  if (b.global_size != cfg_.batch) {
     BatchTensors t = to_tensors(b, device_, DType::F32);
     step_on_device(t.images, t.labels, b.size);
     return;
@@ -401,10 +436,11 @@ EpochResult Trainer::train_epoch(int epoch, int64_t first_batch) {
       timed_images = 0;
     }
     opt_->set_lr(schedule_.lr_at(update_));
+    dp_->begin_step((epoch - 1) * steps_per_epoch_ + step + 1, b.size, b.global_size);
     train_batch(b, progress);
     if (!amp_ || !lr_varies_ || scaler_->flag().item() == 0.0) ++update_;
     tally_->count(b.size);
-    timed_images += b.size;
+    timed_images += b.global_size;  // every rank's images: the global rate
     const int64_t done = step + 1;
     check_health(epoch, done, progress, false);
     stop_if_requested(epoch, done, progress, false);
@@ -423,6 +459,15 @@ EpochResult Trainer::train_epoch(int epoch, int64_t first_batch) {
   e.epoch = epoch;
   e.train_loss = tally_->mean_loss();
   e.train_acc = tally_->accuracy();
+  std::vector<uint32_t> replica_crcs;
+  if (dp_->active()) {  // the sums of every rank; and the replicas must still be identical
+    const std::vector<NamedTensor> sums = tally_->state();
+    const EvalResult m =
+        dp_->epoch_metrics(sums[0].tensor.item(), sums[1].tensor.item(), tally_->seen());
+    e.train_loss = m.loss;
+    e.train_acc = m.acc;
+    replica_crcs = dp_->check_replicas(opt_->parameters().values());
+  }
   e.images_per_sec = timed_images / timed_s;
   e.data_wait_s = loader_->wait_seconds();
   e.lr = opt_->lr();
@@ -446,7 +491,7 @@ EpochResult Trainer::train_epoch(int epoch, int64_t first_batch) {
   if (amp_) line << "  loss scale " << e.loss_scale << ", skipped " << e.skipped_steps;
   if (monitor_) line << "  GPU " << util.str();
   out_ << line.str() << "\n" << std::flush;
-  log_->write({{"type", "epoch"},
+  nlohmann::json record = {{"type", "epoch"},
                {"epoch", epoch},
                {"train_loss", e.train_loss},
                {"train_acc", e.train_acc},
@@ -459,13 +504,19 @@ EpochResult Trainer::train_epoch(int epoch, int64_t first_batch) {
                {"loss_scale", e.loss_scale},
                {"skipped_steps", e.skipped_steps},
                {"sm_util", util.valid ? nlohmann::json(util.sm_percent) : nlohmann::json()},
-               {"mem_util", util.valid ? nlohmann::json(util.memory_percent) : nlohmann::json()}});
+               {"mem_util", util.valid ? nlohmann::json(util.memory_percent) : nlohmann::json()}};
+  if (dp_->active()) record["replica_crc32"] = replica_crcs;
+  log_->write(record);
   return e;
 }
 
+// With several ranks each evaluates its share of ds with rank 0's BatchNorm running statistics.
 EvalResult Trainer::evaluate_on(const data::Dataset& ds) {
-  return evaluate(*model_, ds, cfg_.eval_batch, normalization_of(cfg_), device_, compute_,
-                  opt_->parameters().values());
+  dp_->broadcast_buffers(*model_);
+  return dp_->evaluate(ds, [&](const data::Dataset& part) {
+    return evaluate(*model_, part, cfg_.eval_batch, normalization_of(cfg_), device_, compute_,
+                    opt_->parameters().values());
+  });
 }
 
 // The seed's table. As the seed: the first two epochs are warm-up (fewer when the run is shorter;
@@ -591,6 +642,10 @@ void Trainer::resume_from(const std::string& path) {
   first_batch_ = meta_int(t, "batch", path);
   update_ = meta_int(t, "update", path);
   tally_->set_seen(meta_int(t, "seen", path));
+  if (dp_->rank() != 0) {  // the checkpoint's sums are every rank's: rank 0 carries them on
+    tally_->reset();
+    tally_->set_seen(0);
+  }
   epoch_skipped_base_ = meta_int(t, "epoch_skipped_base", path);
   loaded_epochs_ = int(meta_int(t, "epochs_before", path));
   DSC_CHECK(first_epoch_ >= 1 && first_batch_ >= 0 && first_batch_ <= steps_per_epoch_,
@@ -599,6 +654,30 @@ void Trainer::resume_from(const std::string& path) {
 }
 
 void Trainer::save(int epoch, int64_t batches_done, const EpochResult* done) {
+  // Several ranks: rank 0 writes, with the running sums of every rank (put back after the save).
+  struct RankSums {
+    std::vector<NamedTensor> sums;
+    DeviceTally* tally = nullptr;
+    std::vector<double> mine;
+    ~RankSums() {
+      if (!tally) return;
+      sums[0].tensor.fill_(mine[0]);
+      sums[1].tensor.fill_(mine[1]);
+      tally->set_seen(int64_t(mine[2]));
+    }
+  } rank_sums;
+  if (dp_->active()) {
+    rank_sums.sums = tally_->state();
+    rank_sums.mine = {rank_sums.sums[0].tensor.item(), rank_sums.sums[1].tensor.item(),
+                      double(tally_->seen())};
+    std::vector<double> all = rank_sums.mine;
+    dp_->sum(all);
+    if (dp_->rank() != 0) return;
+    rank_sums.tally = tally_.get();
+    rank_sums.sums[0].tensor.fill_(all[0]);
+    rank_sums.sums[1].tensor.fill_(all[1]);
+    tally_->set_seen(int64_t(all[2]));
+  }
   const int epochs_trained = loaded_epochs_ + (done ? epoch : epoch - 1);
   nlohmann::json meta = checkpoint_meta(cfg_, done, epochs_trained, amp_ ? "amp" : "fp32");
   // A finished epoch resumes at the start of the next one; otherwise mid-way through this one
@@ -639,7 +718,8 @@ StopSignals::~StopSignals() {
 
 void Trainer::stop_if_requested(int epoch, int64_t batches_done, ProgressBar& progress,
                                 bool saved) {
-  const int sig = g_stop_signal.load();
+  // Every rank stops at the same step when any rank was asked to (mpirun forwards signals).
+  const int sig = dp_->active() ? dp_->max(g_stop_signal.load()) : g_stop_signal.load();
   if (sig == 0) return;
   progress.finish();
   kernels(device_).synchronize();
