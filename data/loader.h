@@ -57,8 +57,8 @@ struct BatchView {
   const float* images = nullptr;  // [size, 3, 32, 32]
   const int32_t* labels = nullptr;
   int size = 0;
-  int64_t index = 0;     // batch number within the epoch
-  int global_size = 0;   // the whole batch's size, all shards together (= size for one shard)
+  int64_t index = 0;    // batch number within the epoch
+  int global_size = 0;  // the whole batch's size, all shards together (= size for one shard)
 };
 
 // uint8 -> float table of one channel for each channel under `options`' normalisation.

@@ -45,12 +45,12 @@ void DataParallel::validate(const TrainConfig& c, int64_t train_images) const {
             "--sync-bn needs several ranks (e.g. mpirun -np 2 train ...): one process has "
             "nothing to synchronise");
   if (n == 1) return;
-  DSC_CHECK(c.batch % n == 0, "--batch ", c.batch, " is the global batch and must be divisible by "
-            "the ", n, " ranks (each takes batch / ranks images of it)");
+  DSC_CHECK(c.batch % n == 0, "--batch ", c.batch, " is the global batch and must be divisible ",
+            "by the ", n, " ranks (each takes batch / ranks images of it)");
   const int64_t last = train_images % c.batch;
   DSC_CHECK(last == 0 || last >= n, "--limit-train: the last batch of the epoch would have ", last,
-            " images, fewer than the ", n, " ranks; choose a training set size with no remainder "
-            "or one of at least ", n);
+            " images, fewer than the ", n, " ranks; choose a training set size with no ",
+            "remainder or one of at least ", n);
 }
 
 void DataParallel::begin_step(int64_t run_step, int local, int global) {
@@ -112,8 +112,10 @@ EvalResult DataParallel::evaluate(const data::Dataset& ds,
   return {sums[0] / sums[2], sums[1] / sums[2]};
 }
 
-EvalResult DataParallel::epoch_metrics(double loss_sum, double correct, int64_t seen) {
-  std::vector<double> sums = {loss_sum, correct, double(seen)};
+EvalResult DataParallel::epoch_metrics(const DeviceTally& tally) {
+  const std::vector<NamedTensor> state = tally.state();
+  std::vector<double> sums = {state[0].tensor.item(), state[1].tensor.item(),
+                              double(tally.seen())};
   sum(sums);
   if (sums[2] == 0) return {0, 0};
   return {sums[0] / sums[2], sums[1] / sums[2]};
@@ -140,6 +142,23 @@ std::vector<uint32_t> DataParallel::check_replicas(const Tensor& values) {
     DSC_CHECK(out[r] == out[0], "data-parallel replicas diverged: rank ", r,
               "'s weights differ from rank 0's (CRC-32 ", out[r], " vs ", out[0], ")");
   return out;
+}
+
+RankSums::RankSums(DataParallel& dp, DeviceTally& tally) : tally_(tally) {
+  std::vector<NamedTensor> sums = tally.state();
+  mine_ = {sums[0].tensor.item(), sums[1].tensor.item(), double(tally.seen())};
+  std::vector<double> all = mine_;
+  dp.sum(all);
+  sums[0].tensor.fill_(all[0]);
+  sums[1].tensor.fill_(all[1]);
+  tally.set_seen(int64_t(all[2]));
+}
+
+RankSums::~RankSums() {
+  std::vector<NamedTensor> sums = tally_.state();
+  sums[0].tensor.fill_(mine_[0]);
+  sums[1].tensor.fill_(mine_[1]);
+  tally_.set_seen(int64_t(mine_[2]));
 }
 
 int train_on_every_rank(const TrainConfig& config, std::ostream& out, std::ostream& err) {
@@ -171,8 +190,8 @@ int train_on_every_rank(const TrainConfig& config, std::ostream& out, std::ostre
   } catch (const TrainingInterrupted&) {
     throw;
   } catch (const std::exception& e) {
-    w.abort("error: rank " + std::to_string(w.rank()) + " of " + std::to_string(w.size()) +
-                ": " + e.what() + " (every rank stops)",
+    w.abort("error: rank " + std::to_string(w.rank()) + " of " + std::to_string(w.size()) + ": " +
+                e.what() + " (every rank stops)",
             1);
   }
   return 0;

@@ -56,8 +56,8 @@ class DataParallel : public GradientReducer {
   // `eval` on this rank's share of `ds` (a contiguous n / ranks), combined over the ranks.
   EvalResult evaluate(const data::Dataset& ds,
                       const std::function<EvalResult(const data::Dataset&)>& eval);
-  // Mean loss and accuracy of an epoch from this rank's sums (loss x images, correct, images).
-  EvalResult epoch_metrics(double loss_sum, double correct, int64_t seen);
+  // Mean loss and accuracy of an epoch over every rank's tally (loss x images, correct, images).
+  EvalResult epoch_metrics(const DeviceTally& tally);
   // Every rank's string, in rank order (the run header's devices).
   std::vector<std::string> gather(const std::string& mine);
   // The CRC-32 of every rank's `values` (the flat parameter buffer), in rank order; throws
@@ -68,6 +68,20 @@ class DataParallel : public GradientReducer {
   dist::Communicator& comm_;
   double weight_ = 1.0;
   int64_t step_ = 0;
+};
+
+// For a checkpoint taken inside an epoch: while alive, the tally of every rank holds the sums of
+// all ranks (a collective: every rank makes one); the rank's own come back at the end.
+class RankSums {
+ public:
+  RankSums(DataParallel& dp, DeviceTally& tally);
+  ~RankSums();
+  RankSums(const RankSums&) = delete;
+  RankSums& operator=(const RankSums&) = delete;
+
+ private:
+  DeviceTally& tally_;
+  std::vector<double> mine_;
 };
 
 // train_main's run on every rank: the Trainer of `config`, where rank 0 prints to `out` and writes

@@ -32,8 +32,8 @@ class SingleCommunicator : public Communicator {
 
 // The first launcher variable that is set, as (name, value).
 std::pair<std::string, int> launcher_variable() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS",
-                           "SLURM_NTASKS"}) {
+  // Open MPI's mpirun; MPICH's and Intel MPI's mpiexec (PMI); Slurm's srun.
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"}) {
     if (const char* v = std::getenv(name); v && *v) return {name, std::atoi(v)};
   }
   return {"", 0};
@@ -50,9 +50,15 @@ int launcher_world_size() { return launcher_variable().second; }
 Communicator& world() {
   static std::unique_ptr<Communicator> w = [] {
     const auto [var, n] = launcher_variable();
-    // srun sets SLURM_NTASKS for a one-task allocation too; a world of one needs no MPI.
-    if (n > 1 || (n == 1 && var != "SLURM_NTASKS")) {
-      if (std::unique_ptr<Communicator> mpi = make_mpi_communicator()) return mpi;
+    // srun's step of one task needs no MPI; any other launcher's world of one gets it.
+    if (n > 1 || (n == 1 && var != "SLURM_STEP_NUM_TASKS")) {
+      if (std::unique_ptr<Communicator> mpi = make_mpi_communicator()) {
+        // Another MPI's launcher (mpiexec of MPICH for Open MPI's library) starts singletons.
+        DSC_CHECK(mpi->size() == n, "launched as ", n, " ranks (", var, "=", n,
+                  "), but MPI sees a world of ", mpi->size(),
+                  ": start train with the mpirun of the MPI it was built with");
+        return mpi;
+      }
     }
     DSC_CHECK(n <= 1, "launched as ", n, " ranks (", var, "=", n,
               "), but this build of dsc has no MPI: install MPI (Debian: openmpi-bin "

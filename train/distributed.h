@@ -72,7 +72,7 @@ bool built_with_mpi();
 bool built_with_nccl();
 
 // The number of ranks the environment says a launcher started (OMPI_COMM_WORLD_SIZE, PMI_SIZE,
-// PMIX_SIZE... SLURM_NTASKS under srun), 0 when no launcher's variables are set.
+// SLURM_STEP_NUM_TASKS under srun), 0 when no launcher's variables are set.
 int launcher_world_size();
 
 // Test-only fault injection, from the environment of the ranks (never set in normal runs):

@@ -42,9 +42,9 @@ class MpiCommunicator : public Communicator {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
     MPI_Comm local;
-    mpi_check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL,
-                                  &local),
-              "MPI_Comm_split_type");
+    mpi_check(
+        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local),
+        "MPI_Comm_split_type");
     MPI_Comm_rank(local, &local_rank_);
     MPI_Comm_size(local, &local_size_);
     MPI_Comm_free(&local);
@@ -71,32 +71,8 @@ class MpiCommunicator : public Communicator {
     mpi_check(MPI_Bcast(data, count_of(bytes), MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
   }
 
-  void allreduce_mean(Tensor& t) override {
-    DSC_CHECK(t.dtype() == DType::F32 && t.is_contiguous(), "allreduce_mean: expected a "
-              "contiguous f32 tensor, got ", t.str());
-    if (t.device() == Device::CUDA && nccl_) {
-      nccl_->allreduce_avg(t.device_data<float>(), t.numel());
-      return;
-    }
-    on_host(t, [&](float* p, int64_t n) {
-      mpi_check(MPI_Allreduce(MPI_IN_PLACE, p, count_of(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
-                "MPI_Allreduce (gradients)");
-      const float w = float(size_);
-      for (int64_t i = 0; i < n; ++i) p[i] /= w;
-    });
-  }
-  void allreduce_max(Tensor& t) override {
-    DSC_CHECK(t.dtype() == DType::F32 && t.is_contiguous(), "allreduce_max: expected a "
-              "contiguous f32 tensor, got ", t.str());
-    if (t.device() == Device::CUDA && nccl_) {
-      nccl_->allreduce_max(t.device_data<float>(), t.numel());
-      return;
-    }
-    on_host(t, [&](float* p, int64_t n) {
-      mpi_check(MPI_Allreduce(MPI_IN_PLACE, p, count_of(n), MPI_FLOAT, MPI_MAX, MPI_COMM_WORLD),
-                "MPI_Allreduce (max)");
-    });
-  }
+  void allreduce_mean(Tensor& t) override { allreduce_f32(t, MPI_SUM); }
+  void allreduce_max(Tensor& t) override { allreduce_f32(t, MPI_MAX); }
   void broadcast(Tensor& t, int root) override {
     DSC_CHECK(t.is_contiguous(), "broadcast: expected a contiguous tensor, got ", t.str());
     if (t.device() == Device::CUDA && nccl_) {
@@ -115,9 +91,8 @@ class MpiCommunicator : public Communicator {
     DSC_CHECK(local_size_ <= gpus, local_size_, " ranks on this host share ", gpus,
               " GPU(s): start at most one rank per GPU (mpirun -np ", gpus,
               " per host), or train on the CPU with --device cpu");
-    nccl_ = std::make_unique<NcclComm>(rank_, size_, local_rank_, [&](void* p, int64_t n) {
-      broadcast(p, n, 0);
-    });
+    nccl_ = std::make_unique<NcclComm>(rank_, size_, local_rank_,
+                                       [&](void* p, int64_t n) { broadcast(p, n, 0); });
     return true;
   }
 
@@ -129,7 +104,8 @@ class MpiCommunicator : public Communicator {
 
  private:
   // f32 data of t as host memory for fn(pointer, n); a GPU tensor goes through a host copy.
-  template <class Fn> void on_host(Tensor& t, Fn fn) {
+  template <class Fn>
+  void on_host(Tensor& t, Fn fn) {
     if (t.device() == Device::CPU) {
       fn(t.data<float>(), t.numel());
       return;
@@ -137,6 +113,27 @@ class MpiCommunicator : public Communicator {
     Tensor h = t.to(Device::CPU);
     fn(h.data<float>(), h.numel());
     t.copy_(h);
+  }
+
+  // In place: the mean over the ranks (op MPI_SUM, then divided by the ranks) or the maximum.
+  void allreduce_f32(Tensor& t, MPI_Op op) {
+    DSC_CHECK(t.dtype() == DType::F32 && t.is_contiguous(),
+              "allreduce: expected a contiguous f32 tensor, got ", t.str());
+    const bool mean = op == MPI_SUM;
+    if (t.device() == Device::CUDA && nccl_) {
+      if (mean)
+        nccl_->allreduce_avg(t.device_data<float>(), t.numel());
+      else
+        nccl_->allreduce_max(t.device_data<float>(), t.numel());
+      return;
+    }
+    on_host(t, [&](float* p, int64_t n) {
+      mpi_check(MPI_Allreduce(MPI_IN_PLACE, p, count_of(n), MPI_FLOAT, op, MPI_COMM_WORLD),
+                "MPI_Allreduce");
+      if (!mean) return;
+      const float ranks = float(size_);
+      for (int64_t i = 0; i < n; ++i) p[i] /= ranks;
+    });
   }
 
   std::unique_ptr<NcclComm> nccl_;

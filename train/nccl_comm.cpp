@@ -1,12 +1,13 @@
 // NcclComm with NCCL (see nccl_comm.h): llm.c's bootstrap (ncclGetUniqueId on rank 0, broadcast
 // through MPI, ncclCommInitRank) and in-place collectives on dsc's stream. Compiled only in a
 // CUDA build that found NCCL; not run yet (no GPU lent so far).
+#include "train/nccl_comm.h"
+
 #include <cuda_runtime.h>
 #include <nccl.h>
 
 #include "core/cuda_interop.h"
 #include "core/error.h"
-#include "train/nccl_comm.h"
 
 namespace dsc::dist {
 namespace {

@@ -15,6 +15,7 @@
 #include <iomanip>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
 #include "core/backend.h"
@@ -286,8 +287,9 @@ TrainResult Trainer::run() {
 void Trainer::write_header() {
   char host[256] = {};
   gethostname(host, sizeof host - 1);
-  const std::string gpu_index =
-      device_ == Device::CUDA && dp_->active() ? ":" + std::to_string(dp_->comm().local_rank()) : "";
+  const std::string gpu_index = device_ == Device::CUDA && dp_->active()
+                                    ? ":" + std::to_string(dp_->comm().local_rank())
+                                    : "";
   rank_devices_ = dp_->gather(device_name(device_) + gpu_index + " on " + host);
   nlohmann::json header = {
       {"type", "header"},
@@ -336,11 +338,10 @@ void Trainer::write_header() {
        << (amp_ ? "mixed precision (f16 compute, f32 master weights, dynamic loss scale)" : "fp32")
        << "\n"
        << (dp_->active() ? "ranks      " + std::to_string(dp_->size()) + " (" +
-                                   dp_->comm().engine() + "), " + std::to_string(local_batch_) +
-                                   " images of each batch per rank, BatchNorm statistics " +
-                                   (cfg_.sync_bn ? "over all ranks (--sync-bn)" : "per rank") +
-                                   "\n"
-                             : "")
+                               dp_->comm().engine() + "), " + std::to_string(local_batch_) +
+                               " images of each batch per rank, BatchNorm statistics " +
+                               (cfg_.sync_bn ? "over all ranks (--sync-bn)" : "per rank") + "\n"
+                         : "")
        << "recipe     batch " << cfg_.batch << ", " << cfg_.epochs << " epochs, "
        << opt_->describe() << ", lr schedule " << schedule_.describe() << ", augment "
        << (cfg_.augment ? "on" : "off") << ", inputs "
@@ -349,7 +350,8 @@ void Trainer::write_header() {
        << with_commas(double(test_.n)) << " test images\n"
        << "build      " << library_versions() << ", commit " << git_commit() << "\n";
   if (dp_->active()) {
-    for (int r = 0; r < dp_->size(); ++r) out_ << "rank " << r << "     " << rank_devices_[r] << "\n";
+    for (int r = 0; r < dp_->size(); ++r)
+      out_ << "rank " << r << "     " << rank_devices_[r] << "\n";
   }
   if (device_ == Device::CUDA) {
     out_ << "gpu        " << gpu_description() << "\n"
@@ -461,9 +463,7 @@ EpochResult Trainer::train_epoch(int epoch, int64_t first_batch) {
   e.train_acc = tally_->accuracy();
   std::vector<uint32_t> replica_crcs;
   if (dp_->active()) {  // the sums of every rank; and the replicas must still be identical
-    const std::vector<NamedTensor> sums = tally_->state();
-    const EvalResult m =
-        dp_->epoch_metrics(sums[0].tensor.item(), sums[1].tensor.item(), tally_->seen());
+    const EvalResult m = dp_->epoch_metrics(*tally_);
     e.train_loss = m.loss;
     e.train_acc = m.acc;
     replica_crcs = dp_->check_replicas(opt_->parameters().values());
@@ -491,7 +491,7 @@ EpochResult Trainer::train_epoch(int epoch, int64_t first_batch) {
   if (amp_) line << "  loss scale " << e.loss_scale << ", skipped " << e.skipped_steps;
   if (monitor_) line << "  GPU " << util.str();
   out_ << line.str() << "\n" << std::flush;
-  nlohmann::json record = {{"type", "epoch"},
+  log_->write({{"type", "epoch"},
                {"epoch", epoch},
                {"train_loss", e.train_loss},
                {"train_acc", e.train_acc},
@@ -504,9 +504,9 @@ EpochResult Trainer::train_epoch(int epoch, int64_t first_batch) {
                {"loss_scale", e.loss_scale},
                {"skipped_steps", e.skipped_steps},
                {"sm_util", util.valid ? nlohmann::json(util.sm_percent) : nlohmann::json()},
-               {"mem_util", util.valid ? nlohmann::json(util.memory_percent) : nlohmann::json()}};
-  if (dp_->active()) record["replica_crc32"] = replica_crcs;
-  log_->write(record);
+               {"mem_util", util.valid ? nlohmann::json(util.memory_percent) : nlohmann::json()}});
+  if (dp_->active())  // the CRC-32 of each rank's weights: equal, or check_replicas threw
+    log_->write({{"type", "replicas"}, {"epoch", epoch}, {"crc32", replica_crcs}});
   return e;
 }
 
@@ -654,29 +654,10 @@ void Trainer::resume_from(const std::string& path) {
 }
 
 void Trainer::save(int epoch, int64_t batches_done, const EpochResult* done) {
-  // Several ranks: rank 0 writes, with the running sums of every rank (put back after the save).
-  struct RankSums {
-    std::vector<NamedTensor> sums;
-    DeviceTally* tally = nullptr;
-    std::vector<double> mine;
-    ~RankSums() {
-      if (!tally) return;
-      sums[0].tensor.fill_(mine[0]);
-      sums[1].tensor.fill_(mine[1]);
-      tally->set_seen(int64_t(mine[2]));
-    }
-  } rank_sums;
+  std::optional<RankSums> every_rank;  // several ranks: rank 0 saves the sums of every rank
   if (dp_->active()) {
-    rank_sums.sums = tally_->state();
-    rank_sums.mine = {rank_sums.sums[0].tensor.item(), rank_sums.sums[1].tensor.item(),
-                      double(tally_->seen())};
-    std::vector<double> all = rank_sums.mine;
-    dp_->sum(all);
+    every_rank.emplace(*dp_, *tally_);
     if (dp_->rank() != 0) return;
-    rank_sums.tally = tally_.get();
-    rank_sums.sums[0].tensor.fill_(all[0]);
-    rank_sums.sums[1].tensor.fill_(all[1]);
-    tally_->set_seen(int64_t(all[2]));
   }
   const int epochs_trained = loaded_epochs_ + (done ? epoch : epoch - 1);
   nlohmann::json meta = checkpoint_meta(cfg_, done, epochs_trained, amp_ ? "amp" : "fp32");

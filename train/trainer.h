@@ -77,7 +77,8 @@ struct TrainConfig {
   int eval_batch = 500;
   bool progress = true;   // progress bar when stdout is a terminal
   KernelOptions kernels;  // kernel choices on a GPU (core/kernel_options.h)
-  // Several ranks (mpirun -np N): BatchNorm statistics over the global batch (train/data_parallel.h)
+  // Several ranks (mpirun -np N): BatchNorm statistics over the global batch
+  // (train/data_parallel.h)
   bool sync_bn = false;
   std::string command;    // the command line, for the logs
 };

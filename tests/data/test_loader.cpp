@@ -310,7 +310,9 @@ TEST_CASE("loader: shards of each global batch put together are the whole batch"
         BatchView b;
         REQUIRE(loader->next(b));
         CHECK(b.global_size == w.size);
-        CHECK(b.size == (w.size == 16 ? (loader == shards[0] ? 5 : loader == shards[1] ? 5 : 6)
+        CHECK(b.size == (w.size == 16 ? (loader == shards[0]   ? 5
+                                         : loader == shards[1] ? 5
+                                                               : 6)
                                       : (loader == shards[2] ? 3 : 2)));
         images.insert(images.end(), b.images, b.images + int64_t(b.size) * kImageBytes);
         labels.insert(labels.end(), b.labels, b.labels + b.size);

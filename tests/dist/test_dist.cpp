@@ -25,11 +25,30 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::string kTrain = DSC_BINARY_DIR "/bin/train";
-const std::string kData = DSC_SOURCE_DIR "/../shared/cifar10";
+const std::string kSource = DSC_SOURCE_DIR "/../shared/cifar10";
 
 bool have_mpirun() { return std::system("command -v mpirun >/dev/null 2>&1") == 0; }
 bool mpi_usable() { return dsc::dist::built_with_mpi() && have_mpirun(); }
-bool have_data() { return fs::exists(kData + "/train"); }
+bool have_data() { return fs::exists(kSource + "/train"); }
+
+// The first 2,560 training and 100 test images of the real CIFAR-10 in the binary layout, packed
+// once for every test of this build (decoding all 60,000 PNGs costs each rank seconds).
+const std::string& data() {
+  static const std::string dir = [] {
+    const fs::path final_dir = DSC_BINARY_DIR "/dist-test-data";
+    if (!fs::exists(final_dir / "test_batch.bin")) {
+      const fs::path tmp = final_dir.string() + ".tmp" + std::to_string(getpid());
+      const std::string cmd = DSC_BINARY_DIR "/bin/pack " + kSource + " " + tmp.string() +
+                              " --limit-train 2560 --limit-test 100 >/dev/null 2>&1";
+      REQUIRE(std::system(cmd.c_str()) == 0);
+      std::error_code ec;
+      fs::rename(tmp, final_dir, ec);  // another test process may have been first
+      fs::remove_all(tmp, ec);
+    }
+    return final_dir.string();
+  }();
+  return dir;
+}
 
 fs::path temp_dir(const std::string& name) {
   fs::path d = fs::temp_directory_path() / ("dsc_dist_" + name + "_" + std::to_string(getpid()));
@@ -62,14 +81,14 @@ Result run(const std::string& command, const fs::path& out_file, int limit_s = 1
 
 // `mpirun -np ranks` of train with `args`; `env` as "NAME=VALUE" exported to every rank.
 std::string mpirun(int ranks, const std::string& args, const std::string& env = "") {
-  std::string cmd = "mpirun --allow-run-as-root --oversubscribe --bind-to none -np " +
-                    std::to_string(ranks);
+  std::string cmd =
+      "mpirun --allow-run-as-root --oversubscribe --bind-to none -np " + std::to_string(ranks);
   if (!env.empty()) cmd += " -x " + env;
-  return cmd + " " + kTrain + " --data " + kData + " --threads 1 --no-progress " + args;
+  return cmd + " " + kTrain + " --data " + data() + " --threads 1 --no-progress " + args;
 }
 
 std::string train_cmd(const std::string& args, int threads = 1) {
-  return kTrain + " --data " + kData + " --threads " + std::to_string(threads) +
+  return kTrain + " --data " + data() + " --threads " + std::to_string(threads) +
          " --no-progress " + args;
 }
 
@@ -154,15 +173,19 @@ TEST_CASE("mpirun -np 2 --sync-bn trains the same weights as one process, 20 ste
 TEST_CASE("mpirun -np 2: replicas stay bit-identical over two epochs and the loss falls" *
           doctest::skip(kSkip)) {
   const fs::path d = temp_dir("replicas");
-  const Result r = run(mpirun(2, "--model depsep --batch 128 --limit-train 1024 --limit-test 100 "
-                                 "--epochs 2 --log " + (d / "run.jsonl").string()),
+  const Result r = run(mpirun(2,
+                              "--model depsep --batch 128 --limit-train 1024 --limit-test 100 "
+                              "--epochs 2 --log " +
+                                  (d / "run.jsonl").string()),
                        d / "out.txt");
   REQUIRE_MESSAGE(r.rc == 0, r.output);
   const auto epochs = records(d / "run.jsonl", "epoch");
   REQUIRE(epochs.size() == 2);
-  for (const nlohmann::json& e : epochs) {
-    REQUIRE(e["replica_crc32"].size() == 2);
-    CHECK(e["replica_crc32"][0] == e["replica_crc32"][1]);
+  const auto replicas = records(d / "run.jsonl", "replicas");
+  REQUIRE(replicas.size() == 2);
+  for (const nlohmann::json& e : replicas) {
+    REQUIRE(e["crc32"].size() == 2);
+    CHECK(e["crc32"][0] == e["crc32"][1]);
   }
   CHECK(epochs[1]["train_loss"].get<double>() < epochs[0]["train_loss"].get<double>());
   // Only rank 0 prints: one header, one line per epoch.
@@ -182,44 +205,45 @@ TEST_CASE("mpirun -np 2 --precision amp: an overflow on rank 1 makes every rank 
       "--precision amp --log ";
   const Result plain = run(mpirun(2, common + (d / "plain.jsonl").string()), d / "plain.txt");
   REQUIRE_MESSAGE(plain.rc == 0, plain.output);
-  const Result hit = run(mpirun(2, common + (d / "hit.jsonl").string(),
-                                "DSC_TEST_INJECT_OVERFLOW=1:3"),
-                         d / "hit.txt");
+  const Result hit =
+      run(mpirun(2, common + (d / "hit.jsonl").string(), "DSC_TEST_INJECT_OVERFLOW=1:3"),
+          d / "hit.txt");
   REQUIRE_MESSAGE(hit.rc == 0, hit.output);
   const nlohmann::json a = records(d / "plain.jsonl", "epoch").at(0);
   const nlohmann::json b = records(d / "hit.jsonl", "epoch").at(0);
   CHECK(b["skipped_steps"].get<int>() == a["skipped_steps"].get<int>() + 1);
   CHECK(b["loss_scale"].get<double>() == doctest::Approx(a["loss_scale"].get<double>() / 2));
   // Had rank 1 applied its update (its gradient holds an inf) the replicas would differ.
-  CHECK(b["replica_crc32"][0] == b["replica_crc32"][1]);
+  const nlohmann::json crc = records(d / "hit.jsonl", "replicas").at(0)["crc32"];
+  CHECK(crc[0] == crc[1]);
   fs::remove_all(d);
+}
+
+// A 20-step run on 2 ranks in which `env` makes rank 1 fail early; its output and time.
+Result failing_run(const std::string& name, const std::string& env) {
+  const fs::path d = temp_dir(name);
+  const Result r = run(
+      mpirun(2, "--model depsep --batch 128 --limit-train 2560 --limit-test 100 --epochs 1", env),
+      d / "out.txt", 60);
+  MESSAGE("exit " << r.rc << " after " << r.seconds << " s:\n" << r.output);
+  fs::remove_all(d);
+  return r;
 }
 
 TEST_CASE("mpirun -np 2: a rank killed mid-run stops the other within seconds, naming it" *
           doctest::skip(kSkip)) {
-  const fs::path d = temp_dir("kill");
-  const Result r = run(mpirun(2, "--model depsep --batch 128 --limit-train 2560 --limit-test 100 --epochs 1",
-                              "DSC_TEST_INJECT_CRASH=1:3"),
-                       d / "out.txt", 60);
-  MESSAGE("exit " << r.rc << " after " << r.seconds << " s:\n" << r.output);
+  const Result r = failing_run("kill", "DSC_TEST_INJECT_CRASH=1:3");
   CHECK(r.rc != 0);
-  CHECK(r.rc != 124);  // not the time limit: the launcher ended the job
-  CHECK(r.seconds < 30);
+  CHECK(r.seconds < 30);  // the time limit is 60 s: the launcher ended the job
   CHECK(r.output.find("rank 1") != std::string::npos);
-  fs::remove_all(d);
 }
 
 TEST_CASE("mpirun -np 2: an error on one rank ends every rank with the rank's message" *
           doctest::skip(kSkip)) {
-  const fs::path d = temp_dir("error");
-  const Result r = run(mpirun(2, "--model depsep --batch 128 --limit-train 2560 --limit-test 100 --epochs 1",
-                              "DSC_TEST_INJECT_ERROR=1:2"),
-                       d / "out.txt", 60);
+  const Result r = failing_run("error", "DSC_TEST_INJECT_ERROR=1:2");
   CHECK(r.rc != 0);
   CHECK(r.seconds < 30);
-  CHECK_MESSAGE(r.output.find("error: rank 1 of 2: DSC_TEST_INJECT_ERROR") != std::string::npos,
-                r.output);
-  fs::remove_all(d);
+  CHECK(r.output.find("error: rank 1 of 2: DSC_TEST_INJECT_ERROR") != std::string::npos);
 }
 
 TEST_CASE("mpirun -np 2: bad combinations are one-line errors before training" *
