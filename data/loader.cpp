@@ -103,8 +103,10 @@ std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch, bool s
 
 void make_batch(const Dataset& dataset, std::span<const int64_t> indices,
                 const NormalizeTable& table, bool augment, uint64_t augment_seed, float* images,
-                int32_t* labels) {
+                int32_t* labels, int64_t draws_before) {
   uint64_t state = augment_seed;
+  if (augment)
+    for (int64_t k = 0; k < draws_before; ++k) bounded(state, 9 * 9 * 2);
   for (size_t k = 0; k < indices.size(); ++k) {
     const int64_t i = indices[k];
     labels[k] = dataset.labels[i];
@@ -128,13 +130,18 @@ BatchLoader::BatchLoader(const Dataset& dataset, const LoaderOptions& options)
     throw std::invalid_argument("BatchLoader: depth must be 2..8, got " +
                                 std::to_string(options.depth));
   }
+  if (options.shards < 1 || options.shard < 0 || options.shard >= options.shards) {
+    throw std::invalid_argument("BatchLoader: shard " + std::to_string(options.shard) + " of " +
+                                std::to_string(options.shards));
+  }
   validate(dataset);
   const int64_t b = options.batch_size;
   num_batches_ = options.drop_last ? dataset.n / b : (dataset.n + b - 1) / b;
   slots_.resize(options.depth);
+  const int64_t slice = (b + options.shards - 1) / options.shards;  // the largest shard
   for (auto& slot : slots_) {
-    slot.images.resize(b * kImageBytes);
-    slot.labels.resize(b);
+    slot.images.resize(slice * kImageBytes);
+    slot.labels.resize(slice);
   }
   worker_ = std::thread([this] { run(); });
 }
@@ -188,6 +195,7 @@ bool BatchLoader::next(BatchView& batch) {
   batch.images = slot.images.data();
   batch.labels = slot.labels.data();
   batch.size = slot.size;
+  batch.global_size = slot.global_size;
   batch.index = b;
   return true;
 }
@@ -217,11 +225,14 @@ void BatchLoader::run() {
     Slot& slot = slots_[b % depth];
     const int64_t begin = b * batch_size;
     const int64_t count = std::min(batch_size, dataset_.n - begin);
+    const int64_t lo = options_.shard * count / options_.shards;
+    const int64_t hi = (options_.shard + 1) * count / options_.shards;
     std::exception_ptr error;
     try {
-      make_batch(dataset_, std::span<const int64_t>(order->data() + begin, count), table_,
-                 options_.augment, augment_seed, slot.images.data(), slot.labels.data());
-      slot.size = static_cast<int>(count);
+      make_batch(dataset_, std::span<const int64_t>(order->data() + begin + lo, hi - lo), table_,
+                 options_.augment, augment_seed, slot.images.data(), slot.labels.data(), lo);
+      slot.size = static_cast<int>(hi - lo);
+      slot.global_size = static_cast<int>(count);
     } catch (...) {
       error = std::current_exception();
     }

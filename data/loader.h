@@ -46,13 +46,19 @@ struct LoaderOptions {
   std::array<float, kChannels> std = {0.2470f, 0.2435f, 0.2616f};
   bool augment = false;  // random crop (4-pixel zero padding) + random horizontal flip
   int depth = 3;         // batches in the ring (2..8)
+  // Data-parallel training (train/distributed.h): batch_size is the global batch, and this loader
+  // yields only slice `shard` of `shards` of every global batch: images [shard * s / shards,
+  // (shard + 1) * s / shards) of a global batch of s, with the same augmentation draws as one
+  // loader of the whole batch. Every shard's loader has the same order (same seed).
+  int shard = 0, shards = 1;
 };
 
 struct BatchView {
   const float* images = nullptr;  // [size, 3, 32, 32]
   const int32_t* labels = nullptr;
   int size = 0;
-  int64_t index = 0;  // batch number within the epoch
+  int64_t index = 0;    // batch number within the epoch
+  int global_size = 0;  // the whole batch's size, all shards together (= size for one shard)
 };
 
 // uint8 -> float table of one channel for each channel under `options`' normalisation.
@@ -65,10 +71,11 @@ std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch, bool s
 
 // Converts the images `indices` of `dataset` into `images` / `labels` (the loader's per-batch
 // work, exposed for tests and benchmarks). `augment_seed` drives the crop/flip draws when
-// options.augment is set.
+// options.augment is set; `draws_before` draws are skipped first (those of the images before
+// `indices` in their batch, for a shard of it).
 void make_batch(const Dataset& dataset, std::span<const int64_t> indices,
                 const NormalizeTable& table, bool augment, uint64_t augment_seed, float* images,
-                int32_t* labels);
+                int32_t* labels, int64_t draws_before = 0);
 
 class BatchLoader {
  public:
@@ -95,7 +102,7 @@ class BatchLoader {
   struct Slot {
     std::vector<float> images;
     std::vector<int32_t> labels;
-    int size = 0;
+    int size = 0, global_size = 0;
   };
   void run();
 

@@ -141,6 +141,9 @@ BatchNorm2d::BatchNorm2d(int channels, BatchNormOptions opt) : channels_(channel
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
   // Statistics and affine parameters stay f32 under mixed precision (the kernels widen x).
+  if (sync_ && training())
+    return sync_batch_norm(x, gamma, beta, running_mean, running_var, opt_.momentum, opt_.eps,
+                           sync_);
   return ops::batch_norm(x, gamma, beta, running_mean, running_var, training(), opt_.momentum,
                          opt_.eps);
 }

@@ -11,6 +11,7 @@
 
 #include "core/mixed_precision.h"
 #include "layers/module.h"
+#include "layers/sync_batch_norm.h"
 
 namespace dsc {
 
@@ -97,11 +98,15 @@ class BatchNorm2d : public Module {
   Tensor forward(const Tensor& x) override;
   std::string name() const override { return "BatchNorm2d"; }
   std::string describe() const override;
+  // Data-parallel training with --sync-bn: training-mode statistics over every rank's batch,
+  // summed by `allreduce_sum` (layers/sync_batch_norm.h); an empty function: this batch only.
+  void set_sync(AllreduceSum allreduce_sum) { sync_ = std::move(allreduce_sum); }
   Tensor gamma, beta, running_mean, running_var;
 
  private:
   int channels_;
   BatchNormOptions opt_;
+  AllreduceSum sync_;
 };
 
 class ReLU : public Module {

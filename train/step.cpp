@@ -41,20 +41,33 @@ StepResult TrainStep::operator()(const Tensor& images, const Tensor& labels) {
       scope.emplace(loss_row);
     }
     r.loss = ops::cross_entropy(r.logits, labels);
+    // Several processes: each rank's loss is weighted so that the averaged gradient is the global
+    // batch's (train/distributed.h).
+    const Tensor objective = reducer_ && reducer_->loss_weight() != 1.0
+                                 ? ops::scale(r.loss, reducer_->loss_weight())
+                                 : r.loss;
     if (p) p->mark_id(p->rows()[loss_row].backward);
     if (scaler_.enabled()) {
-      ops::mul(r.loss, scaler_.scale_tensor()).backward();
+      ops::mul(objective, scaler_.scale_tensor()).backward();
     } else {
-      r.loss.backward();
+      objective.backward();
     }
   }
   if (scaler_.enabled()) {
     profile_mark(p, "loss-scale check");
-    const Tensor& inf = scaler_.check(optimizer_.parameters().grads());
+    Tensor inf = scaler_.check(optimizer_.parameters().grads());
+    if (reducer_) {
+      profile_mark(p, "gradient allreduce");
+      reducer_->reduce(optimizer_.parameters().grads(), &inf);
+    }
     profile_mark(p, "optimizer");
     optimizer_.step(inf, scaler_.scale_tensor());  // skipped on the device after an overflow
     scaler_.update();
   } else {
+    if (reducer_) {
+      profile_mark(p, "gradient allreduce");
+      reducer_->reduce(optimizer_.parameters().grads(), nullptr);
+    }
     profile_mark(p, "optimizer");
     optimizer_.step();
   }

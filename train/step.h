@@ -23,6 +23,17 @@ struct StepResult {
   Tensor loss, logits;
 };
 
+// Data-parallel training (train/data_parallel.h): called by the step after the backward and before
+// the optimizer, to average the gradients across processes. found_inf: under mixed precision this
+// rank's inf/NaN flag (one f32 element on the device), to be reduced too; nullptr in fp32.
+class GradientReducer {
+ public:
+  virtual ~GradientReducer() = default;
+  // The factor this rank's loss is multiplied by before the backward (1: none).
+  virtual double loss_weight() const { return 1.0; }
+  virtual void reduce(Tensor& grads, Tensor* found_inf) = 0;
+};
+
 class TrainStep {
  public:
   // The model's parameters must be the optimizer's (its flat f32 buffer); the scaler decides
@@ -34,6 +45,8 @@ class TrainStep {
   // With a profiler (train/step_profiler.h) the step marks its rows and runs a Sequential model's
   // children one at a time, each under its own row; nullptr (the default): the plain step.
   void set_profiler(StepProfiler* p) { profiler_ = p; }
+  // Several processes: the reducer runs in every step from now on (nullptr: none).
+  void set_reducer(GradientReducer* reducer) { reducer_ = reducer; }
 
  private:
   Tensor forward_by_layer(const Tensor& x);
@@ -43,6 +56,7 @@ class TrainStep {
   LossScaler& scaler_;
   DType compute_;
   StepProfiler* profiler_ = nullptr;
+  GradientReducer* reducer_ = nullptr;
 };
 
 }  // namespace dsc

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "layers/model_registry.h"
+#include "train/data_parallel.h"
 #include "train/kernel_flags.h"
 #include "train/run_log.h"
 #include "train/trainer.h"
@@ -83,6 +84,9 @@ int train_main(const std::vector<std::string>& args, std::ostream& out, std::ost
   app.add_option("--warmup-steps", c.warmup_steps, "steps of epoch 1 left out of images/sec")
       ->capture_default_str();
   app.add_option("--eval-batch", c.eval_batch, "batch size for evaluation")->capture_default_str();
+  app.add_flag("--sync-bn", c.sync_bn,
+               "several ranks (mpirun -np N train ...): BatchNorm statistics over the whole "
+               "global batch instead of each rank's slice");
   bool no_progress = false;
   app.add_flag("--no-progress", no_progress, "no progress bar, even on a terminal");
   KernelFlags kernel_flags;
@@ -113,8 +117,7 @@ int train_main(const std::vector<std::string>& args, std::ostream& out, std::ost
     }
     // SIGINT / SIGTERM: finish the step, save, log and exit 128 + signal; a second one ends now.
     StopSignals signals;
-    Trainer(c, out).run();
-    return 0;
+    return train_on_every_rank(c, out, err);  // one process, or each of several MPI ranks
   } catch (const TrainingInterrupted& e) {
     return 128 + e.signal;
   } catch (const data::DataError& e) {

@@ -15,6 +15,7 @@
 #include <iomanip>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
 #include "core/backend.h"
@@ -26,6 +27,7 @@
 #include "data/cifar10.h"
 #include "layers/checkpoint.h"
 #include "layers/model_registry.h"
+#include "train/data_parallel.h"
 #include "train/progress.h"
 #include "train/version.h"
 
@@ -147,7 +149,17 @@ Trainer::Trainer(const TrainConfig& config, std::ostream& out)
   validate(cfg_);
   cpu::set_num_threads(cfg_.threads);
   set_kernel_options(cfg_.kernels);
+  // Several ranks (train/data_parallel.h): each binds its GPU before anything else touches one.
+  dp_ = std::make_unique<DataParallel>(dist::world());
+  const bool rank_gpu = dp_->active() && cfg_.device != "cpu" && dp_->comm().bind_gpu();
   device_ = resolve_device(cfg_.device);
+  DSC_CHECK(!dp_->active() || device_ == Device::CPU || rank_gpu,
+            "several ranks on GPUs need NCCL, and this build of dsc has none: train with "
+            "--device cpu, or rebuild with NCCL");
+  DSC_CHECK(!cfg_.sync_bn || device_ == Device::CPU,
+            "--sync-bn runs on the CPU only so far (--device cpu)");
+  DSC_CHECK(!cfg_.profile.enabled || !dp_->active(),
+            "--profile times one process's step: run it without mpirun (or with -np 1)");
   DSC_CHECK(cfg_.graph != "on" || device_ == Device::CUDA,
             "--graph on: step graphs need a GPU, and --device ", cfg_.device, " chose the CPU");
   amp_ = cfg_.precision == "amp" || (cfg_.precision == "auto" && device_ == Device::CUDA);
@@ -161,6 +173,8 @@ Trainer::Trainer(const TrainConfig& config, std::ostream& out)
   if (cfg_.limit_test > 0) test_ = data::subset(test_, cfg_.limit_test);
   DSC_CHECK(cfg_.batch <= train_.n, "--batch ", cfg_.batch, " is larger than the training set (",
             train_.n, " images in ", data_path_, ")");
+  dp_->validate(cfg_, train_.n);
+  local_batch_ = cfg_.batch / dp_->size();
   // ---- model and optimizer ----
   ModelSpec spec;
   spec.seed = cfg_.seed;
@@ -190,6 +204,8 @@ Trainer::Trainer(const TrainConfig& config, std::ostream& out)
   lo.seed = cfg_.seed;
   lo.augment = cfg_.augment;
   lo.normalization = normalization_of(cfg_);
+  lo.shard = dp_->rank();
+  lo.shards = dp_->size();
   loader_ = std::make_unique<data::BatchLoader>(train_, lo);
   steps_per_epoch_ = loader_->batches_per_epoch();
   schedule_ =
@@ -198,6 +214,8 @@ Trainer::Trainer(const TrainConfig& config, std::ostream& out)
   optimizer_desc_ = opt_->describe();
   scaler_ = std::make_unique<LossScaler>(LossScalerOptions{.enabled = amp_}, device_);
   step_ = std::make_unique<TrainStep>(*model_, *opt_, *scaler_, compute_);
+  if (dp_->active()) step_->set_reducer(dp_.get());
+  if (cfg_.sync_bn) dp_->sync_batch_norm(*model_);
   // The schedule advances with applied updates only; when the rate varies, knowing whether an AMP
   // step was skipped costs one synchronisation per step, otherwise no step waits for the GPU.
   lr_varies_ = schedule_.kind != ScheduleKind::Constant || schedule_.warmup_steps > 0;
@@ -207,9 +225,9 @@ Trainer::Trainer(const TrainConfig& config, std::ostream& out)
                   : lr_varies_            ? "off (the learning rate varies)"
                                           : "on";
   graph_ = std::make_unique<StepGraph>(device_);
-  fixed_images_ = Tensor::empty({cfg_.batch, data::kChannels, data::kHeight, data::kWidth},
+  fixed_images_ = Tensor::empty({local_batch_, data::kChannels, data::kHeight, data::kWidth},
                                 DType::F32, device_);
-  fixed_labels_ = Tensor::empty({cfg_.batch}, DType::I32, device_);
+  fixed_labels_ = Tensor::empty({local_batch_}, DType::I32, device_);
   tally_ = std::make_unique<DeviceTally>(device_);
   nonfinite_ = Tensor::zeros({1}, DType::F32, device_);
   if (!cfg_.save.empty() || !cfg_.resume.empty()) {
@@ -222,7 +240,9 @@ Trainer::Trainer(const TrainConfig& config, std::ostream& out)
   if (!cfg_.resume.empty()) resume_from(cfg_.resume);
   // Opened last, so that every check above fails before a log is created or truncated; a resumed
   // run appends to the logs it continues. Fails here, before any training, if a path is unwritable.
-  log_ = std::make_unique<RunLog>(cfg_.log, cfg_.csv, !cfg_.resume.empty());
+  // With several ranks only rank 0 writes.
+  log_ = std::make_unique<RunLog>(dp_->rank() == 0 ? cfg_.log : "",
+                                  dp_->rank() == 0 ? cfg_.csv : "", !cfg_.resume.empty());
   // SM / memory utilisation while training, as the seed reports it (NVML; "n/a" without a GPU).
   if (device_ == Device::CUDA) monitor_ = std::make_unique<GpuMonitor>();
 }
@@ -268,6 +288,12 @@ TrainResult Trainer::run() {
 }
 
 void Trainer::write_header() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  const std::string gpu_index = device_ == Device::CUDA && dp_->active()
+                                    ? ":" + std::to_string(dp_->comm().local_rank())
+                                    : "";
+  rank_devices_ = dp_->gather(device_name(device_) + gpu_index + " on " + host);
   nlohmann::json header = {
       {"type", "header"},
       {"framework", "ours"},
@@ -276,6 +302,10 @@ void Trainer::write_header() {
       {"trainable_params", trainable_params_},
       {"device", device_name(device_)},
       {"threads", cpu::num_threads()},
+      {"world_size", dp_->size()},
+      {"engine", dp_->comm().engine()},
+      {"rank_devices", rank_devices_},
+      {"sync_bn", cfg_.sync_bn},
       {"batch", cfg_.batch},
       {"precision", amp_ ? "amp" : "fp32"},
       {"epochs", cfg_.epochs},
@@ -310,6 +340,11 @@ void Trainer::write_header() {
        << "device     " << device_name(device_) << ", " << cpu::num_threads() << " CPU threads, "
        << (amp_ ? "mixed precision (f16 compute, f32 master weights, dynamic loss scale)" : "fp32")
        << "\n"
+       << (dp_->active() ? "ranks      " + std::to_string(dp_->size()) + " (" +
+                               dp_->comm().engine() + "), " + std::to_string(local_batch_) +
+                               " images of each batch per rank, BatchNorm statistics " +
+                               (cfg_.sync_bn ? "over all ranks (--sync-bn)" : "per rank") + "\n"
+                         : "")
        << "recipe     batch " << cfg_.batch << ", " << cfg_.epochs << " epochs, "
        << opt_->describe() << ", lr schedule " << schedule_.describe() << ", augment "
        << (cfg_.augment ? "on" : "off") << ", inputs "
@@ -317,6 +352,10 @@ void Trainer::write_header() {
        << "data       " << data_path_ << ": " << with_commas(double(train_.n)) << " train, "
        << with_commas(double(test_.n)) << " test images\n"
        << "build      " << library_versions() << ", commit " << git_commit() << "\n";
+  if (dp_->active()) {
+    for (int r = 0; r < dp_->size(); ++r)
+      out_ << "rank " << r << "     " << rank_devices_[r] << "\n";
+  }
   if (device_ == Device::CUDA) {
     out_ << "gpu        " << gpu_description() << "\n"
          << "kernels    " << describe(kernel_options()) << "\n"
@@ -349,7 +388,7 @@ void Trainer::train_batch(const data::BatchView& b, ProgressBar& progress) {
     if (!amp_) kernels(device_).check_finite(opt_->parameters().grads(), nonfinite_);
     last_loss_ = r.loss;
   };
-  if (b.size != cfg_.batch) {
+  if (b.global_size != cfg_.batch) {
     BatchTensors t = to_tensors(b, device_, DType::F32);
     step_on_device(t.images, t.labels, b.size);
     return;
@@ -402,10 +441,11 @@ EpochResult Trainer::train_epoch(int epoch, int64_t first_batch) {
       timed_images = 0;
     }
     opt_->set_lr(schedule_.lr_at(update_));
+    dp_->begin_step((epoch - 1) * steps_per_epoch_ + step + 1, b.size, b.global_size);
     train_batch(b, progress);
     if (!amp_ || !lr_varies_ || scaler_->flag().item() == 0.0) ++update_;
     tally_->count(b.size);
-    timed_images += b.size;
+    timed_images += b.global_size;  // every rank's images: the global rate
     const int64_t done = step + 1;
     check_health(epoch, done, progress, false);
     stop_if_requested(epoch, done, progress, false);
@@ -424,6 +464,13 @@ EpochResult Trainer::train_epoch(int epoch, int64_t first_batch) {
   e.epoch = epoch;
   e.train_loss = tally_->mean_loss();
   e.train_acc = tally_->accuracy();
+  std::vector<uint32_t> replica_crcs;
+  if (dp_->active()) {  // the sums of every rank; and the replicas must still be identical
+    const EvalResult m = dp_->epoch_metrics(*tally_);
+    e.train_loss = m.loss;
+    e.train_acc = m.acc;
+    replica_crcs = dp_->check_replicas(opt_->parameters().values());
+  }
   e.images_per_sec = timed_images / timed_s;
   e.data_wait_s = loader_->wait_seconds();
   e.lr = opt_->lr();
@@ -461,12 +508,18 @@ EpochResult Trainer::train_epoch(int epoch, int64_t first_batch) {
                {"skipped_steps", e.skipped_steps},
                {"sm_util", util.valid ? nlohmann::json(util.sm_percent) : nlohmann::json()},
                {"mem_util", util.valid ? nlohmann::json(util.memory_percent) : nlohmann::json()}});
+  if (dp_->active())  // the CRC-32 of each rank's weights: equal, or check_replicas threw
+    log_->write({{"type", "replicas"}, {"epoch", epoch}, {"crc32", replica_crcs}});
   return e;
 }
 
+// With several ranks each evaluates its share of ds with rank 0's BatchNorm running statistics.
 EvalResult Trainer::evaluate_on(const data::Dataset& ds) {
-  return evaluate(*model_, ds, cfg_.eval_batch, normalization_of(cfg_), device_, compute_,
-                  opt_->parameters().values());
+  dp_->broadcast_buffers(*model_);
+  return dp_->evaluate(ds, [&](const data::Dataset& part) {
+    return evaluate(*model_, part, cfg_.eval_batch, normalization_of(cfg_), device_, compute_,
+                    opt_->parameters().values());
+  });
 }
 
 // The seed's table. As the seed: the first two epochs are warm-up (fewer when the run is shorter;
@@ -592,6 +645,10 @@ void Trainer::resume_from(const std::string& path) {
   first_batch_ = meta_int(t, "batch", path);
   update_ = meta_int(t, "update", path);
   tally_->set_seen(meta_int(t, "seen", path));
+  if (dp_->rank() != 0) {  // the checkpoint's sums are every rank's: rank 0 carries them on
+    tally_->reset();
+    tally_->set_seen(0);
+  }
   epoch_skipped_base_ = meta_int(t, "epoch_skipped_base", path);
   loaded_epochs_ = int(meta_int(t, "epochs_before", path));
   DSC_CHECK(first_epoch_ >= 1 && first_batch_ >= 0 && first_batch_ <= steps_per_epoch_,
@@ -600,6 +657,11 @@ void Trainer::resume_from(const std::string& path) {
 }
 
 void Trainer::save(int epoch, int64_t batches_done, const EpochResult* done) {
+  std::optional<RankSums> every_rank;  // several ranks: rank 0 saves the sums of every rank
+  if (dp_->active()) {
+    every_rank.emplace(*dp_, *tally_);
+    if (dp_->rank() != 0) return;
+  }
   const int epochs_trained = loaded_epochs_ + (done ? epoch : epoch - 1);
   nlohmann::json meta = checkpoint_meta(cfg_, done, epochs_trained, amp_ ? "amp" : "fp32");
   // A finished epoch resumes at the start of the next one; otherwise mid-way through this one
@@ -640,7 +702,8 @@ StopSignals::~StopSignals() {
 
 void Trainer::stop_if_requested(int epoch, int64_t batches_done, ProgressBar& progress,
                                 bool saved) {
-  const int sig = g_stop_signal.load();
+  // Every rank stops at the same step when any rank was asked to (mpirun forwards signals).
+  const int sig = dp_->active() ? dp_->max(g_stop_signal.load()) : g_stop_signal.load();
   if (sig == 0) return;
   progress.finish();
   kernels(device_).synchronize();

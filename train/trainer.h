@@ -40,6 +40,7 @@
 
 namespace dsc {
 
+class DataParallel;
 class GpuMonitor;
 class ProgressBar;
 
@@ -78,6 +79,9 @@ struct TrainConfig {
   bool progress = true;   // progress bar when stdout is a terminal
   KernelOptions kernels;  // kernel choices on a GPU (core/kernel_options.h)
   ProfileOptions profile;  // --profile: a pass after training (train/profile.h)
+  // Several ranks (mpirun -np N): BatchNorm statistics over the global batch
+  // (train/data_parallel.h)
+  bool sync_bn = false;
   std::string command;    // the command line, for the logs
 };
 
@@ -185,6 +189,10 @@ class Trainer {
   Tensor fixed_images_, fixed_labels_;
   std::unique_ptr<DeviceTally> tally_;  // one for the whole run: a step graph keeps writing to it
   std::unique_ptr<GpuMonitor> monitor_;
+  // Several ranks (train/data_parallel.h): this rank's share of each global batch of cfg_.batch.
+  std::unique_ptr<DataParallel> dp_;
+  int local_batch_ = 0;
+  std::vector<std::string> rank_devices_;
 };
 
 // What Trainer::run() throws when a SIGINT or SIGTERM (or request_stop) asked it to stop: it

@@ -2,11 +2,12 @@
 // without drop_last, shuffles reproducible for (seed, epoch) and different across epochs, exact
 // normalised values, augmented images that are a crop/flip of their source, views that stay
 // valid while held, restart and shutdown mid-epoch, an epoch started mid-way (resume), and the
-// single-thread conversion rate.
+// single-thread conversion rate; shards of each batch for data-parallel training.
 #include <doctest/doctest.h>
 
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <set>
 #include <thread>
 
@@ -278,4 +279,48 @@ TEST_CASE("loader: conversion runs at >= 50,000 images/s on one thread") {
 }
 
 }  // namespace
+}  // namespace dsc::data
+
+namespace dsc::data {
+
+// Data-parallel training (train/data_parallel.h): the shards of every global batch, put side by
+// side, are the whole batch — the same images, labels and augmentation draws — for equal and
+// unequal slices (the last batch of 103 images in 16s: 7 images over 3 shards: 2, 2, 3).
+TEST_CASE("loader: shards of each global batch put together are the whole batch") {
+  const Dataset d = testing::random_dataset(103, 10, 43);
+  for (bool augment : {false, true}) {
+    LoaderOptions options;
+    options.batch_size = 16;
+    options.augment = augment;
+    BatchLoader whole(d, options);
+    std::vector<std::unique_ptr<BatchLoader>> shards;
+    for (int s = 0; s < 3; ++s) {
+      LoaderOptions o = options;
+      o.shard = s;
+      o.shards = 3;
+      shards.push_back(std::make_unique<BatchLoader>(d, o));
+      CHECK(shards.back()->batches_per_epoch() == whole.batches_per_epoch());
+      shards.back()->start_epoch(2);
+    }
+    whole.start_epoch(2);
+    for (BatchView w; whole.next(w);) {
+      std::vector<float> images;
+      std::vector<int32_t> labels;
+      for (auto& loader : shards) {
+        BatchView b;
+        REQUIRE(loader->next(b));
+        CHECK(b.global_size == w.size);
+        CHECK(b.size == (w.size == 16 ? (loader == shards[0]   ? 5
+                                         : loader == shards[1] ? 5
+                                                               : 6)
+                                      : (loader == shards[2] ? 3 : 2)));
+        images.insert(images.end(), b.images, b.images + int64_t(b.size) * kImageBytes);
+        labels.insert(labels.end(), b.labels, b.labels + b.size);
+      }
+      CHECK(labels == std::vector<int32_t>(w.labels, w.labels + w.size));
+      CHECK(images == std::vector<float>(w.images, w.images + int64_t(w.size) * kImageBytes));
+    }
+  }
+}
+
 }  // namespace dsc::data

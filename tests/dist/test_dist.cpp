@@ -1,0 +1,280 @@
+// Data-parallel training across MPI ranks (train/data_parallel.h, train/distributed.h), with real
+// `mpirun -np 2` runs of this build's train on real CIFAR-10 images: --sync-bn against one
+// process, replicas bit-identical without it, a mixed-precision overflow on one rank skipped by
+// every rank, a rank killed or failing mid-run, and the one-line errors before training. Skipped
+// (reported as such) in a build without MPI or without mpirun on the PATH; the refusal of a
+// several-rank launch by a build without MPI is tested in that build instead.
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "layers/checkpoint.h"
+#include "layers/model_registry.h"
+#include "train/distributed.h"
+#include "train/run_log.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kTrain = DSC_BINARY_DIR "/bin/train";
+const std::string kSource = DSC_SOURCE_DIR "/../shared/cifar10";
+
+bool have_mpirun() { return std::system("command -v mpirun >/dev/null 2>&1") == 0; }
+bool mpi_usable() { return dsc::dist::built_with_mpi() && have_mpirun(); }
+bool have_data() { return fs::exists(kSource + "/train"); }
+
+// The first 2,560 training and 100 test images of the real CIFAR-10 in the binary layout, packed
+// once for every test of this build (decoding all 60,000 PNGs costs each rank seconds).
+const std::string& data() {
+  static const std::string dir = [] {
+    const fs::path final_dir = DSC_BINARY_DIR "/dist-test-data";
+    if (!fs::exists(final_dir / "test_batch.bin")) {
+      const fs::path tmp = final_dir.string() + ".tmp" + std::to_string(getpid());
+      const std::string cmd = DSC_BINARY_DIR "/bin/pack " + kSource + " " + tmp.string() +
+                              " --limit-train 2560 --limit-test 100 >/dev/null 2>&1";
+      REQUIRE(std::system(cmd.c_str()) == 0);
+      std::error_code ec;
+      fs::rename(tmp, final_dir, ec);  // another test process may have been first
+      fs::remove_all(tmp, ec);
+    }
+    return final_dir.string();
+  }();
+  return dir;
+}
+
+fs::path temp_dir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("dsc_dist_" + name + "_" + std::to_string(getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+struct Result {
+  int rc = -1;
+  double seconds = 0;
+  std::string output;
+};
+
+// Runs `command` through the shell with stdout and stderr in one file, under a time limit.
+Result run(const std::string& command, const fs::path& out_file, int limit_s = 170) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string full = "timeout -k 5 " + std::to_string(limit_s) + " " + command + " >" +
+                           out_file.string() + " 2>&1";
+  const int status = std::system(full.c_str());
+  Result r;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  std::ifstream in(out_file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  r.output = ss.str();
+  return r;
+}
+
+// `mpirun -np ranks` of train with `args`; `env` as "NAME=VALUE" exported to every rank.
+std::string mpirun(int ranks, const std::string& args, const std::string& env = "") {
+  std::string cmd =
+      "mpirun --allow-run-as-root --oversubscribe --bind-to none -np " + std::to_string(ranks);
+  if (!env.empty()) cmd += " -x " + env;
+  return cmd + " " + kTrain + " --data " + data() + " --threads 1 --no-progress " + args;
+}
+
+std::string train_cmd(const std::string& args, int threads = 1) {
+  return kTrain + " --data " + data() + " --threads " + std::to_string(threads) +
+         " --no-progress " + args;
+}
+
+std::vector<nlohmann::json> records(const fs::path& log, const std::string& type) {
+  std::vector<nlohmann::json> out;
+  for (const nlohmann::json& r : dsc::read_run_log(log.string()))
+    if (r.value("type", "") == type) out.push_back(r);
+  return out;
+}
+
+// Largest |a - b| over every parameter and buffer of two checkpoints of `model`, and the largest
+// |a| (for a relative figure).
+std::pair<double, double> max_difference(const std::string& model, const fs::path& a,
+                                         const fs::path& b) {
+  auto ma = dsc::make_model(model, dsc::ModelSpec{});
+  auto mb = dsc::make_model(model, dsc::ModelSpec{});
+  dsc::load_checkpoint(*ma, a.string());
+  dsc::load_checkpoint(*mb, b.string());
+  double diff = 0, scale = 0;
+  auto ta = ma->parameters(), tb = mb->parameters();
+  for (auto& t : ma->buffers()) ta.push_back(t);
+  for (auto& t : mb->buffers()) tb.push_back(t);
+  REQUIRE(ta.size() == tb.size());
+  for (size_t i = 0; i < ta.size(); ++i) {
+    const std::vector<double> va = ta[i].tensor.to_vector(), vb = tb[i].tensor.to_vector();
+    for (size_t k = 0; k < va.size(); ++k) {
+      diff = std::max(diff, std::abs(va[k] - vb[k]));
+      scale = std::max(scale, std::abs(va[k]));
+    }
+  }
+  return {diff, scale};
+}
+
+const bool kSkip = !mpi_usable() || !have_data();
+
+}  // namespace
+
+// The tolerance is fp32 summation order, measured: the gradient of the global batch is here the
+// average of two 64-image sums instead of one 128-image sum, and the BatchNorm statistics add two
+// double partial sums. After one step that is rounding (1e-6 of the largest weight; statistics of
+// each rank's 64 images instead, as without --sync-bn, miss by far more). After 20 steps this
+// network amplifies rounding (the biases before ReLU, max-pool and BatchNorm are ill-conditioned:
+// one process with 2 threads instead of 1 differs from itself by about 15% of such a bias), so
+// the 20-step bound is that self-difference of one process under another summation order, x 3.
+// SGD, because Adam's first updates are lr x sign(gradient): a gradient that is rounding noise
+// (those biases) flips sign with the summation order and moves by 2 lr in one step.
+TEST_CASE("mpirun -np 2 --sync-bn trains the same weights as one process, 20 steps of batch 128" *
+          doctest::skip(kSkip)) {
+  const fs::path d = temp_dir("syncbn");
+  const std::string common =
+      "--model depsep --batch 128 --limit-train 2560 --limit-test 100 --epochs 1 "
+      "--eval-batch 500 --optimizer sgd --lr 0.01 --save-every 1 --keep 20 --save ";
+  // Two single-process runs side by side: 1 thread and 2 threads (another summation order).
+  const std::string one = train_cmd(common + (d / "one.ckpt").string());
+  const std::string other = train_cmd(common + (d / "other.ckpt").string(), 2);
+  const Result ones = run("sh -c '" + one + " & " + other + " && wait $!'", d / "one.txt");
+  REQUIRE_MESSAGE(ones.rc == 0, ones.output);
+  REQUIRE(fs::exists(d / "one.ckpt.19"));
+  REQUIRE(fs::exists(d / "other.ckpt"));
+  const Result two = run(mpirun(2, common + (d / "two.ckpt").string() + " --sync-bn --log " +
+                                       (d / "two.jsonl").string()),
+                         d / "two.txt");
+  REQUIRE_MESSAGE(two.rc == 0, two.output);
+  const nlohmann::json header = records(d / "two.jsonl", "header").at(0);
+  CHECK(header["world_size"] == 2);
+  CHECK(header["engine"] == "MPI");
+  CHECK(header["rank_devices"].size() == 2);
+  CHECK(header["sync_bn"] == true);
+  // After step 1 (the oldest of the 20 checkpoints kept).
+  const auto [diff1, scale1] = max_difference("depsep", d / "one.ckpt.19", d / "two.ckpt.19");
+  MESSAGE("step 1: largest difference " << diff1 << " (largest value " << scale1 << ")");
+  CHECK(diff1 <= 1e-6 * scale1);
+  // After step 20.
+  const double self = max_difference("depsep", d / "one.ckpt", d / "other.ckpt").first;
+  const double diff20 = max_difference("depsep", d / "one.ckpt", d / "two.ckpt").first;
+  MESSAGE("step 20: 2 ranks vs 1 process " << diff20 << ", 1 process vs itself with 2 threads "
+                                           << self);
+  CHECK(diff20 <= 3 * self);
+  fs::remove_all(d);
+}
+
+TEST_CASE("mpirun -np 2: replicas stay bit-identical over two epochs and the loss falls" *
+          doctest::skip(kSkip)) {
+  const fs::path d = temp_dir("replicas");
+  const Result r = run(mpirun(2,
+                              "--model depsep --batch 128 --limit-train 1024 --limit-test 100 "
+                              "--epochs 2 --log " +
+                                  (d / "run.jsonl").string()),
+                       d / "out.txt");
+  REQUIRE_MESSAGE(r.rc == 0, r.output);
+  const auto epochs = records(d / "run.jsonl", "epoch");
+  REQUIRE(epochs.size() == 2);
+  const auto replicas = records(d / "run.jsonl", "replicas");
+  REQUIRE(replicas.size() == 2);
+  for (const nlohmann::json& e : replicas) {
+    REQUIRE(e["crc32"].size() == 2);
+    CHECK(e["crc32"][0] == e["crc32"][1]);
+  }
+  CHECK(epochs[1]["train_loss"].get<double>() < epochs[0]["train_loss"].get<double>());
+  // Only rank 0 prints: one header, one line per epoch.
+  size_t headers = 0;
+  for (size_t p = r.output.find("model      "); p != std::string::npos;
+       p = r.output.find("model      ", p + 1))
+    ++headers;
+  CHECK(headers == 1);
+  fs::remove_all(d);
+}
+
+TEST_CASE("mpirun -np 2 --precision amp: an overflow on rank 1 makes every rank skip that step" *
+          doctest::skip(kSkip)) {
+  const fs::path d = temp_dir("amp");
+  const std::string common =
+      "--model depsep --batch 128 --limit-train 512 --limit-test 100 --epochs 1 "
+      "--precision amp --log ";
+  const Result plain = run(mpirun(2, common + (d / "plain.jsonl").string()), d / "plain.txt");
+  REQUIRE_MESSAGE(plain.rc == 0, plain.output);
+  const Result hit =
+      run(mpirun(2, common + (d / "hit.jsonl").string(), "DSC_TEST_INJECT_OVERFLOW=1:3"),
+          d / "hit.txt");
+  REQUIRE_MESSAGE(hit.rc == 0, hit.output);
+  const nlohmann::json a = records(d / "plain.jsonl", "epoch").at(0);
+  const nlohmann::json b = records(d / "hit.jsonl", "epoch").at(0);
+  CHECK(b["skipped_steps"].get<int>() == a["skipped_steps"].get<int>() + 1);
+  CHECK(b["loss_scale"].get<double>() == doctest::Approx(a["loss_scale"].get<double>() / 2));
+  // Had rank 1 applied its update (its gradient holds an inf) the replicas would differ.
+  const nlohmann::json crc = records(d / "hit.jsonl", "replicas").at(0)["crc32"];
+  CHECK(crc[0] == crc[1]);
+  fs::remove_all(d);
+}
+
+// A 20-step run on 2 ranks in which `env` makes rank 1 fail early; its output and time.
+Result failing_run(const std::string& name, const std::string& env) {
+  const fs::path d = temp_dir(name);
+  const Result r = run(
+      mpirun(2, "--model depsep --batch 128 --limit-train 2560 --limit-test 100 --epochs 1", env),
+      d / "out.txt", 60);
+  MESSAGE("exit " << r.rc << " after " << r.seconds << " s:\n" << r.output);
+  fs::remove_all(d);
+  return r;
+}
+
+TEST_CASE("mpirun -np 2: a rank killed mid-run stops the other within seconds, naming it" *
+          doctest::skip(kSkip)) {
+  const Result r = failing_run("kill", "DSC_TEST_INJECT_CRASH=1:3");
+  CHECK(r.rc != 0);
+  CHECK(r.seconds < 30);  // the time limit is 60 s: the launcher ended the job
+  CHECK(r.output.find("rank 1") != std::string::npos);
+}
+
+TEST_CASE("mpirun -np 2: an error on one rank ends every rank with the rank's message" *
+          doctest::skip(kSkip)) {
+  const Result r = failing_run("error", "DSC_TEST_INJECT_ERROR=1:2");
+  CHECK(r.rc != 0);
+  CHECK(r.seconds < 30);
+  CHECK(r.output.find("error: rank 1 of 2: DSC_TEST_INJECT_ERROR") != std::string::npos);
+}
+
+TEST_CASE("mpirun -np 2: bad combinations are one-line errors before training" *
+          doctest::skip(kSkip)) {
+  const fs::path d = temp_dir("bad");
+  const Result r = run(mpirun(2, "--batch 127 --limit-train 1024"), d / "out.txt", 60);
+  CHECK(r.rc != 0);
+  const std::string line = "error: --batch 127 is the global batch and must be divisible by the 2";
+  CHECK_MESSAGE(r.output.find(line) != std::string::npos, r.output);
+  CHECK(r.output.find(line) == r.output.rfind(line));  // printed once, not by every rank
+  CHECK(r.output.find("epoch 1") == std::string::npos);
+  fs::remove_all(d);
+}
+
+TEST_CASE("--sync-bn with one process is a one-line error" * doctest::skip(!have_data())) {
+  const fs::path d = temp_dir("one");
+  const Result r = run(train_cmd("--sync-bn --limit-train 256"), d / "out.txt", 60);
+  CHECK(r.rc == 1);
+  CHECK_MESSAGE(r.output.find("error: --sync-bn needs several ranks") != std::string::npos,
+                r.output);
+  fs::remove_all(d);
+}
+
+TEST_CASE("a build without MPI refuses a launch of several ranks" *
+          doctest::skip(dsc::dist::built_with_mpi() || !have_data())) {
+  const fs::path d = temp_dir("nompi");
+  const Result r =
+      run("env OMPI_COMM_WORLD_SIZE=2 " + train_cmd("--limit-train 256"), d / "out.txt", 60);
+  CHECK(r.rc == 1);
+  CHECK_MESSAGE(r.output.find("launched as 2 ranks (OMPI_COMM_WORLD_SIZE=2), but this build of "
+                              "dsc has no MPI") != std::string::npos,
+                r.output);
+  fs::remove_all(d);
+}

@@ -1,0 +1,200 @@
+// Data-parallel training, the Trainer's side (see data_parallel.h).
+#include "train/data_parallel.h"
+
+#include <csignal>
+#include <limits>
+#include <ostream>
+#include <streambuf>
+
+#include "core/error.h"
+#include "data/cifar10.h"
+#include "layers/checkpoint.h"
+#include "layers/layers.h"
+#include "train/trainer.h"
+
+namespace dsc {
+namespace {
+
+// Images [begin, end) of ds, a new data set.
+data::Dataset slice(const data::Dataset& ds, int64_t begin, int64_t end) {
+  data::Dataset part;
+  part.n = end - begin;
+  part.pixels.assign(ds.image(begin), ds.image(begin) + part.n * data::kImageBytes);
+  part.labels.assign(ds.labels.begin() + begin, ds.labels.begin() + end);
+  part.class_names = ds.class_names;
+  part.split = ds.split;
+  part.source = ds.source;
+  part.format = ds.format;
+  return part;
+}
+
+void for_each_batch_norm(Module& m, const std::function<void(BatchNorm2d&)>& fn) {
+  if (auto* bn = dynamic_cast<BatchNorm2d*>(&m)) fn(*bn);
+  for (const auto& [name, child] : m.children()) for_each_batch_norm(*child, fn);
+}
+
+struct NullBuffer : std::streambuf {
+  int overflow(int c) override { return c; }
+};
+
+}  // namespace
+
+void DataParallel::validate(const TrainConfig& c, int64_t train_images) const {
+  const int n = size();
+  DSC_CHECK(!c.sync_bn || n > 1,
+            "--sync-bn needs several ranks (e.g. mpirun -np 2 train ...): one process has "
+            "nothing to synchronise");
+  if (n == 1) return;
+  DSC_CHECK(c.batch % n == 0, "--batch ", c.batch, " is the global batch and must be divisible ",
+            "by the ", n, " ranks (each takes batch / ranks images of it)");
+  const int64_t last = train_images % c.batch;
+  DSC_CHECK(last == 0 || last >= n, "--limit-train: the last batch of the epoch would have ", last,
+            " images, fewer than the ", n, " ranks; choose a training set size with no ",
+            "remainder or one of at least ", n);
+}
+
+void DataParallel::begin_step(int64_t run_step, int local, int global) {
+  step_ = run_step;
+  weight_ = local * size() == global ? 1.0 : double(local) * size() / double(global);
+  if (dist::test_injection("DSC_TEST_INJECT_CRASH", rank(), step_)) std::raise(SIGKILL);
+  DSC_CHECK(!dist::test_injection("DSC_TEST_INJECT_ERROR", rank(), step_),
+            "DSC_TEST_INJECT_ERROR: an error injected at step ", step_, " (test only)");
+}
+
+void DataParallel::reduce(Tensor& grads, Tensor* found_inf) {
+  if (found_inf) {
+    // Test only: this rank's gradients overflow (its own check would have set the flag).
+    if (dist::test_injection("DSC_TEST_INJECT_OVERFLOW", rank(), step_)) {
+      Tensor first = grads.slice0(0, 1);
+      first.fill_(std::numeric_limits<double>::infinity());
+      found_inf->fill_(1.0);
+    }
+    comm_.allreduce_max(*found_inf);  // every rank skips the step if any rank overflowed
+  }
+  comm_.allreduce_mean(grads);
+}
+
+void DataParallel::sum(std::vector<double>& values) {
+  comm_.allreduce_sum(values.data(), int64_t(values.size()));
+}
+
+int DataParallel::max(int value) {
+  double v = value;
+  comm_.allreduce_max(&v, 1);
+  return int(v);
+}
+
+int DataParallel::sync_batch_norm(Module& model) {
+  int layers = 0;
+  dist::Communicator* comm = &comm_;
+  for_each_batch_norm(model, [&](BatchNorm2d& bn) {
+    bn.set_sync([comm](double* data, int64_t n) { comm->allreduce_sum(data, n); });
+    ++layers;
+  });
+  return layers;
+}
+
+void DataParallel::broadcast_buffers(Module& model) {
+  if (!active()) return;
+  for (NamedTensor& b : model.buffers()) comm_.broadcast(b.tensor, 0);
+}
+
+EvalResult DataParallel::evaluate(const data::Dataset& ds,
+                                  const std::function<EvalResult(const data::Dataset&)>& eval) {
+  if (!active()) return eval(ds);
+  const int64_t begin = ds.n * rank() / size(), end = ds.n * (rank() + 1) / size();
+  std::vector<double> sums(3, 0.0);  // loss x images, correct, images
+  if (end > begin) {
+    const EvalResult r = eval(slice(ds, begin, end));
+    sums = {r.loss * double(end - begin), r.acc * double(end - begin), double(end - begin)};
+  }
+  sum(sums);
+  return {sums[0] / sums[2], sums[1] / sums[2]};
+}
+
+EvalResult DataParallel::epoch_metrics(const DeviceTally& tally) {
+  const std::vector<NamedTensor> state = tally.state();
+  std::vector<double> sums = {state[0].tensor.item(), state[1].tensor.item(),
+                              double(tally.seen())};
+  sum(sums);
+  if (sums[2] == 0) return {0, 0};
+  return {sums[0] / sums[2], sums[1] / sums[2]};
+}
+
+std::vector<std::string> DataParallel::gather(const std::string& mine) {
+  std::vector<std::string> all(size());
+  for (int r = 0; r < size(); ++r) {
+    char buf[256] = {};
+    if (r == rank()) mine.copy(buf, sizeof buf - 1);
+    comm_.broadcast(buf, sizeof buf, r);
+    all[r] = buf;
+  }
+  return all;
+}
+
+std::vector<uint32_t> DataParallel::check_replicas(const Tensor& values) {
+  const Tensor h = values.device() == Device::CPU ? values : values.to(Device::CPU);
+  std::vector<double> crcs(size(), 0.0);
+  crcs[rank()] = crc32(h.raw(), h.nbytes());
+  sum(crcs);
+  std::vector<uint32_t> out(crcs.begin(), crcs.end());
+  for (int r = 1; r < size(); ++r)
+    DSC_CHECK(out[r] == out[0], "data-parallel replicas diverged: rank ", r,
+              "'s weights differ from rank 0's (CRC-32 ", out[r], " vs ", out[0], ")");
+  return out;
+}
+
+RankSums::RankSums(DataParallel& dp, DeviceTally& tally) : tally_(tally) {
+  std::vector<NamedTensor> sums = tally.state();
+  mine_ = {sums[0].tensor.item(), sums[1].tensor.item(), double(tally.seen())};
+  std::vector<double> all = mine_;
+  dp.sum(all);
+  sums[0].tensor.fill_(all[0]);
+  sums[1].tensor.fill_(all[1]);
+  tally.set_seen(int64_t(all[2]));
+}
+
+RankSums::~RankSums() {
+  std::vector<NamedTensor> sums = tally_.state();
+  sums[0].tensor.fill_(mine_[0]);
+  sums[1].tensor.fill_(mine_[1]);
+  tally_.set_seen(int64_t(mine_[2]));
+}
+
+int train_on_every_rank(const TrainConfig& config, std::ostream& out, std::ostream& err) {
+  dist::Communicator& w = dist::world();
+  if (w.size() == 1) {
+    Trainer(config, out).run();
+    return 0;
+  }
+  NullBuffer null_buffer;
+  std::ostream silent(&null_buffer);
+  std::unique_ptr<Trainer> trainer;
+  std::string setup_error;
+  try {
+    trainer = std::make_unique<Trainer>(config, w.rank() == 0 ? out : silent);
+  } catch (const std::exception& e) {  // dsc::Error, data::DataError
+    setup_error = e.what();
+  }
+  // The lowest rank that failed (every rank usually fails alike: bad flags) prints it, once.
+  double first = setup_error.empty() ? -double(w.size()) : -double(w.rank());
+  w.allreduce_max(&first, 1);
+  if (-first < w.size()) {
+    if (-first == w.rank())
+      err << "error: " << (w.rank() == 0 ? "" : "rank " + std::to_string(w.rank()) + ": ")
+          << setup_error << "\n";
+    return 1;
+  }
+  try {
+    trainer->run();
+  } catch (const TrainingInterrupted&) {
+    throw;
+  } catch (const std::exception& e) {
+    w.abort("error: rank " + std::to_string(w.rank()) + " of " + std::to_string(w.size()) + ": " +
+                e.what() + " (every rank stops)",
+            1);
+  }
+  return 0;
+}
+
+}  // namespace dsc

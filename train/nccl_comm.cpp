@@ -1,0 +1,63 @@
+// NcclComm with NCCL (see nccl_comm.h): llm.c's bootstrap (ncclGetUniqueId on rank 0, broadcast
+// through MPI, ncclCommInitRank) and in-place collectives on dsc's stream. Compiled only in a
+// CUDA build that found NCCL; not run yet (no GPU lent so far).
+#include "train/nccl_comm.h"
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include "core/cuda_interop.h"
+#include "core/error.h"
+
+namespace dsc::dist {
+namespace {
+
+void nccl_check(ncclResult_t r, const char* what) {
+  DSC_CHECK(r == ncclSuccess, what, " failed: ", ncclGetErrorString(r));
+}
+void cuda_check(cudaError_t r, const char* what) {
+  DSC_CHECK(r == cudaSuccess, what, " failed: ", cudaGetErrorString(r));
+}
+cudaStream_t stream() { return static_cast<cudaStream_t>(cuda_stream()); }
+
+}  // namespace
+
+struct NcclComm::Impl {
+  ncclComm_t comm = nullptr;
+};
+
+NcclComm::NcclComm(int rank, int size, int device,
+                   const std::function<void(void*, int64_t)>& broadcast_from_0)
+    : impl_(std::make_unique<Impl>()) {
+  cuda_check(cudaSetDevice(device), "cudaSetDevice");
+  ncclUniqueId id;
+  if (rank == 0) nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId");
+  broadcast_from_0(&id, sizeof id);
+  nccl_check(ncclCommInitRank(&impl_->comm, size, id, rank), "ncclCommInitRank");
+}
+
+NcclComm::~NcclComm() {
+  if (impl_ && impl_->comm) ncclCommDestroy(impl_->comm);
+}
+
+void NcclComm::allreduce_avg(float* data, int64_t n) {
+  nccl_check(ncclAllReduce(data, data, size_t(n), ncclFloat32, ncclAvg, impl_->comm, stream()),
+             "ncclAllReduce (gradients)");
+}
+
+void NcclComm::allreduce_max(float* data, int64_t n) {
+  nccl_check(ncclAllReduce(data, data, size_t(n), ncclFloat32, ncclMax, impl_->comm, stream()),
+             "ncclAllReduce (max)");
+}
+
+void NcclComm::broadcast(void* data, int64_t bytes, int root) {
+  nccl_check(ncclBroadcast(data, data, size_t(bytes), ncclUint8, root, impl_->comm, stream()),
+             "ncclBroadcast");
+}
+
+int NcclComm::device_count() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
+}
+
+}  // namespace dsc::dist

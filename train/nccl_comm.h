@@ -1,0 +1,36 @@
+// NCCL collectives of GPU memory for the MPI communicator (distributed_mpi.cpp), bootstrapped as
+// llm.c does: rank 0 makes the unique id, the caller's broadcast (MPI_Bcast) hands it to every
+// rank, each rank joins with ncclCommInitRank on its GPU. Every collective runs on dsc's CUDA
+// stream, so it is ordered after the backward queued before it and the host does not wait.
+// Compiled only in a CUDA build with NCCL (nccl_comm.cpp); otherwise nccl_comm_none.cpp, whose
+// constructor throws. Not run yet: no GPU has been lent to this project.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+namespace dsc::dist {
+
+class NcclComm {
+ public:
+  // Binds this process to GPU `device` and joins the NCCL communicator of `size` ranks.
+  // broadcast_from_0(bytes, n): after it every rank holds rank 0's n bytes.
+  NcclComm(int rank, int size, int device,
+           const std::function<void(void* bytes, int64_t n)>& broadcast_from_0);
+  ~NcclComm();
+  NcclComm(const NcclComm&) = delete;
+  NcclComm& operator=(const NcclComm&) = delete;
+  // In place, on dsc's stream, f32 device memory.
+  void allreduce_avg(float* data, int64_t n);
+  void allreduce_max(float* data, int64_t n);
+  void broadcast(void* data, int64_t bytes, int root);
+  // The number of GPUs this process sees.
+  static int device_count();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dsc::dist
