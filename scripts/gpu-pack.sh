@@ -3,8 +3,9 @@
 # CUDA 13, PyTorch with its nvidia-* libraries (cuDNN, cuBLAS), no network and none of our Debian
 # packages, and a call carries at most 64 MiB. So, into .gpu/ (git-ignored):
 #   .gpu/dsc.tar.xz   the programs of a CUDA build for sm_80/sm_90 with portable CPU code
-#                     (-DDSC_NATIVE=OFF: the far CPU may differ), and the shared libraries they load
-#                     that are neither the C runtime nor CUDA's (OpenBLAS, spdlog, fmt, ...)
+#                     (-DDSC_NATIVE=OFF: the far CPU may differ; -DDSC_MPI=OFF: one GPU, one process,
+#                     and no 200 MB libnccl or Debian OpenMPI to carry), and the shared libraries they
+#                     load that are neither the C runtime nor CUDA's (OpenBLAS, spdlog, fmt, ...)
 #   .gpu/cifar10/     a class-balanced CIFAR-10 subset in the binary layout (build/bin/pack):
 #                     10,000 training and 2,000 test images, about 37 MB
 # Then, from the device tool:  run(command="bash scripts/gpu-run.sh", carry=[".gpu"], timeout_s=600)
@@ -22,12 +23,14 @@ for a in "$@"; do
   esac
 done
 if [ "$do_build" = 1 ]; then
-  BUILD_DIR=$build scripts/build.sh -DDSC_CUDA=ON -DDSC_NATIVE=OFF
+  BUILD_DIR=$build scripts/build.sh -DDSC_CUDA=ON -DDSC_NATIVE=OFF -DDSC_MPI=OFF
 fi
 grep -q "DSC_HAVE_CUDA=1" "$build/build.ninja" 2>/dev/null ||
   { echo "gpu-pack.sh: $build was configured without CUDA (need nvcc and cuDNN here)" >&2; exit 1; }
 grep -q "DSC_CUDA_EMU" "$build/build.ninja" &&
   { echo "gpu-pack.sh: $build is a host-emulator build, not a GPU one" >&2; exit 1; }
+grep -q "MPI::MPI\|libmpi\|libnccl" "$build/build.ninja" &&
+  { echo "gpu-pack.sh: $build links MPI/NCCL; reconfigure it with -DDSC_MPI=OFF" >&2; exit 1; }
 
 programs=(bin/train bin/bench bin/intensity bin/compare bin/train_steps bin/pack tests/test_cuda)
 stage=$(mktemp -d)
@@ -42,7 +45,7 @@ done
 ldd "${programs[@]/#/$build/}" | awk '/=> \// {print $3}' | sort -u | while read -r lib; do
   case "$(basename "$lib")" in
     libc.so* | libm.so* | libdl.so* | librt.so* | libpthread.so* | ld-linux* | libstdc++.so* | \
-      libgcc_s.so* | libcuda* | libcublas* | libcudnn* | libnvidia* | libnvrtc*) ;;
+      libgcc_s.so* | libcuda* | libcublas* | libcudnn* | libnvidia* | libnvrtc* | libnccl*) ;;
     *) cp -L "$lib" "$stage/lib/" ;;
   esac
 done
