@@ -9,12 +9,13 @@ cd "$(dirname "$0")/.."
 export BUILD_DIR=${BUILD_DIR:-build-asan}
 scripts/install-deps.sh
 # Without MPI (OpenMPI's own allocations would be reported as leaks; the MPI tests are end-to-end
-# runs, left out here like the others below). -O1 and only what the tests run (the test programs, train and intensity, which tests start):
-# the sanitized build is about half of CI's time, and -O1 halves it again.
+# runs, left out here like the others below, and report themselves skipped). -O1 and only what
+# the tests run (the test programs, and train, intensity and pack, which tests start): the
+# sanitized build is about half of CI's time, and -O1 halves it again.
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
       -DDSC_CUDA=OFF -DDSC_MPI=OFF -DDSC_SANITIZE=address,undefined "$@" >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)" --target test_core test_kernels test_data test_train \
-      test_apps test_cuda train intensity
+      test_apps test_cuda test_dist train intensity pack
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 # Left out to keep CI within its time: the end-to-end runs that train on real CIFAR-10 images
 # (under ASan each takes minutes: "train on a few hundred real images" 6 min on 2 busy cores)

@@ -1,10 +1,15 @@
 // Synchronised batch normalisation (layers/sync_batch_norm.h) in one process: with an identity
-// allreduce (one rank) it must equal the built-in batch_norm bit for bit (output, running
-// statistics, dx, dgamma, dbeta), in f32 and under mixed precision (f16 input); and two "ranks"
-// run one after the other with a recorded allreduce must give the statistics of the whole batch.
-// Across real MPI ranks it is tested in tests/dist/.
+// allreduce (one rank) it must equal the built-in batch_norm (output, running statistics, dx,
+// dgamma, dbeta) to rounding, in f32 and under mixed precision (f16 input). The two are separate
+// loops: the Release build happens to give the same bits, an -O1 sanitizer build contracts and
+// vectorises them differently and differs in the last bit, so the bound is a few units in the
+// last place of the dtype, far below any mistake in the formulas (a wrong count, a biased
+// variance, a missing term of dx: all 1e-2 or more on these inputs). Across real MPI ranks it is
+// tested in tests/dist/.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <random>
 #include <vector>
 
@@ -15,6 +20,19 @@ namespace dsc {
 namespace {
 
 std::vector<double> values(const Tensor& t) { return t.to_vector(); }
+
+// Largest |a - b| over the largest |a|: 0 for equal tensors.
+double relative_gap(const Tensor& a, const Tensor& b) {
+  const std::vector<double> x = values(a), y = values(b);
+  REQUIRE(x.size() == y.size());
+  double gap = 0, scale = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    gap = std::max(gap, std::abs(x[i] - y[i]));
+    scale = std::max(scale, std::abs(x[i]));
+  }
+  REQUIRE(scale > 0);  // never compared on zeros
+  return gap / scale;
+}
 
 void check_same_as_batch_norm(DType dtype) {
   std::mt19937_64 rng(7);
@@ -35,17 +53,19 @@ void check_same_as_batch_norm(DType dtype) {
     xs.push_back(x);
     ys.push_back(y);
   }
-  CHECK(values(ys[0]) == values(ys[1]));
-  CHECK(values(xs[0].grad()) == values(xs[1].grad()));
-  CHECK(values(plain.gamma.grad()) == values(synced.gamma.grad()));
-  CHECK(values(plain.beta.grad()) == values(synced.beta.grad()));
-  CHECK(values(plain.running_mean) == values(synced.running_mean));
-  CHECK(values(plain.running_var) == values(synced.running_var));
+  // A few units in the last place of the output dtype (f16: 2^-10, f32: 2^-23).
+  const double ulp = dtype == DType::F16 ? 1.0 / 1024 : 1.0 / (1 << 23);
+  CHECK(relative_gap(ys[0], ys[1]) <= 4 * ulp);
+  CHECK(relative_gap(xs[0].grad(), xs[1].grad()) <= 4 * ulp);
+  CHECK(relative_gap(plain.gamma.grad(), synced.gamma.grad()) <= 16.0 / (1 << 23));
+  CHECK(relative_gap(plain.beta.grad(), synced.beta.grad()) <= 16.0 / (1 << 23));
+  CHECK(relative_gap(plain.running_mean, synced.running_mean) <= 4.0 / (1 << 23));
+  CHECK(relative_gap(plain.running_var, synced.running_var) <= 4.0 / (1 << 23));
 }
 
 }  // namespace
 
-TEST_CASE("sync_batch_norm with one rank equals batch_norm bit for bit") {
+TEST_CASE("sync_batch_norm with one rank equals batch_norm to rounding") {
   SUBCASE("f32") { check_same_as_batch_norm(DType::F32); }
   SUBCASE("f16 input (mixed precision)") { check_same_as_batch_norm(DType::F16); }
 }
