@@ -53,18 +53,24 @@ void DataParallel::validate(const TrainConfig& c, int64_t train_images) const {
             "remainder or one of at least ", n);
 }
 
+DataParallel::DataParallel(dist::Communicator& comm)
+    : comm_(comm),
+      crash_step_(dist::test_injection_step("DSC_TEST_INJECT_CRASH", comm.rank())),
+      error_step_(dist::test_injection_step("DSC_TEST_INJECT_ERROR", comm.rank())),
+      overflow_step_(dist::test_injection_step("DSC_TEST_INJECT_OVERFLOW", comm.rank())) {}
+
 void DataParallel::begin_step(int64_t run_step, int local, int global) {
   step_ = run_step;
   weight_ = local * size() == global ? 1.0 : double(local) * size() / double(global);
-  if (dist::test_injection("DSC_TEST_INJECT_CRASH", rank(), step_)) std::raise(SIGKILL);
-  DSC_CHECK(!dist::test_injection("DSC_TEST_INJECT_ERROR", rank(), step_),
-            "DSC_TEST_INJECT_ERROR: an error injected at step ", step_, " (test only)");
+  if (step_ == crash_step_) std::raise(SIGKILL);
+  DSC_CHECK(step_ != error_step_, "DSC_TEST_INJECT_ERROR: an error injected at step ", step_,
+            " (test only)");
 }
 
 void DataParallel::reduce(Tensor& grads, Tensor* found_inf) {
   if (found_inf) {
     // Test only: this rank's gradients overflow (its own check would have set the flag).
-    if (dist::test_injection("DSC_TEST_INJECT_OVERFLOW", rank(), step_)) {
+    if (step_ == overflow_step_) {
       Tensor first = grads.slice0(0, 1);
       first.fill_(std::numeric_limits<double>::infinity());
       found_inf->fill_(1.0);

@@ -28,7 +28,7 @@ struct TrainConfig;
 
 class DataParallel : public GradientReducer {
  public:
-  explicit DataParallel(dist::Communicator& comm) : comm_(comm) {}
+  explicit DataParallel(dist::Communicator& comm);
   bool active() const { return comm_.size() > 1; }
   int rank() const { return comm_.rank(); }
   int size() const { return comm_.size(); }
@@ -68,6 +68,8 @@ class DataParallel : public GradientReducer {
   dist::Communicator& comm_;
   double weight_ = 1.0;
   int64_t step_ = 0;
+  // Test-only fault injection (distributed.h): the step of this rank's injection, -1 for none.
+  int64_t crash_step_, error_step_, overflow_step_;
 };
 
 // For a checkpoint taken inside an epoch: while alive, the tally of every rank holds the sums of

@@ -68,13 +68,16 @@ Communicator& world() {
   return *w;
 }
 
-bool test_injection(const char* what, int rank, int64_t step) {
+int64_t test_injection_step(const char* what, int rank) {
   const char* v = std::getenv(what);
-  if (!v || !*v) return false;
-  const std::string s = v;
-  const size_t colon = s.find(':');
-  DSC_CHECK(colon != std::string::npos, what, "=", s, ": expected RANK:STEP");
-  return std::stoi(s.substr(0, colon)) == rank && std::stoll(s.substr(colon + 1)) == step;
+  if (!v || !*v) return -1;
+  char* end = nullptr;
+  const long r = std::strtol(v, &end, 10);
+  DSC_CHECK(end != v && *end == ':', what, "=", v, ": expected RANK:STEP");
+  const char* step_text = end + 1;
+  const long long step = std::strtoll(step_text, &end, 10);
+  DSC_CHECK(end != step_text && *end == '\0', what, "=", v, ": expected RANK:STEP");
+  return r == rank ? step : -1;
 }
 
 }  // namespace dsc::dist

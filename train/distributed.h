@@ -79,10 +79,11 @@ int launcher_world_size();
 //   DSC_TEST_INJECT_OVERFLOW=R:S   rank R finds an overflow (inf) in its gradients at step S
 //   DSC_TEST_INJECT_CRASH=R:S      rank R kills itself with SIGKILL at step S
 //   DSC_TEST_INJECT_ERROR=R:S      rank R throws dsc::Error at step S
-// S counts the run's training steps from 1. Returns true when `what` is set for (rank, step).
-bool test_injection(const char* what, int rank, int64_t step);
+// S counts the run's training steps from 1. Returns S when `what` is set for `rank`, else -1;
+// read once, before training (a malformed value is an error naming the variable).
+int64_t test_injection_step(const char* what, int rank);
 
-// ---- implementations (distributed_single.cpp, distributed_mpi.cpp, distributed_nccl.cpp) ----
+// ---- implementations (distributed_mpi.cpp, or distributed_nompi.cpp without MPI) ----
 std::unique_ptr<Communicator> make_single_communicator();
 // Initialises MPI (nullptr without MPI in this build).
 std::unique_ptr<Communicator> make_mpi_communicator();
