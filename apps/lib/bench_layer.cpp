@@ -16,6 +16,7 @@
 #include "core/autograd.h"
 #include "core/backend.h"
 #include "core/error.h"
+#include "core/cpu/winograd_gemm.h"
 #include "core/gpu_monitor.h"
 #include "core/kernel_options.h"
 #include "core/ops.h"
@@ -37,10 +38,12 @@ constexpr bool kWinogradBuilt = true;
 #else
 constexpr bool kWinogradBuilt = false;
 #endif
-#ifdef __AVX512F__
+#ifdef DSC_CPU_MICRO_KERNEL
 constexpr bool kMicroKernelBuilt = true;
+const std::string kMicroKernel = std::string(cpu::micro::isa()) + " micro-kernel";
 #else
 constexpr bool kMicroKernelBuilt = false;
+const std::string kMicroKernel;
 #endif
 
 bool cpu_winograd(int64_t n, int64_t c, int64_t k, int64_t h, int64_t w, int64_t kernel, int pad) {
@@ -52,12 +55,12 @@ bool cpu_winograd(int64_t n, int64_t c, int64_t k, int64_t h, int64_t w, int64_t
 // 1x1, stride 1, pad 0 over an hw-pixel image with c input channels.
 std::string cpu_pointwise_forward(int64_t c, int64_t hw) {
   if (c < 16) return "pointwise rows (C < 16)";
-  if (kMicroKernelBuilt && hw % 32 == 0) return "pointwise gemm (AVX-512 micro-kernel)";
+  if (kMicroKernelBuilt && hw % 32 == 0) return "pointwise gemm (" + kMicroKernel + ")";
   return "pointwise gemm (OpenBLAS)";
 }
 std::string cpu_pointwise_backward(int64_t c, int64_t hw) {
   const bool fast = kMicroKernelBuilt && hw % 32 == 0 && c >= 16;
-  return std::string("pointwise gemm (data: ") + (fast ? "AVX-512 micro-kernel" : "OpenBLAS") +
+  return std::string("pointwise gemm (data: ") + (fast ? kMicroKernel : std::string("OpenBLAS")) +
          ", filter: OpenBLAS)";
 }
 

@@ -5,7 +5,7 @@
 // everything else -> im2col + GEMM per image, in parallel over images (col [C*R*S, P*Q];
 // y_n = W * col; col = W^T * dy_n then col2im; dW = sum_n dy_n * col^T). Pointwise 1x1 (stride 1,
 // pad 0) skips im2col: the image [C, H*W] is the column matrix; in float with H*W % 32 == 0 its
-// forward and backward-data run on the AVX-512 micro-kernel of winograd_gemm.h (bias fused,
+// forward and backward-data run on the micro-kernel of winograd_gemm.h (AVX-512 or AVX2) (bias fused,
 // outputs streamed); forward products with C*R*S < 16 are plain vectorised rows (pointwise.h).
 // Tested against naive nested loops in tests/kernels/test_conv2d_cpu.cpp.
 #include <algorithm>
@@ -78,7 +78,7 @@ bool is_pointwise(const ConvShape& s) {
   return s.r == 1 && s.s == 1 && s.stride == 1 && s.pad == 0;
 }
 
-#ifdef __AVX512F__
+#ifdef DSC_CPU_MICRO_KERNEL
 // Float pointwise (1x1, stride 1, pad 0, H*W % 32 == 0) on the packed micro-kernel, one image per
 // task, bias fused, outputs streamed: forward y_n = W x_n, backward-data dx_n = W^T dy_n.
 bool pointwise_fast(const ConvShape& s) {
@@ -202,7 +202,7 @@ void conv2d_forward(const ConvShape& s, const T* x, const T* w, const T* bias, T
   if (s.depthwise()) return depthwise::forward(s, x, w, bias, y);
   if constexpr (std::is_same_v<T, float>) {
     if (winograd::applicable(s)) return winograd::forward(s, x, w, bias, y);
-#ifdef __AVX512F__
+#ifdef DSC_CPU_MICRO_KERNEL
     if (pointwise_fast(s)) return pointwise_forward(s, x, w, bias, y);
 #endif
   }
@@ -215,7 +215,7 @@ void conv2d_backward_data(const ConvShape& s, const T* dy, const T* w, T* dx) {
   if (s.depthwise()) return depthwise::backward_data(s, dy, w, dx);
   if constexpr (std::is_same_v<T, float>) {
     if (winograd::applicable(s)) return winograd::backward_data(s, dy, w, dx);
-#ifdef __AVX512F__
+#ifdef DSC_CPU_MICRO_KERNEL
     if (pointwise_fast(s)) return pointwise_backward_data(s, dy, w, dx);
 #endif
   }

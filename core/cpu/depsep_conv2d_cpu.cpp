@@ -2,7 +2,7 @@
 //   forward:  t = depthwise(x_n) [C, PQ] in a thread-local buffer; y_n = act(Wp t + b).
 //   backward: t again; g = dy_n * (y_n > 0); dWp += g t^T; db += rows of g; t <- Wp^T g;
 //             dx_n = depthwise^T(t); dWd += correlation of x_n with t.
-// The float pointwise products run on the AVX-512 micro-kernel of winograd_gemm.h when PQ % 32 == 0
+// The float pointwise products run on the micro-kernel of winograd_gemm.h (AVX-512 or AVX2) when PQ % 32 == 0
 // and C >= 16 (bias and ReLU in its epilogue, y streamed past the caches), else on OpenBLAS; with
 // fewer than 16 input channels (the first layer) the forward is plain vectorised rows.
 // Weight gradients are summed per thread, then reduced.
@@ -26,7 +26,7 @@ struct DepSepScratch;  // thread_buffer tag: slot 0 the depthwise output, 1 the 
 
 template <class T>
 bool micro_kernel(const DepSepShape& s) {
-#ifdef __AVX512F__
+#ifdef DSC_CPU_MICRO_KERNEL
   return std::is_same_v<T, float> && (s.p() * s.q()) % 32 == 0 && s.dw.c >= 16;
 #else
   return false;
@@ -54,7 +54,7 @@ void depsep_conv2d_forward(const DepSepShape& s, const T* x, const T* wd, const 
   const int C = s.dw.c, PQ = s.p() * s.q();
   const int64_t x_image = int64_t(C) * s.dw.h * s.dw.w, y_image = int64_t(s.k) * PQ;
   std::vector<float> u;  // Wp packed for the micro-kernel
-#ifdef __AVX512F__
+#ifdef DSC_CPU_MICRO_KERNEL
   if (micro_kernel<T>(s)) {
     u.resize(size_t(micro::padded_rows(s.k)) * C);
     micro::pack_u(reinterpret_cast<const float*>(wp), C, 1, s.k, C, u.data());
@@ -64,7 +64,7 @@ void depsep_conv2d_forward(const DepSepShape& s, const T* x, const T* wd, const 
     T* t = thread_buffer<T, DepSepScratch, 0>(size_t(C) * PQ);
     depthwise::image_forward(s.dw, x + n * x_image, wd, t);
     T* yn = y + n * y_image;
-#ifdef __AVX512F__
+#ifdef DSC_CPU_MICRO_KERNEL
     if constexpr (std::is_same_v<T, float>) {
       if (!u.empty()) {
         micro::packed_gemm(u.data(), t, PQ, micro::padded_rows(s.k), C, PQ, yn, PQ, s.k, b,
@@ -89,7 +89,7 @@ void depsep_conv2d_backward(const DepSepShape& s, const T* x, const T* wd, const
   std::vector<double> dwd_part(size_t(threads) * C * (RS + 1), 0.0);  // taps, then an unused bias
   const std::vector<T> flipped = depthwise::flipped_filters(s.dw, wd);
   std::vector<float> u;  // Wp^T packed for the micro-kernel: rows c, columns k
-#ifdef __AVX512F__
+#ifdef DSC_CPU_MICRO_KERNEL
   if (micro_kernel<T>(s)) {
     u.resize(size_t(micro::padded_rows(C)) * K);
     micro::pack_u(reinterpret_cast<const float*>(wp), 1, C, C, K, u.data());
@@ -127,7 +127,7 @@ void depsep_conv2d_backward(const DepSepShape& s, const T* x, const T* wd, const
     // dWp += g t^T, then t <- Wp^T g (the gradient at the depthwise output).
     gemm(false, true, K, C, PQ, T(1), g, PQ, t, PQ, T(1), dwp_part.data() + size_t(th) * K * C, C);
     bool done = false;
-#ifdef __AVX512F__
+#ifdef DSC_CPU_MICRO_KERNEL
     if constexpr (std::is_same_v<T, float>) {
       if (!u.empty()) {
         micro::packed_gemm(u.data(), g, PQ, micro::padded_rows(C), K, PQ, t, PQ, C, nullptr,

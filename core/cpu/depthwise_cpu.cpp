@@ -2,8 +2,8 @@
 // OpenMP iteration. Layouts: x [N, C, H, W], w [C, 1, R, S], y [N, C, P, Q].
 //
 // Stride 1 (the DepSep model's case): the plane is copied into a zero-padded thread-local buffer so
-// that every output row is R * S contiguous, branch-free multiply-adds (AVX-512 for float, with
-// non-temporal stores; compiler-vectorised loops for double);
+// that every output row is R * S contiguous, branch-free multiply-adds (AVX-512, else AVX2 + FMA,
+// for float, with non-temporal stores; compiler-vectorised loops for double);
 // backward-data is the same stencil on dy with the flipped filter and pad' = R - 1 - pad;
 // backward-filter correlates dy with the padded input plane (per-thread partial sums over the
 // planes, reduced at the end). Other strides use plain loops. Tested through conv2d_* against
@@ -46,6 +46,43 @@ void pad_plane(const T* src, int h, int w, int pad, int wp, T* buf) {
   }
 }
 
+#ifdef __AVX2__
+// The float copy without a library call per row (a plane's rows are short: calls to memset and
+// memcpy cost more than the copying): the row in 8-wide moves, its borders in 8-wide zero stores.
+// GCC would turn the zero loops back into memset calls; the attribute keeps them inline.
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
+void pad_plane_f32(const float* src, int h, int w, int pad, int wp, float* buf) {
+  const int hp = h + 2 * pad, full = w / 8 * 8;
+  const __m256 zero = _mm256_setzero_ps();
+  auto zero_span = [&](float* p, int n) {
+    int j = 0;
+    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(p + j, zero);
+    for (; j < n; ++j) p[j] = 0.f;
+  };
+  for (int i = 0; i < hp; ++i) {
+    float* row = buf + int64_t(i) * wp;
+    const int si = i - pad;
+    if (si < 0 || si >= h) {
+      zero_span(row, wp);
+      continue;
+    }
+    zero_span(row, pad);
+    const float* in = src + int64_t(si) * w;
+    float* o = row + pad;
+    int j = 0;
+    for (; j < full; j += 8) _mm256_storeu_ps(o + j, _mm256_loadu_ps(in + j));
+    for (; j < w; ++j) o[j] = in[j];
+    zero_span(o + w, wp - pad - w);
+  }
+}
+template <>
+void pad_plane<float>(const float* src, int h, int w, int pad, int wp, float* buf) {
+  pad_plane_f32(src, h, w, pad, wp, buf);
+}
+#endif
+
 // out [P, Q] = bias + sum_{r,t} f[r * S + t] * padded[p + r][q + t] (stride 1).
 template <class T>
 void stencil(const T* __restrict padded, int wp, const T* __restrict f, int R, int S, T bias, int P,
@@ -86,6 +123,60 @@ void stencil<float>(const float* __restrict padded, int wp, const float* __restr
         _mm512_stream_ps(o + q0, acc);
       else
         _mm512_mask_storeu_ps(o + q0, __mmask16((1u << std::min(16, Q - q0)) - 1), acc);
+    }
+  }
+}
+#endif
+
+#if !defined(__AVX512F__) && defined(__AVX2__) && defined(__FMA__)
+// Lanes [0, n) of an 8-wide store mask (n <= 8).
+inline __m256i lane_mask(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// The same with 8-wide chunks (AVX2 + FMA), four chunks at a time so that four independent
+// multiply-add chains hide the FMA latency; non-temporal stores need 32-byte alignment.
+template <>
+void stencil<float>(const float* __restrict padded, int wp, const float* __restrict f, int R, int S,
+                    float bias, int P, int Q, float* __restrict out, bool stream) {
+  const __m256 b = _mm256_set1_ps(bias);
+  const __m256i tail = lane_mask(Q % 8);
+  auto store = [&](float* o, __m256 v, bool full) {
+    if (!full)
+      _mm256_maskstore_ps(o, tail, v);
+    else if (stream && (reinterpret_cast<uintptr_t>(o) & 31) == 0)
+      _mm256_stream_ps(o, v);
+    else
+      _mm256_storeu_ps(o, v);
+  };
+  for (int p = 0; p < P; ++p) {
+    float* o = out + int64_t(p) * Q;
+    int q0 = 0;
+    for (; q0 + 32 <= Q; q0 += 32) {
+      __m256 a0 = b, a1 = b, a2 = b, a3 = b;
+      for (int r = 0; r < R; ++r) {
+        const float* row = padded + int64_t(p + r) * wp + q0;
+        for (int t = 0; t < S; ++t) {
+          const __m256 ft = _mm256_broadcast_ss(f + r * S + t);
+          a0 = _mm256_fmadd_ps(ft, _mm256_loadu_ps(row + t), a0);
+          a1 = _mm256_fmadd_ps(ft, _mm256_loadu_ps(row + t + 8), a1);
+          a2 = _mm256_fmadd_ps(ft, _mm256_loadu_ps(row + t + 16), a2);
+          a3 = _mm256_fmadd_ps(ft, _mm256_loadu_ps(row + t + 24), a3);
+        }
+      }
+      store(o + q0, a0, true);
+      store(o + q0 + 8, a1, true);
+      store(o + q0 + 16, a2, true);
+      store(o + q0 + 24, a3, true);
+    }
+    for (; q0 < Q; q0 += 8) {
+      __m256 acc = b;
+      for (int r = 0; r < R; ++r) {
+        const float* row = padded + int64_t(p + r) * wp + q0;
+        for (int t = 0; t < S; ++t)
+          acc = _mm256_fmadd_ps(_mm256_broadcast_ss(f + r * S + t), _mm256_loadu_ps(row + t), acc);
+      }
+      store(o + q0, acc, q0 + 8 <= Q);
     }
   }
 }
@@ -161,9 +252,40 @@ void filter_grad_plane_3x3(const float* __restrict padded, int wp, const float* 
 }
 #endif
 
+#if !defined(__AVX512F__) && defined(__AVX2__) && defined(__FMA__)
+// The same with 8-wide chunks (AVX2 + FMA): nine accumulators, dy's tail lanes loaded as zeros.
+void filter_grad_plane_3x3(const float* __restrict padded, int wp, const float* __restrict dy,
+                           int P, int Q, double* acc) {
+  for (int q0 = 0; q0 < Q; q0 += 8) {
+    const __m256i m = lane_mask(std::min(8, Q - q0));
+    __m256 a[9];
+    for (int i = 0; i < 9; ++i) a[i] = _mm256_setzero_ps();
+    for (int p = 0; p < P; ++p) {
+      const __m256 g = _mm256_maskload_ps(dy + int64_t(p) * Q + q0, m);
+      for (int r = 0; r < 3; ++r) {
+        const float* row = padded + int64_t(p + r) * wp + q0;
+        for (int t = 0; t < 3; ++t)
+          a[r * 3 + t] = _mm256_fmadd_ps(g, _mm256_loadu_ps(row + t), a[r * 3 + t]);
+      }
+    }
+    alignas(32) float lanes[8];
+    for (int i = 0; i < 9; ++i) {
+      _mm256_store_ps(lanes, a[i]);
+      float sum = 0;
+      for (int l = 0; l < 8; ++l) sum += lanes[l];
+      acc[i] += sum;
+    }
+  }
+}
+#define DSC_DEPTHWISE_FILTER_GRAD_3X3
+#endif
+#ifdef __AVX512F__
+#define DSC_DEPTHWISE_FILTER_GRAD_3X3
+#endif
+
 // Orders the non-temporal stores of this thread before what follows.
 inline void store_fence() {
-#ifdef __AVX512F__
+#if defined(__AVX512F__) || defined(__AVX2__)
   _mm_sfence();
 #endif
 }
@@ -230,7 +352,7 @@ void plane_backward_filter(const ConvShape& s, const T* xp, const T* dyp, double
     T* buf = thread_buffer<T, DepthwiseScratch>(size_t(H + 2 * s.pad) * wp + size_t(R) * S * Q);
     pad_plane(xp, H, W, s.pad, wp, buf);
     bool done = false;
-#ifdef __AVX512F__
+#ifdef DSC_DEPTHWISE_FILTER_GRAD_3X3
     if constexpr (std::is_same_v<T, float>) {
       if (R == 3 && S == 3) {
         filter_grad_plane_3x3(buf, wp, dyp, P, Q, acc);

@@ -1,17 +1,121 @@
-// The AVX-512 matrix-product micro-kernel shared by the Winograd path (one product per transformed
+// The matrix-product micro-kernel shared by the Winograd path (one product per transformed
 // position) and the float pointwise 1x1 path: out [k_valid x n] = U [kp x C] * V [C x n] (+ bias).
+// Two builds of it: AVX-512 (register block 8 rows x 32 columns = 16 accumulators; per c two
+// vector loads of V and eight broadcasts of U) and AVX2 + FMA (6 rows x 16 columns = 12
+// accumulators, the most that fit 16 registers with the two loads and the broadcast; V's panel
+// copied to a contiguous buffer first). DSC_CPU_MICRO_KERNEL is defined (512 or 256) when either is built; callers guard on
+// it and otherwise use OpenBLAS.
 //
-// Layouts: U packed as [kp / 8][C][8] (kp a multiple of 8, rows k >= the real count zero-filled);
-// V row-major with row stride ldv; out row-major with row stride ldo; n % 32 == 0. Register
-// block: 8 rows x 32 columns = 16 accumulators; per c two vector loads of V and eight broadcasts
-// of U. With stream = true, 64-byte-aligned rows are written with non-temporal stores; with
-// relu = true, max(0, .) is applied after the bias. Also the
-// 16x16 register transpose the Winograd transforms use. Tested through conv2d_* in
+// Layouts: U packed as [kp / G][C][G] by pack_u (G = kRowGroup, kp a multiple of G, rows k >= the
+// real count zero-filled);
+// V row-major with row stride ldv; out row-major with row stride ldo; n % 32 == 0. With
+// stream = true, aligned rows are written with non-temporal stores; with relu = true, max(0, .) is
+// applied after the bias. The AVX-512 build also has the 16x16 register transpose the Winograd
+// transforms use. Tested through conv2d_* and depsep_conv2d_* in
 // tests/kernels/test_conv2d_cpu.cpp.
 #pragma once
 
-#ifdef __AVX512F__
+#if defined(__AVX512F__)
+#define DSC_CPU_MICRO_KERNEL 512
+#elif defined(__AVX2__) && defined(__FMA__)
+#define DSC_CPU_MICRO_KERNEL 256
+#endif
+
+#ifdef DSC_CPU_MICRO_KERNEL
 #include <immintrin.h>
+
+#include <cstdint>
+
+namespace dsc::cpu::micro {
+
+// The instruction set the micro-kernel was built for, as kernel listings name it.
+inline const char* isa() { return DSC_CPU_MICRO_KERNEL == 512 ? "AVX-512" : "AVX2"; }
+
+// Rows of U per register block: AVX-512 8, AVX2 6 (12 accumulators + 2 loads + 1 broadcast of
+// the 16 registers).
+constexpr int kRowGroup = DSC_CPU_MICRO_KERNEL == 512 ? 8 : 6;
+
+inline int padded_rows(int k) { return (k + kRowGroup - 1) / kRowGroup * kRowGroup; }
+
+// dst [kp / G][C][G] (G = kRowGroup) = src rows (k, c) -> src[k * row_stride + c * col_stride],
+// zero rows past k_n.
+inline void pack_u(const float* src, int64_t row_stride, int64_t col_stride, int k_n, int C,
+                   float* dst) {
+  const int kp = padded_rows(k_n), G = kRowGroup;
+  for (int k = 0; k < kp; ++k)
+    for (int c = 0; c < C; ++c)
+      dst[(int64_t(k / G) * C + c) * G + k % G] =
+          k < k_n ? src[k * row_stride + c * col_stride] : 0.f;
+}
+
+}  // namespace dsc::cpu::micro
+#endif
+
+#if DSC_CPU_MICRO_KERNEL == 256
+#include <vector>
+
+namespace dsc::cpu::micro {
+
+inline void packed_gemm(const float* __restrict U, const float* __restrict V, int64_t ldv, int kp,
+                        int C, int n, float* __restrict out, int64_t ldo, int k_valid,
+                        const float* bias, bool stream, bool relu = false) {
+  const bool aligned = stream && (reinterpret_cast<uintptr_t>(out) & 31) == 0 && (ldo & 7) == 0;
+  // V's 16-column panel copied to [C][16] first: rows of V are often a multiple of 4 KiB apart,
+  // which maps them all to the same few L1 sets, so read in place they would not stay in L1 for
+  // the K / 4 passes over the panel.
+  thread_local std::vector<float> panel_buffer;
+  if (panel_buffer.size() < size_t(C) * 16 + 8) panel_buffer.resize(size_t(C) * 16 + 8);
+  float* panel = reinterpret_cast<float*>(
+      (reinterpret_cast<uintptr_t>(panel_buffer.data()) + 31) & ~uintptr_t(31));
+  for (int j = 0; j < n; j += 16) {
+    for (int c = 0; c < C; ++c) {
+      _mm256_store_ps(panel + c * 16, _mm256_loadu_ps(V + c * ldv + j));
+      _mm256_store_ps(panel + c * 16 + 8, _mm256_loadu_ps(V + c * ldv + j + 8));
+    }
+    for (int r0 = 0; r0 < kp && r0 < k_valid; r0 += 6) {  // one 6-row group of U
+      const float* u = U + int64_t(r0) * C;
+      const int rows = k_valid - r0 < 6 ? k_valid - r0 : 6;
+      __m256 acc[6][2];
+      for (int r = 0; r < 6; ++r) {
+        const float b = (bias && r < rows) ? bias[r0 + r] : 0.f;
+        acc[r][0] = acc[r][1] = _mm256_set1_ps(b);
+      }
+      for (int c = 0; c < C; ++c) {
+        const __m256 v0 = _mm256_load_ps(panel + c * 16);
+        const __m256 v1 = _mm256_load_ps(panel + c * 16 + 8);
+        const float* uc = u + c * 6;
+        for (int r = 0; r < 6; ++r) {
+          const __m256 ur = _mm256_broadcast_ss(uc + r);
+          acc[r][0] = _mm256_fmadd_ps(ur, v0, acc[r][0]);
+          acc[r][1] = _mm256_fmadd_ps(ur, v1, acc[r][1]);
+        }
+      }
+      if (relu)
+        for (int r = 0; r < 6; ++r) {
+          acc[r][0] = _mm256_max_ps(acc[r][0], _mm256_setzero_ps());
+          acc[r][1] = _mm256_max_ps(acc[r][1], _mm256_setzero_ps());
+        }
+#pragma GCC unroll 6
+      for (int r = 0; r < 6; ++r) {  // constant trip count: acc stays in registers
+        if (r >= rows) break;
+        float* o = out + int64_t(r0 + r) * ldo + j;
+        if (aligned) {
+          _mm256_stream_ps(o, acc[r][0]);
+          _mm256_stream_ps(o + 8, acc[r][1]);
+        } else {
+          _mm256_storeu_ps(o, acc[r][0]);
+          _mm256_storeu_ps(o + 8, acc[r][1]);
+        }
+      }
+    }
+  }
+  if (aligned) _mm_sfence();
+}
+
+}  // namespace dsc::cpu::micro
+#endif
+
+#if DSC_CPU_MICRO_KERNEL == 512
 
 // GCC 12 reports its own AVX-512 intrinsic headers (the _mm512_undefined_* placeholders) as
 // "may be used uninitialized" once inlined here; a known false positive.
@@ -19,21 +123,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
-#include <cstdint>
-
 namespace dsc::cpu::micro {
-
-inline int padded_rows(int k) { return (k + 7) / 8 * 8; }
-
-// dst [kp / 8][C][8] = src rows (k, c) -> src[k * row_stride + c * col_stride], zero rows past k_n.
-inline void pack_u(const float* src, int64_t row_stride, int64_t col_stride, int k_n, int C,
-                   float* dst) {
-  const int kp = padded_rows(k_n);
-  for (int k = 0; k < kp; ++k)
-    for (int c = 0; c < C; ++c)
-      dst[(int64_t(k / 8) * C + c) * 8 + k % 8] =
-          k < k_n ? src[k * row_stride + c * col_stride] : 0.f;
-}
 
 inline void packed_gemm(const float* __restrict U, const float* __restrict V, int64_t ldv, int kp,
                         int C, int n, float* __restrict out, int64_t ldo, int k_valid,

@@ -22,6 +22,7 @@
 #include "apps/lib/bench_layer.h"
 #include "apps/lib/bench_report.h"
 #include "apps/lib/bench_timing.h"
+#include "core/cpu/winograd_gemm.h"
 #include "core/error.h"
 #include "core/kernel_options.h"
 
@@ -528,6 +529,12 @@ TEST_CASE("kernel names follow the backends' dispatch rules") {
   s.padding = "same";  // 56 x 56 = 3136 = 98 x 32 pixels for the pointwise part
   const std::string same = kernels_used(s);
   CHECK(same.find("depthwise stencil + pointwise gemm") == 0);
+#ifdef DSC_CPU_MICRO_KERNEL  // built for this machine: AVX-512 or AVX2 + FMA
+  CHECK(same == std::string("depthwise stencil + pointwise gemm (") + dsc::cpu::micro::isa() +
+                    " micro-kernel)");
+#else
+  CHECK(same == "depthwise stencil + pointwise gemm (OpenBLAS)");
+#endif
   s.padding = "valid";  // 54 x 54 = 2916 pixels: not a multiple of 32, OpenBLAS
   CHECK(kernels_used(s) == "depthwise stencil + pointwise gemm (OpenBLAS)");
   s.kind = "depsep-fused";

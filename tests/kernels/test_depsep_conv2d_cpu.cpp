@@ -1,7 +1,7 @@
 // Tests of the fused depthwise-separable kernels (core/cpu/depsep_conv2d.h) against a naive
 // reference written here from the definition, in double: t = depthwise(x), z = Wp t + b, y =
 // relu(z) (or z), and the adjoints g = dy * (z > 0), dWp = g t^T, db = sum g, dt = Wp^T g, dx =
-// depthwise^T(dt), dWd = correlation of x with dt. Shapes reach every path: the AVX-512
+// depthwise^T(dt), dWd = correlation of x with dt. Shapes reach every path: the AVX-512 / AVX2
 // micro-kernel (PQ % 32 == 0, C >= 16), OpenBLAS GEMMs, plain rows for C < 16, strides 1 and 2,
 // padding 0 and 1, one image (serial loop) and several, with and without bias and ReLU. Outputs are
 // poisoned with NaN first. Elements of dy whose pre-activation lies within 1e-3 of the ReLU kink
