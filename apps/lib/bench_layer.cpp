@@ -33,7 +33,7 @@ bool all_digits(const std::string& s) {
 
 // ---- what the CPU backend runs (mirrors core/cpu/conv2d_cpu.cpp and winograd_cpu.cpp) ---------
 
-#if defined(__AVX512F__) && defined(__AVX512VL__)
+#if (defined(__AVX512F__) && defined(__AVX512VL__)) || DSC_CPU_MICRO_KERNEL == 256
 constexpr bool kWinogradBuilt = true;
 #else
 constexpr bool kWinogradBuilt = false;

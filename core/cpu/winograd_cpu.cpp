@@ -5,12 +5,14 @@
 // Layouts: x [N, C, H, W], w [K, C, 3, 3], y [N, K, P, Q]. Tiles are numbered over the whole batch
 // (t = (n * TH + ti) * TW + tj, TH = ceil(P/4), TW = ceil(Q/4)) and processed in blocks of kBlock
 // tiles per OpenMP task; inside a block the transformed data is V[36][C][kBlock] (input),
-// M[36][K][kBlock] (output), 16 tiles per AVX-512 vector. Input tiles are read as masked row
-// loads (zeros outside the image) and turned tiles-per-vector by 16x16 register transposes;
-// whole 4x4 output tiles move the same way, tiles crossing the output border with masked
-// scatters/gathers, so borders, padding and partial tiles need no other special case. The 36
-// products per block run on the AVX-512 micro-kernel of winograd_gemm.h (forward, backward-data)
-// or single-threaded OpenBLAS (backward-filter, whose reduction runs over the tiles).
+// M[36][K][kBlock] (output), 16 tiles per AVX-512 vector or 8 per AVX2 vector (two builds of the
+// transforms below). Input tiles are read as masked row loads (zeros outside the image) and turned
+// tiles-per-vector by register transposes (16x16 / 8x8); whole 4x4 output tiles move the same way,
+// tiles crossing the output border with masked scatters/gathers (AVX-512) or per-element copies
+// (AVX2), so borders, padding and partial tiles need no other special case. The 36 products per
+// block run on the micro-kernel of winograd_gemm.h (forward, backward-data) or single-threaded
+// OpenBLAS (backward-filter, whose reduction runs over the tiles). Without AVX-512 or AVX2 + FMA
+// applicable() is false and conv2d uses im2col + GEMM.
 // Accuracy: max |error| / max |output| ~ 1e-5 at C = 128 (fp32; tests allow 2e-4). Tested (through
 // conv2d_*) against naive loops in tests/kernels/test_conv2d_cpu.cpp.
 #include "core/cpu/winograd.h"
@@ -33,9 +35,15 @@
 namespace dsc::cpu::winograd {
 
 #if defined(__AVX512F__) && defined(__AVX512VL__)
+#define DSC_WINOGRAD_LANES 16
+#elif DSC_CPU_MICRO_KERNEL == 256
+#define DSC_WINOGRAD_LANES 8
+#endif
+
+#ifdef DSC_WINOGRAD_LANES
 namespace {
 
-constexpr int kBlock = 32;  // tiles per task (a multiple of 16)
+constexpr int kBlock = 32;  // tiles per task (a multiple of the lanes)
 
 struct Tiles {
   int th, tw, per_image;
@@ -48,6 +56,41 @@ struct Tiles {
 
 struct WinogradScratch;  // thread_buffer tag: slots 0 and 1 per-block tiles, 2 the filters
 
+// Scalar filter transforms: U = G g G^T (6x6 from 3x3) and its adjoint dg = G^T dU G.
+const float kG[6][3] = {{1.f / 4, 0, 0},
+                        {-1.f / 6, -1.f / 6, -1.f / 6},
+                        {-1.f / 6, 1.f / 6, -1.f / 6},
+                        {1.f / 24, 1.f / 12, 1.f / 6},
+                        {1.f / 24, -1.f / 12, 1.f / 6},
+                        {0, 0, 1.f}};
+
+// The transformed filter, packed for the micro-kernel: U[e][k / G][c][k % G] (e = 6 * a + b,
+// G = micro::kRowGroup), K rounded up to kp = a multiple of G with zero rows. From w[k][c][3][3], or with flip = true from
+// w[c][k][2 - r][2 - t] (the backward-data filter; K and C are then the transformed conv's roles).
+int padded_k(int K) { return micro::padded_rows(K); }
+
+void filter_transform(const float* w, int K, int C, bool flip, float* U) {
+  const int kp = padded_k(K), G = micro::kRowGroup;
+  if (kp != K) std::fill(U, U + size_t(36) * kp * C, 0.f);
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
+  for (int k = 0; k < K; ++k)
+    for (int c = 0; c < C; ++c) {
+      float g[3][3], tmp[6][3];
+      for (int r = 0; r < 3; ++r)
+        for (int t = 0; t < 3; ++t)
+          g[r][t] = flip ? w[((int64_t(c) * K + k) * 3 + 2 - r) * 3 + 2 - t]
+                         : w[((int64_t(k) * C + c) * 3 + r) * 3 + t];
+      for (int a = 0; a < 6; ++a)
+        for (int t = 0; t < 3; ++t)
+          tmp[a][t] = kG[a][0] * g[0][t] + kG[a][1] * g[1][t] + kG[a][2] * g[2][t];
+      for (int a = 0; a < 6; ++a)
+        for (int b = 0; b < 6; ++b)
+          U[((int64_t(a * 6 + b) * (kp / G) + k / G) * C + c) * G + k % G] =
+              tmp[a][0] * kG[b][0] + tmp[a][1] * kG[b][1] + tmp[a][2] * kG[b][2];
+    }
+}
+
+#if DSC_WINOGRAD_LANES == 16
 // Lane geometry of 16 consecutive tiles starting at t0: n, tile row and column per lane.
 struct Lanes {
   __m512i n, ti, tj;
@@ -100,40 +143,6 @@ inline void a4(const __m512 i[4], __m512 o[6]) {
   o[3] = _mm512_add_ps(q02, q13);
   o[4] = _mm512_sub_ps(q02, q13);
   o[5] = i[3];
-}
-
-// Scalar filter transforms: U = G g G^T (6x6 from 3x3) and its adjoint dg = G^T dU G.
-const float kG[6][3] = {{1.f / 4, 0, 0},
-                        {-1.f / 6, -1.f / 6, -1.f / 6},
-                        {-1.f / 6, 1.f / 6, -1.f / 6},
-                        {1.f / 24, 1.f / 12, 1.f / 6},
-                        {1.f / 24, -1.f / 12, 1.f / 6},
-                        {0, 0, 1.f}};
-
-// The transformed filter, packed for the micro-kernel: U[e][k / 8][c][k % 8] (e = 6 * a + b), K
-// rounded up to kp = a multiple of 8 with zero rows. From w[k][c][3][3], or with flip = true from
-// w[c][k][2 - r][2 - t] (the backward-data filter; K and C are then the transformed conv's roles).
-int padded_k(int K) { return micro::padded_rows(K); }
-
-void filter_transform(const float* w, int K, int C, bool flip, float* U) {
-  const int kp = padded_k(K);
-  if (kp != K) std::fill(U, U + size_t(36) * kp * C, 0.f);
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
-  for (int k = 0; k < K; ++k)
-    for (int c = 0; c < C; ++c) {
-      float g[3][3], tmp[6][3];
-      for (int r = 0; r < 3; ++r)
-        for (int t = 0; t < 3; ++t)
-          g[r][t] = flip ? w[((int64_t(c) * K + k) * 3 + 2 - r) * 3 + 2 - t]
-                         : w[((int64_t(k) * C + c) * 3 + r) * 3 + t];
-      for (int a = 0; a < 6; ++a)
-        for (int t = 0; t < 3; ++t)
-          tmp[a][t] = kG[a][0] * g[0][t] + kG[a][1] * g[1][t] + kG[a][2] * g[2][t];
-      for (int a = 0; a < 6; ++a)
-        for (int b = 0; b < 6; ++b)
-          U[((int64_t(a * 6 + b) * (kp / 8) + k / 8) * C + c) * 8 + k % 8] =
-              tmp[a][0] * kG[b][0] + tmp[a][1] * kG[b][1] + tmp[a][2] * kG[b][2];
-    }
 }
 
 // V[e][c][0..nb) = B^T d B for the 6x6 input tiles of tiles t0 .. t0 + nb (nb % 16 == 0).
@@ -316,6 +325,240 @@ void grad_output_transform(const ConvShape& s, const Tiles& g, const float* dy, 
   }
 }
 
+#else  // AVX2 + FMA: 8 tiles per vector
+
+// Lane geometry of 8 consecutive tiles starting at t0: image, tile row and column per lane (lanes
+// past the last tile repeat it and are marked as not existing).
+struct Lanes {
+  int n[8], ti[8], tj[8];
+  bool exists[8];
+  bool all_exist;
+};
+Lanes lanes_of(const Tiles& g, int64_t t0) {
+  Lanes L;
+  L.all_exist = true;
+  for (int l = 0; l < 8; ++l) {
+    const int64_t t = t0 + l;
+    const int64_t tc = std::min(t, g.total - 1);
+    L.n[l] = int(tc / g.per_image);
+    const int r = int(tc % g.per_image);
+    L.ti[l] = r / g.tw, L.tj[l] = r % g.tw;
+    L.exists[l] = t < g.total;
+    L.all_exist = L.all_exist && L.exists[l];
+  }
+  return L;
+}
+
+// In-register transpose of an 8x8 float matrix held as 8 row vectors.
+inline void transpose8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+// 1-D transforms on 8 tiles at once: B^T (6x6), A^T (4x6) and A (6x4) applied to a column.
+inline void bt6(const __m256 i[6], __m256 o[6]) {
+  const __m256 c4 = _mm256_set1_ps(4.f), c5 = _mm256_set1_ps(5.f), c2 = _mm256_set1_ps(2.f);
+  o[0] = _mm256_fmadd_ps(c4, i[0], _mm256_fnmadd_ps(c5, i[2], i[4]));
+  const __m256 a = _mm256_fnmadd_ps(c4, i[2], i[4]), b = _mm256_fnmadd_ps(c4, i[1], i[3]);
+  o[1] = _mm256_add_ps(a, b);
+  o[2] = _mm256_sub_ps(a, b);
+  const __m256 c = _mm256_sub_ps(i[4], i[2]), d = _mm256_mul_ps(c2, _mm256_sub_ps(i[3], i[1]));
+  o[3] = _mm256_add_ps(c, d);
+  o[4] = _mm256_sub_ps(c, d);
+  o[5] = _mm256_fmadd_ps(c4, i[1], _mm256_fnmadd_ps(c5, i[3], i[5]));
+}
+inline void at6(const __m256 i[6], __m256 o[4]) {
+  const __m256 s12 = _mm256_add_ps(i[1], i[2]), d12 = _mm256_sub_ps(i[1], i[2]);
+  const __m256 s34 = _mm256_add_ps(i[3], i[4]), d34 = _mm256_sub_ps(i[3], i[4]);
+  o[0] = _mm256_add_ps(_mm256_add_ps(i[0], s12), s34);
+  o[1] = _mm256_fmadd_ps(_mm256_set1_ps(2.f), d34, d12);
+  o[2] = _mm256_fmadd_ps(_mm256_set1_ps(4.f), s34, s12);
+  o[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.f), d34, d12), i[5]);
+}
+inline void a4(const __m256 i[4], __m256 o[6]) {
+  const __m256 s02 = _mm256_add_ps(i[0], i[2]), s13 = _mm256_add_ps(i[1], i[3]);
+  const __m256 q02 = _mm256_fmadd_ps(_mm256_set1_ps(4.f), i[2], i[0]);
+  const __m256 q13 =
+      _mm256_mul_ps(_mm256_set1_ps(2.f), _mm256_fmadd_ps(_mm256_set1_ps(4.f), i[3], i[1]));
+  o[0] = i[0];
+  o[1] = _mm256_add_ps(s02, s13);
+  o[2] = _mm256_sub_ps(s02, s13);
+  o[3] = _mm256_add_ps(q02, q13);
+  o[4] = _mm256_sub_ps(q02, q13);
+  o[5] = i[3];
+}
+
+// V[e][c][0..nb) = B^T d B for the 6x6 input tiles of tiles t0 .. t0 + nb (nb % 8 == 0).
+void input_transform(const ConvShape& s, const Tiles& g, const float* x, int64_t t0, int nb,
+                     float* V) {
+  const int C = s.c, H = s.h, W = s.w;
+  for (int grp = 0; grp < nb; grp += 8) {
+    const Lanes L = lanes_of(g, t0 + grp);
+    // Per lane: the tile's top-left element and, per tile row a, a load mask of its 6 columns
+    // that exist (none for rows outside the image and for lanes past the last tile).
+    int64_t offs[8];
+    alignas(32) int mask[8][6][8];
+    for (int l = 0; l < 8; ++l) {
+      const int h0 = L.ti[l] * 4 - s.pad, w0 = L.tj[l] * 4 - s.pad;
+      offs[l] = int64_t(L.n[l]) * C * H * W + int64_t(h0) * W + w0;
+      for (int a = 0; a < 6; ++a) {
+        const bool row = L.exists[l] && h0 + a >= 0 && h0 + a < H;
+        for (int b = 0; b < 8; ++b) mask[l][a][b] = row && b < 6 && w0 + b >= 0 && w0 + b < W ? -1 : 0;
+      }
+    }
+    __m256i m[8][6];
+    for (int l = 0; l < 8; ++l)
+      for (int a = 0; a < 6; ++a)
+        m[l][a] = _mm256_load_si256(reinterpret_cast<const __m256i*>(mask[l][a]));
+    for (int c = 0; c < C; ++c) {
+      const float* xc = x + int64_t(c) * H * W;
+      __m256 d[6][6], t[6][6];
+      // Row a of the 8 tiles as 8 vectors [cols 0..7], transposed to one column per vector.
+      for (int a = 0; a < 6; ++a) {
+        __m256 r[8];
+        for (int l = 0; l < 8; ++l) r[l] = _mm256_maskload_ps(xc + offs[l] + a * W, m[l][a]);
+        transpose8(r);
+        for (int b = 0; b < 6; ++b) d[a][b] = r[b];
+      }
+      for (int b = 0; b < 6; ++b) {  // columns: t = B^T d
+        __m256 col[6], out[6];
+        for (int a = 0; a < 6; ++a) col[a] = d[a][b];
+        bt6(col, out);
+        for (int a = 0; a < 6; ++a) t[a][b] = out[a];
+      }
+      for (int a = 0; a < 6; ++a) {  // rows: V = t B
+        __m256 out[6];
+        bt6(t[a], out);
+        for (int b = 0; b < 6; ++b)
+          _mm256_storeu_ps(V + (int64_t(a * 6 + b) * C + c) * nb + grp, out[b]);
+      }
+    }
+  }
+}
+
+// Output-side geometry of 8 tiles: each lane's top-left output element, and whether all 8 tiles
+// exist and lie wholly inside the P x Q output (then whole 4-wide rows move at once).
+struct OutTiles {
+  int64_t offs[8];
+  int rows[8], cols[8];  // how many of the tile's 4 rows / columns lie inside the output
+  bool full;
+};
+OutTiles out_tiles(const ConvShape& s, const Lanes& L) {
+  const int K = s.k, P = s.p(), Q = s.q();
+  OutTiles o;
+  o.full = L.all_exist;
+  for (int l = 0; l < 8; ++l) {
+    const int p0 = L.ti[l] * 4, q0 = L.tj[l] * 4;
+    o.offs[l] = int64_t(L.n[l]) * K * P * Q + int64_t(p0) * Q + q0;
+    o.rows[l] = L.exists[l] ? std::min(4, P - p0) : 0;
+    o.cols[l] = std::min(4, Q - q0);
+    o.full = o.full && o.rows[l] == 4 && o.cols[l] == 4;
+  }
+  return o;
+}
+
+// y (tiles t0 .. t0 + nb) = A^T M A + bias, from M[e][k][0..nb) (kp >= K rows per e).
+void output_transform(const ConvShape& s, const Tiles& g, const float* M, int kp, const float* bias,
+                      int64_t t0, int nb, float* y) {
+  const int K = s.k, P = s.p(), Q = s.q();
+  for (int grp = 0; grp < nb; grp += 8) {
+    const OutTiles o = out_tiles(s, lanes_of(g, t0 + grp));
+    for (int k = 0; k < K; ++k) {
+      __m256 m[6][6], t[4][6];
+      for (int e = 0; e < 36; ++e)
+        m[e / 6][e % 6] = _mm256_loadu_ps(M + (int64_t(e) * kp + k) * nb + grp);
+      for (int b = 0; b < 6; ++b) {  // columns: t = A^T m
+        __m256 col[6], out[4];
+        for (int a = 0; a < 6; ++a) col[a] = m[a][b];
+        at6(col, out);
+        for (int i = 0; i < 4; ++i) t[i][b] = out[i];
+      }
+      const __m256 bv = _mm256_set1_ps(bias ? bias[k] : 0.f);
+      float* yk = y + int64_t(k) * P * Q;
+      __m256 out[16];                // out[4 * i + j]: output (i, j) of the 8 tiles
+      for (int i = 0; i < 4; ++i) {  // rows: Y = t A
+        at6(t[i], out + 4 * i);
+        for (int j = 0; j < 4; ++j) out[4 * i + j] = _mm256_add_ps(out[4 * i + j], bv);
+      }
+      if (o.full) {  // rows (i, i + 1) of each tile in one vector: two 16-byte stores per tile
+        for (int i = 0; i < 4; i += 2) {
+          __m256 r[8];
+          for (int j = 0; j < 4; ++j) r[j] = out[4 * i + j], r[4 + j] = out[4 * (i + 1) + j];
+          transpose8(r);
+          for (int l = 0; l < 8; ++l) {
+            _mm_storeu_ps(yk + o.offs[l] + i * Q, _mm256_castps256_ps128(r[l]));
+            _mm_storeu_ps(yk + o.offs[l] + (i + 1) * Q, _mm256_extractf128_ps(r[l], 1));
+          }
+        }
+        continue;
+      }
+      alignas(32) float v[16][8];
+      for (int e = 0; e < 16; ++e) _mm256_store_ps(v[e], out[e]);
+      for (int l = 0; l < 8; ++l)
+        for (int i = 0; i < o.rows[l]; ++i)
+          for (int j = 0; j < o.cols[l]; ++j) yk[o.offs[l] + i * Q + j] = v[4 * i + j][l];
+    }
+  }
+}
+
+// dM[e][k][0..nb) = A dY A^T for the 4x4 output-gradient tiles of tiles t0 .. t0 + nb.
+void grad_output_transform(const ConvShape& s, const Tiles& g, const float* dy, int64_t t0, int nb,
+                           float* dM) {
+  const int K = s.k, P = s.p(), Q = s.q();
+  for (int grp = 0; grp < nb; grp += 8) {
+    const OutTiles o = out_tiles(s, lanes_of(g, t0 + grp));
+    for (int k = 0; k < K; ++k) {
+      const float* dyk = dy + int64_t(k) * P * Q;
+      __m256 d[4][4], t[6][4];
+      if (o.full) {  // rows (i, i + 1) of each tile as one vector, transposed to one (i, j) each
+        for (int i = 0; i < 4; i += 2) {
+          __m256 r[8];
+          for (int l = 0; l < 8; ++l) {
+            const float* src = dyk + o.offs[l] + i * Q;
+            r[l] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(src)),
+                                        _mm_loadu_ps(src + Q), 1);
+          }
+          transpose8(r);
+          for (int j = 0; j < 4; ++j) d[i][j] = r[j], d[i + 1][j] = r[4 + j];
+        }
+      } else {
+        alignas(32) float v[16][8] = {};
+        for (int l = 0; l < 8; ++l)
+          for (int i = 0; i < o.rows[l]; ++i)
+            for (int j = 0; j < o.cols[l]; ++j) v[4 * i + j][l] = dyk[o.offs[l] + i * Q + j];
+        for (int e = 0; e < 16; ++e) d[e / 4][e % 4] = _mm256_load_ps(v[e]);
+      }
+      for (int j = 0; j < 4; ++j) {  // columns: t = A d
+        __m256 col[4], out[6];
+        for (int i = 0; i < 4; ++i) col[i] = d[i][j];
+        a4(col, out);
+        for (int a = 0; a < 6; ++a) t[a][j] = out[a];
+      }
+      for (int a = 0; a < 6; ++a) {  // rows: dM = t A^T
+        __m256 out[6];
+        a4(t[a], out);
+        for (int b = 0; b < 6; ++b)
+          _mm256_storeu_ps(dM + (int64_t(a * 6 + b) * K + k) * nb + grp, out[b]);
+      }
+    }
+  }
+}
+
+#endif
+
 // y = conv(x, filter given as packed U) + bias, Winograd over all tiles.
 void forward_transformed(const ConvShape& s, const float* x, const float* U, const float* bias,
                          float* y) {
@@ -428,7 +671,7 @@ void backward_filter(const ConvShape& s, const float* x, const float* dy, float*
   }
 }
 
-#else  // no AVX-512: the caller falls back to im2col + GEMM
+#else  // neither AVX-512 nor AVX2 + FMA: the caller falls back to im2col + GEMM
 
 bool applicable(const ConvShape&) { return false; }
 void forward(const ConvShape&, const float*, const float*, const float*, float*) {}
