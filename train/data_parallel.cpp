@@ -153,11 +153,30 @@ std::vector<uint32_t> DataParallel::check_replicas(const Tensor& values) {
 RankSums::RankSums(DataParallel& dp, DeviceTally& tally) : tally_(tally) {
   std::vector<NamedTensor> sums = tally.state();
   mine_ = {sums[0].tensor.item(), sums[1].tensor.item(), double(tally.seen())};
+  // Every rank's three values in its own slots, zeros elsewhere: the sum is a gather (x + 0 is
+  // exact), and the totals are then added in rank order as at the end of an epoch.
+  each_.assign(size_t(3) * dp.size(), 0.0);
+  for (int i = 0; i < 3; ++i) each_[size_t(3) * dp.rank() + i] = mine_[i];
+  dp.sum(each_);
   std::vector<double> all = mine_;
   dp.sum(all);
   sums[0].tensor.fill_(all[0]);
   sums[1].tensor.fill_(all[1]);
   tally.set_seen(int64_t(all[2]));
+}
+
+void RankSums::restore(const DataParallel& dp, DeviceTally& tally,
+                       const std::vector<double>& each) {
+  if (each.size() == size_t(3) * dp.size()) {
+    const double* mine = each.data() + size_t(3) * dp.rank();
+    std::vector<NamedTensor> sums = tally.state();
+    sums[0].tensor.fill_(mine[0]);
+    sums[1].tensor.fill_(mine[1]);
+    tally.set_seen(int64_t(mine[2]));
+  } else if (dp.rank() != 0) {
+    tally.reset();
+    tally.set_seen(0);
+  }
 }
 
 RankSums::~RankSums() {

@@ -73,17 +73,25 @@ class DataParallel : public GradientReducer {
 };
 
 // For a checkpoint taken inside an epoch: while alive, the tally of every rank holds the sums of
-// all ranks (a collective: every rank makes one); the rank's own come back at the end.
+// all ranks (a collective: every rank makes one); the rank's own come back at the end. each()
+// is every rank's own (loss sum, correct, images), in rank order: the checkpoint keeps them so
+// that a run resumed on as many ranks gives each rank its own sums back, and the epoch's
+// totals are added in the same order as without the interruption (restore()).
 class RankSums {
  public:
   RankSums(DataParallel& dp, DeviceTally& tally);
   ~RankSums();
   RankSums(const RankSums&) = delete;
   RankSums& operator=(const RankSums&) = delete;
+  const std::vector<double>& each() const { return each_; }
+  // After the checkpoint's global sums were loaded into `tally` by every rank: this rank's own
+  // from `each` (saved with as many ranks), else rank 0 keeps the totals and the others start
+  // from zero.
+  static void restore(const DataParallel& dp, DeviceTally& tally, const std::vector<double>& each);
 
  private:
   DeviceTally& tally_;
-  std::vector<double> mine_;
+  std::vector<double> mine_, each_;
 };
 
 // train_main's run on every rank: the Trainer of `config`, where rank 0 prints to `out` and writes

@@ -645,9 +645,12 @@ void Trainer::resume_from(const std::string& path) {
   first_batch_ = meta_int(t, "batch", path);
   update_ = meta_int(t, "update", path);
   tally_->set_seen(meta_int(t, "seen", path));
-  if (dp_->rank() != 0) {  // the checkpoint's sums are every rank's: rank 0 carries them on
-    tally_->reset();
-    tally_->set_seen(0);
+  if (dp_->active()) {  // the checkpoint's sums are every rank's: each takes its own back
+    std::vector<double> each;
+    if (t.contains("rank_sums") && t["rank_sums"].is_array())
+      for (const nlohmann::json& v : t["rank_sums"])
+        if (v.is_number()) each.push_back(v.get<double>());
+    RankSums::restore(*dp_, *tally_, each);
   }
   epoch_skipped_base_ = meta_int(t, "epoch_skipped_base", path);
   loaded_epochs_ = int(meta_int(t, "epochs_before", path));
@@ -674,6 +677,7 @@ void Trainer::save(int epoch, int64_t batches_done, const EpochResult* done) {
                       {"epochs_before", loaded_epochs_},
                       {"epochs", cfg_.epochs},
                       {"run", run_identity()}};
+  if (every_rank && !done) meta["training"]["rank_sums"] = every_rank->each();
   save_checkpoint(*model_, cfg_.save, meta, training_state(), SaveOptions{cfg_.keep});
   log_->write({{"type", "checkpoint"},
                {"path", cfg_.save},

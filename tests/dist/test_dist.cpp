@@ -1,7 +1,8 @@
 // Data-parallel training across MPI ranks (train/data_parallel.h, train/distributed.h), with real
 // `mpirun -np 2` runs of this build's train on real CIFAR-10 images: --sync-bn against one
 // process, replicas bit-identical without it, a mixed-precision overflow on one rank skipped by
-// every rank, a rank killed or failing mid-run, and the one-line errors before training. Skipped
+// every rank, an exact resume on two ranks, a rank killed or failing mid-run, and the one-line
+// errors before training. Skipped
 // (reported as such) in a build without MPI or without mpirun on the PATH; the refusal of a
 // several-rank launch by a build without MPI is tested in that build instead.
 #include <doctest/doctest.h>
@@ -216,6 +217,51 @@ TEST_CASE("mpirun -np 2 --precision amp: an overflow on rank 1 makes every rank 
   // Had rank 1 applied its update (its gradient holds an inf) the replicas would differ.
   const nlohmann::json crc = records(d / "hit.jsonl", "replicas").at(0)["crc32"];
   CHECK(crc[0] == crc[1]);
+  fs::remove_all(d);
+}
+
+// Checkpoints of N ranks are rank 0's; a mid-epoch one also holds the running loss and accuracy
+// sums of every rank. Resumed on the same number of ranks, the run must go on exactly as if it had
+// not stopped: the same weights, BatchNorm buffers and epoch lines.
+TEST_CASE("mpirun -np 2: a run resumed from a mid-epoch checkpoint ends bit-identical to the "
+          "uninterrupted run" *
+          doctest::skip(kSkip)) {
+  const fs::path d = temp_dir("resume");
+  const std::string common =
+      "--model depsep --batch 128 --limit-train 1024 --limit-test 100 --epochs 2 ";
+  // 2 epochs of 8 steps, saved every 3 steps of the run and at each epoch's end, all kept: the
+  // newest is the end of epoch 2, then steps 7, 4, 1 of epoch 2, the end of epoch 1 (.4), and
+  // ref.ckpt.5 is step 6 of epoch 1.
+  const std::string ref = (d / "ref.ckpt").string();
+  const Result a = run(mpirun(2, common + "--save " + ref + " --save-every 3 --keep 10 --log " +
+                                     (d / "ref.jsonl").string()),
+                       d / "ref.txt");
+  REQUIRE_MESSAGE(a.rc == 0, a.output);
+  const std::string from = (d / "from.ckpt").string();
+  fs::copy_file(ref + ".5", from);
+  const nlohmann::json at = dsc::read_checkpoint_meta(from)["training"];
+  REQUIRE(at["epoch"] == 1);
+  REQUIRE(at["batch"] == 6);
+  const Result b = run(mpirun(2, common + "--resume " + from + " --save " + from + " --log " +
+                                     (d / "from.jsonl").string()),
+                       d / "from.txt");
+  REQUIRE_MESSAGE(b.rc == 0, b.output);
+  CHECK(b.output.find("resumed    " + from) != std::string::npos);
+  const auto [diff, scale] = max_difference("depsep", ref, from);
+  MESSAGE("largest difference after 16 steps " << diff << " (largest value " << scale << ")");
+  CHECK(diff == 0);
+  const auto ref_epochs = records(d / "ref.jsonl", "epoch");
+  const auto resumed_epochs = records(d / "from.jsonl", "epoch");
+  REQUIRE(ref_epochs.size() == 2);
+  REQUIRE(resumed_epochs.size() == 2);  // epoch 1 finished by the resumed run, then epoch 2
+  for (size_t e = 0; e < 2; ++e)
+    for (const char* key : {"train_loss", "train_acc", "test_loss", "test_acc"}) {
+      CAPTURE(key);
+      CHECK(resumed_epochs[e][key] == ref_epochs[e][key]);
+    }
+  const auto replicas = records(d / "from.jsonl", "replicas");
+  REQUIRE(!replicas.empty());
+  CHECK(replicas.back()["crc32"][0] == replicas.back()["crc32"][1]);
   fs::remove_all(d);
 }
 
