@@ -136,6 +136,13 @@ ProfileReport run_profile(const ProfileSetup& s, const ProfileOptions& o, std::o
     out.flops = w.flops;
     out.bytes = w.bytes;
     out.counted = w.known;
+    for (const auto& [name, seconds] : row.phases) {
+      ProfilePhase ph;
+      ph.name = name;
+      ph.ms = 1e3 * seconds / (double(std::max(1, r.threads)) * r.steps);
+      ph.percent = out.ms > 0 ? 100 * ph.ms / out.ms : 0;
+      out.phases.push_back(ph);
+    }
     r.rows_ms += out.ms;
     r.rows.push_back(out);
   }
@@ -193,6 +200,18 @@ std::string format_profile(const ProfileReport& r) {
                     row.counted ? "" : " (no formula)");
     }
     os << buf;
+    double in_phases = 0;
+    for (const ProfilePhase& ph : row.phases) {
+      std::snprintf(buf, sizeof buf, "  %-16s %9.3f %6.1f%% of %s\n", ph.name.c_str(), ph.ms,
+                    ph.percent, row.name.c_str());
+      os << buf;
+      in_phases += ph.ms;
+    }
+    if (!row.phases.empty()) {
+      std::snprintf(buf, sizeof buf, "  %-16s %9.3f %6.1f%% of %s\n", "rest", row.ms - in_phases,
+                    row.ms > 0 ? 100 * (row.ms - in_phases) / row.ms : 0.0, row.name.c_str());
+      os << buf;
+    }
   }
   std::snprintf(buf, sizeof buf,
                 "step       %.3f ms unprofiled (median of %d), %.3f ms profiled; rows sum to "
@@ -220,6 +239,12 @@ std::vector<nlohmann::json> profile_records(const ProfileReport& r) {
                 {"bound_fraction", row.bound_fraction},
                 {"roofline", row.roofline},
                 {"limit", row.limit}});
+    }
+    if (!row.phases.empty()) {
+      nlohmann::json ph = nlohmann::json::array();
+      for (const ProfilePhase& p : row.phases)
+        ph.push_back({{"name", p.name}, {"ms", p.ms}, {"percent_of_row", p.percent}});
+      j["phases"] = ph;
     }
     out.push_back(j);
   }

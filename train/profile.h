@@ -14,7 +14,9 @@
 // runs a Sequential's children one at a time under a ProfileScope each, core/autograd.h); during
 // backward() the profiler, installed as the BackwardObserver, switches to the backward row of the
 // layer that recorded each node. A mark synchronises the device and reads the host clock (on a
-// GPU this costs every row a synchronisation; CUDA events are not implemented yet).
+// GPU this costs every row a synchronisation; CUDA events are not implemented yet). Kernels that
+// name their phases (core/phases.h: the fused CPU DepSep layer) get sub-rows: how the row's time
+// splits between its depthwise and pointwise parts.
 // Tested in tests/train/test_profile.cpp.
 #pragma once
 
@@ -46,6 +48,15 @@ void add_profile_flags(CLI::App& app, ProfileOptions& o);
 // Throws dsc::Error naming the flag for a bad value (before anything runs).
 void validate(const ProfileOptions& o);
 
+// A named part of a row's kernel work (core/phases.h; so far the fused CPU DepSep layer's
+// depthwise and pointwise parts): its thread-seconds over the profiled steps / (threads x steps),
+// in ms, and as % of the row. What the phases leave of the row (reductions, buffers, threads
+// waiting for each other) is the row's "rest".
+struct ProfilePhase {
+  std::string name;
+  double ms = 0, percent = 0;
+};
+
 struct ProfileRow {
   std::string name, layer, pass;
   double ms = 0, percent = 0;  // median over the profiled steps; % of the unprofiled step
@@ -54,6 +65,7 @@ struct ProfileRow {
   double flop_per_s = 0, bytes_per_s = 0, bound_ms = 0, bound_fraction = 0;
   std::string roofline;  // compute | memory: the ceiling that bounds the row; none: no work
   std::string limit;     // compute | memory | overhead
+  std::vector<ProfilePhase> phases;  // empty for rows whose kernels name no phases
 };
 
 struct ProfileReport {

@@ -1,14 +1,16 @@
 // The timing of a step's rows (see step_profiler.h).
 #include "train/step_profiler.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "core/backend.h"
+#include "core/phases.h"
 
 namespace dsc {
 
 StepProfiler::StepProfiler(Device device) : device_(device) {}
-StepProfiler::~StepProfiler() = default;
+StepProfiler::~StepProfiler() { phases::set_enabled(false); }
 
 double StepProfiler::now() {
   kernels(device_).synchronize();
@@ -48,7 +50,19 @@ void StepProfiler::mark(const std::string& name) { mark_id(row_id(name, name, "s
 
 void StepProfiler::mark_id(int id) {
   const double t = now();
-  if (current_ >= 0) rows_[current_].open_s += t - last_;
+  std::vector<std::pair<std::string, double>> ran = phases::take();
+  if (current_ >= 0) {
+    Row& r = rows_[current_];
+    r.open_s += t - last_;
+    for (auto& [name, seconds] : ran) {
+      auto it = std::find_if(r.phases.begin(), r.phases.end(),
+                             [&](const auto& p) { return p.first == name; });
+      if (it == r.phases.end())
+        r.phases.emplace_back(name, seconds);
+      else
+        it->second += seconds;
+    }
+  }
   current_ = id;
   last_ = t;
 }
@@ -64,17 +78,23 @@ void StepProfiler::begin_step() {
   previous_observer_ = set_backward_observer(this);
   current_ = -1;
   last_ = begin_ = now();
+  phases::take();  // whatever ran before the step is not the step's
+  phases::set_enabled(true);
 }
 
 void StepProfiler::end_step() {
   mark_id(-1);
+  phases::set_enabled(false);
   set_backward_observer(previous_observer_);
   for (Row& r : rows_) r.seconds.push_back(r.open_s);
   step_seconds_.push_back(last_ - begin_);
 }
 
 void StepProfiler::clear() {
-  for (Row& r : rows_) r.seconds.clear();
+  for (Row& r : rows_) {
+    r.seconds.clear();
+    r.phases.clear();
+  }
   step_seconds_.clear();
 }
 

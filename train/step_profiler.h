@@ -4,7 +4,9 @@
 // set, runs a Sequential's children one at a time, each under a ProfileScope (core/autograd.h);
 // during backward() the profiler, installed as the BackwardObserver, switches to the backward row
 // of the layer that recorded each node. A mark synchronises the device and reads the host clock
-// (on a GPU that costs every row a synchronisation; CUDA events are not implemented yet).
+// (on a GPU that costs every row a synchronisation; CUDA events are not implemented yet). Between
+// begin_step() and end_step() kernel phases are enabled (core/phases.h), and each mark hands the
+// closing row the phases that ran in it.
 // Tested in tests/train/test_profile.cpp.
 #pragma once
 
@@ -43,6 +45,9 @@ class StepProfiler : public BackwardObserver {
     int backward = -1;          // a forward row's backward row
     std::vector<double> seconds;  // one per profiled step
     double open_s = 0;          // this step so far
+    // Kernel phases (core/phases.h) that ran inside the row: thread-seconds per name, summed
+    // over the profiled steps.
+    std::vector<std::pair<std::string, double>> phases;
   };
   const std::vector<Row>& rows() const { return rows_; }
   const std::vector<double>& step_seconds() const { return step_seconds_; }

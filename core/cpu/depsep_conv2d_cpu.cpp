@@ -2,10 +2,12 @@
 //   forward:  t = depthwise(x_n) [C, PQ] in a thread-local buffer; y_n = act(Wp t + b).
 //   backward: t again; g = dy_n * (y_n > 0); dWp += g t^T; db += rows of g; t <- Wp^T g;
 //             dx_n = depthwise^T(t); dWd += correlation of x_n with t.
-// The float pointwise products run on the micro-kernel of winograd_gemm.h (AVX-512 or AVX2) when PQ % 32 == 0
-// and C >= 16 (bias and ReLU in its epilogue, y streamed past the caches), else on OpenBLAS; with
-// fewer than 16 input channels (the first layer) the forward is plain vectorised rows.
-// Weight gradients are summed per thread, then reduced.
+// The float pointwise products run on the micro-kernel of winograd_gemm.h (AVX-512 or AVX2) when
+// PQ % 32 == 0 and C >= 16 (bias and ReLU in its epilogue, y streamed past the caches), else on
+// OpenBLAS; with fewer than 16 input channels (the first layer) the forward is plain vectorised
+// rows.
+// Weight gradients are summed per thread, then reduced. Each part of the per-image work is a
+// named phase (core/phases.h) for the step profile's sub-rows.
 #include <algorithm>
 #include <type_traits>
 #include <vector>
@@ -18,6 +20,7 @@
 #include "core/cpu/pointwise.h"
 #include "core/cpu/winograd_gemm.h"
 #include "core/error.h"
+#include "core/phases.h"
 
 namespace dsc::cpu {
 namespace {
@@ -61,8 +64,10 @@ void depsep_conv2d_forward(const DepSepShape& s, const T* x, const T* wd, const 
   }
 #endif
   for_each_image(s.dw.n, [&](int n, int) {
+    phases::Timer phase("depthwise");
     T* t = thread_buffer<T, DepSepScratch, 0>(size_t(C) * PQ);
     depthwise::image_forward(s.dw, x + n * x_image, wd, t);
+    phase.next("pointwise");
     T* yn = y + n * y_image;
 #ifdef DSC_CPU_MICRO_KERNEL
     if constexpr (std::is_same_v<T, float>) {
@@ -98,9 +103,11 @@ void depsep_conv2d_backward(const DepSepShape& s, const T* x, const T* wd, const
   for_each_image(s.dw.n, [&](int n, int th) {
     const T* xn = x + n * x_image;
     const T* dyn = dy + n * y_image;
+    phases::Timer phase("dw recompute");
     T* t = thread_buffer<T, DepSepScratch, 0>(size_t(C) * PQ);
     depthwise::image_forward(s.dw, xn, wd, t);
     // g = dy masked by the ReLU, and the bias gradient, row by row in one pass.
+    phase.next("relu mask+db");
     const T* g = dyn;
     T* gm = s.relu ? thread_buffer<T, DepSepScratch, 1>(size_t(K) * PQ) : nullptr;
     const T* yn = s.relu ? y + n * y_image : nullptr;
@@ -125,7 +132,9 @@ void depsep_conv2d_backward(const DepSepShape& s, const T* x, const T* wd, const
     }
     if (s.relu) g = gm;
     // dWp += g t^T, then t <- Wp^T g (the gradient at the depthwise output).
+    phase.next("pointwise dW");
     gemm(false, true, K, C, PQ, T(1), g, PQ, t, PQ, T(1), dwp_part.data() + size_t(th) * K * C, C);
+    phase.next("pointwise dx");
     bool done = false;
 #ifdef DSC_CPU_MICRO_KERNEL
     if constexpr (std::is_same_v<T, float>) {
@@ -137,9 +146,11 @@ void depsep_conv2d_backward(const DepSepShape& s, const T* x, const T* wd, const
     }
 #endif
     if (!done) gemm(true, false, C, PQ, K, T(1), wp, C, g, PQ, T(0), t, PQ);
+    phase.next("depthwise dx");
     if (dx)
       depthwise::image_backward_data(s.dw, t, wd, flipped.data(), dx + n * x_image,
                                      /*stream=*/true);
+    phase.next("depthwise dW");
     depthwise::image_backward_filter(s.dw, xn, t, dwd_part.data() + size_t(th) * C * (RS + 1));
   });
   for (int64_t i = 0; i < int64_t(K) * C; ++i) {

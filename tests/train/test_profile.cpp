@@ -1,6 +1,6 @@
 // The training-step profile (train/profile.h, profile_counts.h, step_profiler.h): every row's
 // multiply-adds, FLOPs and bytes against the formulas written out by hand for the seed's two
-// models; the profiler's rows; `train --profile` end to end on real CIFAR-10 images (both models:
+// models; the profiler's rows and the fused DepSep rows' kernel phases; `train --profile` end to end on real CIFAR-10 images (both models:
 // every layer's forward and backward row, the step rows, the total, the JSON lines parse and
 // `compare` still reads the logs; the plot is drawn when matplotlib is there); flag errors.
 // Whether the rows add up to the step time is a benchmark check (bench/results/profile/), not a
@@ -17,6 +17,7 @@
 
 #include "core/autograd.h"
 #include "core/ops.h"
+#include "core/phases.h"
 #include "data/cifar10.h"
 #include "layers/layers.h"
 #include "layers/models.h"
@@ -198,6 +199,34 @@ TEST_CASE("run_profile: a row per layer and pass, times that add up, counts and 
     CHECK(records.back()["row"] == "total");
     CHECK(format_profile(r).find("conv4 bwd") != std::string::npos);
     CHECK(set_backward_observer(nullptr) == nullptr);  // the pass left none installed
+    // The fused DepSep layers' rows split into their kernel phases; no other row has any.
+    const std::vector<std::string> fwd_phases = {"depthwise", "pointwise"};
+    const std::vector<std::string> bwd_phases = {"dw recompute", "relu mask+db", "pointwise dW",
+                                                 "pointwise dx", "depthwise dx", "depthwise dW"};
+    for (size_t i = 0; i < r.rows.size(); ++i) {
+      const ProfileRow& row = r.rows[i];
+      CAPTURE(row.name);
+      std::vector<std::string> got;
+      double in_phases = 0;
+      for (const ProfilePhase& ph : row.phases) {
+        got.push_back(ph.name);
+        CHECK(ph.ms >= 0);
+        CHECK(ph.percent == doctest::Approx(100 * ph.ms / row.ms));
+        in_phases += ph.ms;
+      }
+      if (row.layer.rfind("conv", 0) == 0) {
+        CHECK(got == (row.pass == "forward" ? fwd_phases : bwd_phases));
+        CHECK(in_phases > 0);
+        REQUIRE(records[i].contains("phases"));
+        CHECK(records[i]["phases"].size() == got.size());
+        CHECK(records[i]["phases"][0]["name"] == got[0]);
+      } else {
+        CHECK(got.empty());
+        CHECK_FALSE(records[i].contains("phases"));
+      }
+    }
+    CHECK(format_profile(r).find("  pointwise dW") != std::string::npos);
+    CHECK_FALSE(phases::enabled());  // only while profiled steps run
   }
 }
 
