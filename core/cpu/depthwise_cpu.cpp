@@ -3,7 +3,9 @@
 //
 // Stride 1 (the DepSep model's case): the plane is copied into a zero-padded thread-local buffer so
 // that every output row is R * S contiguous, branch-free multiply-adds (AVX-512, else AVX2 + FMA,
-// for float, with non-temporal stores; compiler-vectorised loops for double);
+// for float, with non-temporal stores; compiler-vectorised loops for double); on AVX2 the float
+// 3x3 padding-1 case (the model's) instead reads the plane in place, two output rows at a time,
+// with masked loads at its left and right edges (no copy);
 // backward-data is the same stencil on dy with the flipped filter and pad' = R - 1 - pad;
 // backward-filter correlates dy with the padded input plane (per-thread partial sums over the
 // planes, reduced at the end). Other strides use plain loops. Tested through conv2d_* against
@@ -180,6 +182,136 @@ void stencil<float>(const float* __restrict padded, int wp, const float* __restr
     }
   }
 }
+
+// The 3x3, padding-1, stride-1 stencil straight from the unpadded plane x [H, W] (W % 32 == 0):
+// out [H, W] = bias + sum_{r,t} f[r * 3 + t] * x[p + r - 1][q + t - 1], zero outside the plane.
+// Two output rows x 32 columns at a time (eight independent multiply-add chains); each input row
+// is loaded once per block, at column offsets -1, 0, +1, as plain loads except the two that
+// would cross the plane's left or right edge (masked loads: zeros there, nothing touched
+// outside). Rows outside the plane are skipped. No padded copy of the plane is made.
+// One input row (at column offset q0) into the accumulators: a += the row under taps fa[0..3)
+// (if kA), c += the row under taps fc[0..3) (if kC). Loads one column offset t at a time so that
+// the eight accumulators, four loads and a broadcast fit the 16 registers.
+template <bool kLeftEdge, bool kRightEdge, bool kA, bool kC>
+inline void stencil3x3_row(const float* __restrict row, const float* fa, const float* fc,
+                           __m256 a[4], __m256 c[4]) {
+  const __m256i not_first = _mm256_setr_epi32(0, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i not_last = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0);
+#pragma GCC unroll 3
+  for (int t = 0; t < 3; ++t) {
+    __m256 v[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i)
+      v[i] = (kLeftEdge && t == 0 && i == 0)    ? _mm256_maskload_ps(row - 1, not_first)
+             : (kRightEdge && t == 2 && i == 3) ? _mm256_maskload_ps(row + 25, not_last)
+                                                : _mm256_loadu_ps(row + 8 * i + t - 1);
+    if (kA) {
+      const __m256 ft = _mm256_broadcast_ss(fa + t);
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) a[i] = _mm256_fmadd_ps(ft, v[i], a[i]);
+    }
+    if (kC) {
+      const __m256 ft = _mm256_broadcast_ss(fc + t);
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) c[i] = _mm256_fmadd_ps(ft, v[i], c[i]);
+    }
+  }
+}
+
+template <bool kLeftEdge, bool kRightEdge>
+inline void stencil3x3_block(const float* __restrict x, int H, int W, int p, int q0,
+                             const float* __restrict f, __m256 b, float* __restrict o0,
+                             float* __restrict o1, bool stream) {
+  __m256 a[4] = {b, b, b, b}, c[4] = {b, b, b, b};
+  const float* row = x + int64_t(p) * W + q0;  // input row p; rows p - 1 .. p + 2 are used
+  if (p > 0) stencil3x3_row<kLeftEdge, kRightEdge, true, false>(row - W, f, f, a, c);
+  stencil3x3_row<kLeftEdge, kRightEdge, true, true>(row, f + 3, f, a, c);
+  if (p + 1 < H) stencil3x3_row<kLeftEdge, kRightEdge, true, true>(row + W, f + 6, f + 3, a, c);
+  if (p + 2 < H) stencil3x3_row<kLeftEdge, kRightEdge, false, true>(row + 2 * W, f, f + 6, a, c);
+  const bool two = p + 1 < H;
+  const bool nt = stream && (reinterpret_cast<uintptr_t>(o0) & 31) == 0 && (W & 7) == 0;
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    if (nt) {
+      _mm256_stream_ps(o0 + 8 * i, a[i]);
+      if (two) _mm256_stream_ps(o1 + 8 * i, c[i]);
+    } else {
+      _mm256_storeu_ps(o0 + 8 * i, a[i]);
+      if (two) _mm256_storeu_ps(o1 + 8 * i, c[i]);
+    }
+  }
+}
+
+void stencil3x3_direct(const float* __restrict x, int H, int W, const float* __restrict f,
+                       float bias, float* __restrict out, bool stream) {
+  const __m256 b = _mm256_set1_ps(bias);
+  for (int p = 0; p < H; p += 2) {
+    float* o0 = out + int64_t(p) * W;
+    float* o1 = o0 + W;
+    for (int q0 = 0; q0 < W; q0 += 32) {
+      const bool left = q0 == 0, right = q0 + 32 == W;
+      if (left && right)
+        stencil3x3_block<true, true>(x, H, W, p, q0, f, b, o0 + q0, o1 + q0, stream);
+      else if (left)
+        stencil3x3_block<true, false>(x, H, W, p, q0, f, b, o0 + q0, o1 + q0, stream);
+      else if (right)
+        stencil3x3_block<false, true>(x, H, W, p, q0, f, b, o0 + q0, o1 + q0, stream);
+      else
+        stencil3x3_block<false, false>(x, H, W, p, q0, f, b, o0 + q0, o1 + q0, stream);
+    }
+  }
+}
+
+// The 3x3, padding-1 filter gradient straight from the unpadded plane x [H, W] (W % 8 == 0; the
+// output is H x W): acc[r * 3 + t] += sum_{p,q} dy[p][q] x[p + r - 1][q + t - 1]. Per 8-wide
+// column chunk, nine accumulators over the rows; loads crossing the plane's left or right edge
+// are masked (zeros there), rows outside it skipped.
+template <bool kLeftEdge, bool kRightEdge>
+void filter_grad3x3_chunk(const float* __restrict x, const float* __restrict dy, int H, int W,
+                          int q0, double* acc) {
+  const __m256i not_first = _mm256_setr_epi32(0, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i not_last = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0);
+  __m256 a[9];
+  for (int i = 0; i < 9; ++i) a[i] = _mm256_setzero_ps();
+  for (int p = 0; p < H; ++p) {
+    const __m256 g = _mm256_loadu_ps(dy + int64_t(p) * W + q0);
+#pragma GCC unroll 3
+    for (int r = 0; r < 3; ++r) {
+      const int ih = p + r - 1;
+      if (ih < 0 || ih >= H) continue;
+      const float* row = x + int64_t(ih) * W + q0;
+#pragma GCC unroll 3
+      for (int t = 0; t < 3; ++t) {
+        const __m256 v = (kLeftEdge && t == 0)    ? _mm256_maskload_ps(row - 1, not_first)
+                         : (kRightEdge && t == 2) ? _mm256_maskload_ps(row + 1, not_last)
+                                                  : _mm256_loadu_ps(row + t - 1);
+        a[r * 3 + t] = _mm256_fmadd_ps(g, v, a[r * 3 + t]);
+      }
+    }
+  }
+  alignas(32) float lanes[8];
+  for (int i = 0; i < 9; ++i) {
+    _mm256_store_ps(lanes, a[i]);
+    float sum = 0;
+    for (int l = 0; l < 8; ++l) sum += lanes[l];
+    acc[i] += sum;
+  }
+}
+
+void filter_grad3x3_direct(const float* __restrict x, const float* __restrict dy, int H, int W,
+                           double* acc) {
+  for (int q0 = 0; q0 < W; q0 += 8) {
+    const bool left = q0 == 0, right = q0 + 8 == W;
+    if (left && right)
+      filter_grad3x3_chunk<true, true>(x, dy, H, W, q0, acc);
+    else if (left)
+      filter_grad3x3_chunk<true, false>(x, dy, H, W, q0, acc);
+    else if (right)
+      filter_grad3x3_chunk<false, true>(x, dy, H, W, q0, acc);
+    else
+      filter_grad3x3_chunk<false, false>(x, dy, H, W, q0, acc);
+  }
+}
 #endif
 
 // Plain loops for any stride: y = conv(x) on one plane.
@@ -310,6 +442,11 @@ template <class T>
 void plane_forward(const ConvShape& s, int c, const T* xp, const T* w, T b, T* yp, bool stream) {
   const T* f = w + int64_t(c) * s.r * s.s;
   if (s.stride != 1) return plane_forward_any(s, xp, f, b, yp);
+#if !defined(__AVX512F__) && defined(__AVX2__) && defined(__FMA__)
+  if constexpr (std::is_same_v<T, float>)
+    if (s.r == 3 && s.s == 3 && s.pad == 1 && s.w % 32 == 0)
+      return stencil3x3_direct(xp, s.h, s.w, f, b, yp, stream);
+#endif
   const int wp = s.w + 2 * s.pad + 16;
   T* buf = thread_buffer<T, DepthwiseScratch>(size_t(s.h + 2 * s.pad) * wp);
   pad_plane(xp, s.h, s.w, s.pad, wp, buf);
@@ -329,6 +466,11 @@ void plane_backward_data(const ConvShape& s, int c, const T* dyp, const T* w, co
   const int P = s.p(), Q = s.q(), RS = s.r * s.s;
   if (backward_data_is_stencil(s)) {
     const int pr = s.r - 1 - s.pad, wp = Q + 2 * pr + 16;
+#if !defined(__AVX512F__) && defined(__AVX2__) && defined(__FMA__)
+    if constexpr (std::is_same_v<T, float>)
+      if (s.r == 3 && s.s == 3 && pr == 1 && Q % 32 == 0)  // then P = H and Q = W
+        return stencil3x3_direct(dyp, P, Q, flipped + int64_t(c) * RS, 0.f, dxp, stream);
+#endif
     T* buf = thread_buffer<T, DepthwiseScratch>(size_t(P + 2 * pr) * wp);
     pad_plane(dyp, P, Q, pr, wp, buf);
     stencil(buf, wp, flipped + int64_t(c) * RS, s.r, s.s, T(0), s.h, s.w, dxp, stream);
@@ -347,7 +489,16 @@ void plane_backward_data(const ConvShape& s, int c, const T* dyp, const T* w, co
 template <class T>
 void plane_backward_filter(const ConvShape& s, const T* xp, const T* dyp, double* acc) {
   const int P = s.p(), Q = s.q(), H = s.h, W = s.w, R = s.r, S = s.s;
-  if (s.stride == 1) {
+  bool direct = false;  // the AVX2 3x3 padding-1 gradient reads the plane itself
+#if !defined(__AVX512F__) && defined(__AVX2__) && defined(__FMA__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (s.stride == 1 && R == 3 && S == 3 && s.pad == 1 && W % 8 == 0) {
+      filter_grad3x3_direct(xp, dyp, H, W, acc);
+      direct = true;
+    }
+  }
+#endif
+  if (s.stride == 1 && !direct) {
     const int wp = W + 2 * s.pad + 16;
     T* buf = thread_buffer<T, DepthwiseScratch>(size_t(H + 2 * s.pad) * wp + size_t(R) * S * Q);
     pad_plane(xp, H, W, s.pad, wp, buf);
@@ -361,7 +512,7 @@ void plane_backward_filter(const ConvShape& s, const T* xp, const T* dyp, double
     }
 #endif
     if (!done) filter_grad_plane(buf, wp, dyp, R, S, P, Q, buf + size_t(H + 2 * s.pad) * wp, acc);
-  } else {
+  } else if (!direct) {
     for (int p = 0; p < P; ++p)
       for (int q = 0; q < Q; ++q) {
         const T g = dyp[p * Q + q];

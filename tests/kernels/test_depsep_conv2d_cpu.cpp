@@ -152,6 +152,11 @@ TEST_CASE("fused depsep at the model's shapes (batch 2)") {
   check_shape(2, 128, 32, 32, 128, 3, 1, 1, true, true);
 }
 
+TEST_CASE("fused depsep: 3x3 padding 1 over several 32-column blocks and an odd height") {
+  check_shape(2, 17, 5, 64, 9, 3, 1, 1, true, true);
+  check_shape(2, 4, 3, 96, 6, 3, 1, 1, false, true);
+}
+
 TEST_CASE("fused depsep with one thread gives the same answers") {
   const int saved = dsc::cpu::num_threads();
   dsc::cpu::set_num_threads(1);
