@@ -30,7 +30,8 @@ struct DepSepScratch;  // thread_buffer tag: slot 0 the depthwise output, 1 the 
 template <class T>
 bool micro_kernel(const DepSepShape& s) {
 #ifdef DSC_CPU_MICRO_KERNEL
-  return std::is_same_v<T, float> && (s.p() * s.q()) % 32 == 0 && s.dw.c >= 16;
+  return std::is_same_v<T, float> && (s.p() * s.q()) % 32 == 0 &&
+         (DSC_CPU_MICRO_KERNEL == 256 || s.dw.c >= 16);
 #else
   return false;
 #endif
