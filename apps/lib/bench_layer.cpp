@@ -40,9 +40,11 @@ constexpr bool kWinogradBuilt = false;
 #endif
 #ifdef DSC_CPU_MICRO_KERNEL
 constexpr bool kMicroKernelBuilt = true;
+constexpr bool kMicroKernelAnyChannels = DSC_CPU_MICRO_KERNEL == 256;  // see depsep_conv2d_cpu.cpp
 const std::string kMicroKernel = std::string(cpu::micro::isa()) + " micro-kernel";
 #else
 constexpr bool kMicroKernelBuilt = false;
+constexpr bool kMicroKernelAnyChannels = false;
 const std::string kMicroKernel;
 #endif
 
@@ -52,14 +54,17 @@ bool cpu_winograd(int64_t n, int64_t c, int64_t k, int64_t h, int64_t w, int64_t
          n * c * h * w < (int64_t(1) << 31) && n * k * p * q < (int64_t(1) << 31);
 }
 
-// 1x1, stride 1, pad 0 over an hw-pixel image with c input channels.
-std::string cpu_pointwise_forward(int64_t c, int64_t hw) {
-  if (c < 16) return "pointwise rows (C < 16)";
+// 1x1, stride 1, pad 0 over an hw-pixel image with c input channels; `fused`: the fused DepSep
+// layer's, which on the AVX2 build takes the micro-kernel for any c.
+std::string cpu_pointwise_forward(int64_t c, int64_t hw, bool fused = false) {
+  const bool any_c = fused && kMicroKernelAnyChannels;
+  if (c < 16 && !(any_c && hw % 32 == 0)) return "pointwise rows (C < 16)";
   if (kMicroKernelBuilt && hw % 32 == 0) return "pointwise gemm (" + kMicroKernel + ")";
   return "pointwise gemm (OpenBLAS)";
 }
-std::string cpu_pointwise_backward(int64_t c, int64_t hw) {
-  const bool fast = kMicroKernelBuilt && hw % 32 == 0 && c >= 16;
+std::string cpu_pointwise_backward(int64_t c, int64_t hw, bool fused = false) {
+  const bool any_c = fused && kMicroKernelAnyChannels;
+  const bool fast = kMicroKernelBuilt && hw % 32 == 0 && (c >= 16 || any_c);
   return std::string("pointwise gemm (data: ") + (fast ? kMicroKernel : std::string("OpenBLAS")) +
          ", filter: OpenBLAS)";
 }
@@ -79,9 +84,9 @@ std::string cpu_kernels(const LayerSpec& s, int pad) {
     }
   } else if (s.kind == "depsep-fused") {
     fwd = "fused per image: depthwise stencil into a cached buffer + " +
-          cpu_pointwise_forward(s.channels, p * q);
+          cpu_pointwise_forward(s.channels, p * q, true);
     bwd = "fused per image: depthwise recomputed, ReLU mask + bias gradient, " +
-          cpu_pointwise_backward(s.channels, p * q) + ", depthwise stencils";
+          cpu_pointwise_backward(s.channels, p * q, true) + ", depthwise stencils";
   } else {
     fwd = "depthwise stencil + " + cpu_pointwise_forward(s.channels, p * q);
     bwd = "depthwise stencil + " + cpu_pointwise_backward(s.channels, p * q);

@@ -3,9 +3,9 @@
 //   backward: t again; g = dy_n * (y_n > 0); dWp += g t^T; db += rows of g; t <- Wp^T g;
 //             dx_n = depthwise^T(t); dWd += correlation of x_n with t.
 // The float pointwise products run on the micro-kernel of winograd_gemm.h (AVX-512 or AVX2) when
-// PQ % 32 == 0 and C >= 16 (bias and ReLU in its epilogue, y streamed past the caches), else on
-// OpenBLAS; with fewer than 16 input channels (the first layer) the forward is plain vectorised
-// rows.
+// PQ % 32 == 0 and (AVX-512) C >= 16 (bias and ReLU in its epilogue; the AVX-512 build streams y
+// past the caches), else on OpenBLAS; with fewer than 16 input channels (the first layer) and no
+// micro-kernel for them, the forward is plain vectorised rows.
 // Weight gradients are summed per thread, then reduced. Each part of the per-image work is a
 // named phase (core/phases.h) for the step profile's sub-rows.
 #include <algorithm>
