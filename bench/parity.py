@@ -146,9 +146,22 @@ def main(argv=None):
 
     table = ["| model | epoch | metric | ours (mean ± sd) | PyTorch (mean ± sd) | ours - PyTorch | in PyTorch sd | Welch t | ours / PyTorch | ours per seed | PyTorch per seed |",
              "|---|---|---|---|---|---|---|---|---|---|---|"] + rows
+    # Threads and builds as the logs record them (logs of earlier runs may differ from --threads).
+    used = {fw: {} for fw in ("ours", "pytorch")}
+    commits = {}
+    for (model, seed, fw), path in logs.items():
+        r = read_log(path)
+        if r is None:
+            continue
+        used[fw].setdefault(r["header"].get("threads", "?"), []).append(seed)
+        if fw == "ours":
+            commits.setdefault(str(r["header"].get("git_commit", "?")), []).append(seed)
+    def by_value(d):
+        return "; ".join(f"{v} (seeds {','.join(map(str, sorted(set(s))))})" for v, s in d.items())
     setup = (f"{len(seeds)} seeds ({', '.join(map(str, seeds))}), {args.epochs} epochs, class-balanced subset of "
-             f"{args.limit_train} train / {args.limit_test} test images, batch 128, fp32 CPU, {args.threads} threads; "
-             f"PyTorch {header['torch_version'] if header else '?'} channels_last")
+             f"{args.limit_train} train / {args.limit_test} test images, batch 128, fp32 CPU; threads: "
+             f"ours {by_value(used['ours'])}, PyTorch {by_value(used['pytorch'])}; our builds: "
+             f"{by_value(commits)}; PyTorch {header['torch_version'] if header else '?'} channels_last")
     text = "\n".join([setup, "", *table, "", *verdicts])
     print("\n" + text)
     out_json["setup"] = setup
