@@ -2,8 +2,10 @@
 # Prepares the one GPU call that scripts/gpu-run.sh makes on a lent GPU machine. That machine has
 # CUDA 13, PyTorch with its nvidia-* libraries (cuDNN, cuBLAS), no network and none of our Debian
 # packages, and a call carries at most 64 MiB. So, into .gpu/ (git-ignored):
-#   .gpu/dsc.tar.xz   the programs of a CUDA build for sm_80/sm_90 with portable CPU code
-#                     (-DDSC_NATIVE=OFF: the far CPU may differ; -DDSC_MPI=OFF: one GPU, one process,
+#   .gpu/dsc.tar.xz   the programs of a CUDA build for sm_80/sm_90 with CPU code for any x86-64
+#                     with AVX2 + FMA (-DDSC_NATIVE=OFF -march=x86-64-v3: the far CPU may differ from
+#                     this one, but every GPU server since 2013 has those, and the CPU kernels'
+#                     AVX2 build is their fast one there; -DDSC_MPI=OFF: one GPU, one process,
 #                     and no 200 MB libnccl or Debian OpenMPI to carry), and the shared libraries they
 #                     load that are neither the C runtime nor CUDA's (OpenBLAS, spdlog, fmt, ...)
 #   .gpu/cifar10/     a class-balanced CIFAR-10 subset in the binary layout (build/bin/pack):
@@ -23,7 +25,8 @@ for a in "$@"; do
   esac
 done
 if [ "$do_build" = 1 ]; then
-  BUILD_DIR=$build scripts/build.sh -DDSC_CUDA=ON -DDSC_NATIVE=OFF -DDSC_MPI=OFF
+  BUILD_DIR=$build scripts/build.sh -DDSC_CUDA=ON -DDSC_NATIVE=OFF -DDSC_MPI=OFF \
+    -DCMAKE_CXX_FLAGS=-march=x86-64-v3
 fi
 grep -q "DSC_HAVE_CUDA=1" "$build/build.ninja" 2>/dev/null ||
   { echo "gpu-pack.sh: $build was configured without CUDA (need nvcc and cuDNN here)" >&2; exit 1; }
