@@ -183,12 +183,6 @@ void stencil<float>(const float* __restrict padded, int wp, const float* __restr
   }
 }
 
-// The 3x3, padding-1, stride-1 stencil straight from the unpadded plane x [H, W] (W % 32 == 0):
-// out [H, W] = bias + sum_{r,t} f[r * 3 + t] * x[p + r - 1][q + t - 1], zero outside the plane.
-// Two output rows x 32 columns at a time (eight independent multiply-add chains); each input row
-// is loaded once per block, at column offsets -1, 0, +1, as plain loads except the two that
-// would cross the plane's left or right edge (masked loads: zeros there, nothing touched
-// outside). Rows outside the plane are skipped. No padded copy of the plane is made.
 // One input row (at column offset q0) into the accumulators: a += the row under taps fa[0..3)
 // (if kA), c += the row under taps fc[0..3) (if kC). Loads one column offset t at a time so that
 // the eight accumulators, four loads and a broadcast fit the 16 registers.
@@ -218,6 +212,7 @@ inline void stencil3x3_row(const float* __restrict row, const float* fa, const f
   }
 }
 
+// Output rows p and p + 1 (if p + 1 < H), columns [q0, q0 + 32), from input rows p - 1 .. p + 2.
 template <bool kLeftEdge, bool kRightEdge>
 inline void stencil3x3_block(const float* __restrict x, int H, int W, int p, int q0,
                              const float* __restrict f, __m256 b, float* __restrict o0,
@@ -236,6 +231,12 @@ inline void stencil3x3_block(const float* __restrict x, int H, int W, int p, int
   }
 }
 
+// The 3x3, padding-1, stride-1 stencil straight from the unpadded plane x [H, W] (W % 32 == 0):
+// out [H, W] = bias + sum_{r,t} f[r * 3 + t] * x[p + r - 1][q + t - 1], zero outside the plane.
+// Two output rows x 32 columns at a time (eight independent multiply-add chains); each input row
+// is loaded once per block, at column offsets -1, 0, +1, as plain loads except the two that
+// would cross the plane's left or right edge (masked loads: zeros there, nothing touched
+// outside). Rows outside the plane are skipped. No padded copy of the plane is made.
 void stencil3x3_direct(const float* __restrict x, int H, int W, const float* __restrict f,
                        float bias, float* __restrict out) {
   const __m256 b = _mm256_set1_ps(bias);
