@@ -16,6 +16,7 @@
 #include "core/autograd.h"
 #include "core/backend.h"
 #include "core/error.h"
+#include "core/cpu/winograd.h"
 #include "core/cpu/winograd_gemm.h"
 #include "core/gpu_monitor.h"
 #include "core/kernel_options.h"
@@ -50,7 +51,9 @@ const std::string kMicroKernel;
 
 bool cpu_winograd(int64_t n, int64_t c, int64_t k, int64_t h, int64_t w, int64_t kernel, int pad) {
   const int64_t p = h + 2 * pad - kernel + 1, q = w + 2 * pad - kernel + 1;
-  return kWinogradBuilt && kernel == 3 && pad <= 2 && p > 0 && q > 0 &&
+  const int64_t min_channels = kMicroKernelAnyChannels ? cpu::winograd::kMinChannelsAvx2 : 0;
+  return kWinogradBuilt && kernel == 3 && pad <= 2 && p > 0 && q > 0 && c >= min_channels &&
+         k >= min_channels &&
          n * c * h * w < (int64_t(1) << 31) && n * k * p * q < (int64_t(1) << 31);
 }
 

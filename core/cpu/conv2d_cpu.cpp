@@ -1,12 +1,13 @@
 // 2-D convolution on the CPU: the public entry points of conv2d.h and their dispatch.
 //
 // Layouts: x [N, C, H, W], w [K, C/groups, R, S], bias [K], y [N, K, P, Q] (see conv2d.h).
-// Paths: depthwise -> depthwise_cpu.cpp (direct loops); float 3x3 stride 1 -> winograd_cpu.cpp;
-// everything else -> im2col + GEMM per image, in parallel over images (col [C*R*S, P*Q];
-// y_n = W * col; col = W^T * dy_n then col2im; dW = sum_n dy_n * col^T). Pointwise 1x1 (stride 1,
-// pad 0) skips im2col: the image [C, H*W] is the column matrix; in float with H*W % 32 == 0 its
-// forward and backward-data run on the micro-kernel of winograd_gemm.h (AVX-512 or AVX2) (bias fused,
-// outputs streamed); forward products with C*R*S < 16 are plain vectorised rows (pointwise.h).
+// Paths: depthwise -> depthwise_cpu.cpp (direct loops); float 3x3 stride 1 -> winograd_cpu.cpp
+// (where winograd::applicable); everything else -> im2col + GEMM per image, in parallel over
+// images (col [C*R*S, P*Q]; y_n = W * col; col = W^T * dy_n then col2im; dW = sum_n dy_n * col^T).
+// Pointwise 1x1 (stride 1, pad 0) skips im2col: the image [C, H*W] is the column matrix; in float
+// with H*W % 32 == 0 its forward and backward-data run on the micro-kernel of winograd_gemm.h
+// (AVX-512 or AVX2; bias fused, AVX-512 streams the outputs); forward products with C*R*S < 16
+// are plain vectorised rows (pointwise.h).
 // Tested against naive nested loops in tests/kernels/test_conv2d_cpu.cpp.
 #include <algorithm>
 #include <type_traits>

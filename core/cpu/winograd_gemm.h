@@ -3,16 +3,16 @@
 // Two builds of it: AVX-512 (register block 8 rows x 32 columns = 16 accumulators; per c two
 // vector loads of V and eight broadcasts of U) and AVX2 + FMA (6 rows x 16 columns = 12
 // accumulators, the most that fit 16 registers with the two loads and the broadcast; V's panel
-// copied to a contiguous buffer first). DSC_CPU_MICRO_KERNEL is defined (512 or 256) when either is built; callers guard on
-// it and otherwise use OpenBLAS.
+// copied to a contiguous buffer first). DSC_CPU_MICRO_KERNEL is defined (512 or 256) when either
+// is built; callers guard on it and otherwise use OpenBLAS.
 //
 // Layouts: U packed as [kp / G][C][G] by pack_u (G = kRowGroup, kp a multiple of G, rows k >= the
-// real count zero-filled);
-// V row-major with row stride ldv; out row-major with row stride ldo; n % 32 == 0. With
-// stream = true the AVX-512 build writes aligned rows with non-temporal stores (the AVX2 build
-// does not: slower there); with relu = true, max(0, .) is applied after the bias. The AVX-512 build also has the 16x16 register transpose the Winograd
-// transforms use. Tested through conv2d_* and depsep_conv2d_* in
-// tests/kernels/test_conv2d_cpu.cpp.
+// real count zero-filled); V row-major with row stride ldv; out row-major with row stride ldo;
+// n % 32 == 0. With stream = true the AVX-512 build writes aligned rows with non-temporal stores
+// (the AVX2 build does not: slower there); with relu = true, max(0, .) is applied after the bias.
+// The AVX-512 build also has the 16x16 register transpose the Winograd transforms use. Tested
+// through conv2d_* and depsep_conv2d_* in tests/kernels/test_conv2d_cpu.cpp and
+// test_depsep_conv2d_cpu.cpp.
 #pragma once
 
 #if defined(__AVX512F__)

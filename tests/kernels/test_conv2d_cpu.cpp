@@ -19,6 +19,8 @@
 
 #include "core/cpu/conv2d.h"
 #include "core/cpu/gemm.h"
+#include "core/cpu/winograd.h"
+#include "core/cpu/winograd_gemm.h"
 #include "kernels/kernel_check.h"
 
 namespace {
@@ -127,6 +129,21 @@ TEST_CASE("conv2d 3x3 stride 1 (Winograd path), odd sizes") {
   check_shape(shape(2, 13, 9, 6, 17, 3, 3, 1, 0), kWinogradRtol);
   check_shape(shape(1, 17, 5, 3, 5, 3, 3, 1, 2), kWinogradRtol);
   check_shape(shape(2, 7, 1, 1, 3, 3, 3, 1, 1), kWinogradRtol);
+}
+
+// The AVX2 build takes Winograd only from 16 input and output channels (winograd.h); these shapes
+// reach it there, the ones above only on AVX-512.
+TEST_CASE("conv2d 3x3 stride 1 (Winograd path), odd sizes, 16+ channels") {
+#ifdef DSC_CPU_MICRO_KERNEL
+  CHECK(dsc::cpu::winograd::applicable(shape(2, 16, 7, 9, 17, 3, 3, 1, 1)));
+  CHECK(dsc::cpu::winograd::applicable(shape(2, 3, 7, 9, 17, 3, 3, 1, 1)) ==
+        (DSC_CPU_MICRO_KERNEL == 512));
+#endif
+  check_shape(shape(2, 16, 7, 9, 17, 3, 3, 1, 1), kWinogradRtol);
+  check_shape(shape(1, 17, 5, 3, 16, 3, 3, 1, 2), kWinogradRtol);
+  check_shape(shape(2, 16, 9, 6, 24, 3, 3, 1, 0), kWinogradRtol, false);
+  check_shape(shape(3, 19, 13, 11, 16, 3, 3, 1, 1), kWinogradRtol);
+  check_shape(shape(2, 16, 1, 1, 16, 3, 3, 1, 1), kWinogradRtol);
 }
 
 TEST_CASE("conv2d 3x3 stride 1 at the model's shapes (batch 2)") {
