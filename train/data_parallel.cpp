@@ -154,12 +154,13 @@ RankSums::RankSums(DataParallel& dp, DeviceTally& tally) : tally_(tally) {
   std::vector<NamedTensor> sums = tally.state();
   mine_ = {sums[0].tensor.item(), sums[1].tensor.item(), double(tally.seen())};
   // Every rank's three values in its own slots, zeros elsewhere: the sum is a gather (x + 0 is
-  // exact), and the totals are then added in rank order as at the end of an epoch.
+  // exact); the totals are then added up from it in rank order (no second collective).
   each_.assign(size_t(3) * dp.size(), 0.0);
   for (int i = 0; i < 3; ++i) each_[size_t(3) * dp.rank() + i] = mine_[i];
   dp.sum(each_);
-  std::vector<double> all = mine_;
-  dp.sum(all);
+  std::vector<double> all(3, 0.0);
+  for (int r = 0; r < dp.size(); ++r)
+    for (int i = 0; i < 3; ++i) all[i] += each_[size_t(3) * r + i];
   sums[0].tensor.fill_(all[0]);
   sums[1].tensor.fill_(all[1]);
   tally.set_seen(int64_t(all[2]));

@@ -137,6 +137,17 @@ inline __m256i lane_mask(int n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+// acc[i] += the sum of a[i]'s eight lanes, for the nine filter-gradient taps.
+inline void add_lane_sums(const __m256 a[9], double* acc) {
+  alignas(32) float lanes[8];
+  for (int i = 0; i < 9; ++i) {
+    _mm256_store_ps(lanes, a[i]);
+    float sum = 0;
+    for (int l = 0; l < 8; ++l) sum += lanes[l];
+    acc[i] += sum;
+  }
+}
+
 // The same with 8-wide chunks (AVX2 + FMA), four chunks at a time so that four independent
 // multiply-add chains hide the FMA latency; non-temporal stores need 32-byte alignment.
 template <>
@@ -284,13 +295,7 @@ void filter_grad3x3_chunk(const float* __restrict x, const float* __restrict dy,
       }
     }
   }
-  alignas(32) float lanes[8];
-  for (int i = 0; i < 9; ++i) {
-    _mm256_store_ps(lanes, a[i]);
-    float sum = 0;
-    for (int l = 0; l < 8; ++l) sum += lanes[l];
-    acc[i] += sum;
-  }
+  add_lane_sums(a, acc);
 }
 
 void filter_grad3x3_direct(const float* __restrict x, const float* __restrict dy, int H, int W,
@@ -395,13 +400,7 @@ void filter_grad_plane_3x3(const float* __restrict padded, int wp, const float* 
           a[r * 3 + t] = _mm256_fmadd_ps(g, _mm256_loadu_ps(row + t), a[r * 3 + t]);
       }
     }
-    alignas(32) float lanes[8];
-    for (int i = 0; i < 9; ++i) {
-      _mm256_store_ps(lanes, a[i]);
-      float sum = 0;
-      for (int l = 0; l < 8; ++l) sum += lanes[l];
-      acc[i] += sum;
-    }
+    add_lane_sums(a, acc);
   }
 }
 #define DSC_DEPTHWISE_FILTER_GRAD_3X3

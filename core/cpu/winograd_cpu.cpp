@@ -91,6 +91,58 @@ void filter_transform(const float* w, int K, int C, bool flip, float* U) {
     }
 }
 
+// One vector of tiles (16 per AVX-512 vector, 8 per AVX2 vector) and the arithmetic the 1-D
+// transforms below need, so that one copy of them serves both builds.
+#if DSC_WINOGRAD_LANES == 16
+using Vec = __m512;
+inline Vec set1(float v) { return _mm512_set1_ps(v); }
+inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+inline Vec sub(Vec a, Vec b) { return _mm512_sub_ps(a, b); }
+inline Vec mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
+inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }   // a b + c
+inline Vec fnmadd(Vec a, Vec b, Vec c) { return _mm512_fnmadd_ps(a, b, c); } // c - a b
+#else
+using Vec = __m256;
+inline Vec set1(float v) { return _mm256_set1_ps(v); }
+inline Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+inline Vec sub(Vec a, Vec b) { return _mm256_sub_ps(a, b); }
+inline Vec mul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
+inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+inline Vec fnmadd(Vec a, Vec b, Vec c) { return _mm256_fnmadd_ps(a, b, c); }
+#endif
+
+// 1-D transforms on a vector of tiles: B^T (6x6), A^T (4x6) and A (6x4) applied to a column.
+inline void bt6(const Vec i[6], Vec o[6]) {
+  const Vec c4 = set1(4.f), c5 = set1(5.f), c2 = set1(2.f);
+  o[0] = fmadd(c4, i[0], fnmadd(c5, i[2], i[4]));
+  const Vec a = fnmadd(c4, i[2], i[4]), b = fnmadd(c4, i[1], i[3]);
+  o[1] = add(a, b);
+  o[2] = sub(a, b);
+  const Vec c = sub(i[4], i[2]), d = mul(c2, sub(i[3], i[1]));
+  o[3] = add(c, d);
+  o[4] = sub(c, d);
+  o[5] = fmadd(c4, i[1], fnmadd(c5, i[3], i[5]));
+}
+inline void at6(const Vec i[6], Vec o[4]) {
+  const Vec s12 = add(i[1], i[2]), d12 = sub(i[1], i[2]);
+  const Vec s34 = add(i[3], i[4]), d34 = sub(i[3], i[4]);
+  o[0] = add(add(i[0], s12), s34);
+  o[1] = fmadd(set1(2.f), d34, d12);
+  o[2] = fmadd(set1(4.f), s34, s12);
+  o[3] = add(fmadd(set1(8.f), d34, d12), i[5]);
+}
+inline void a4(const Vec i[4], Vec o[6]) {
+  const Vec s02 = add(i[0], i[2]), s13 = add(i[1], i[3]);
+  const Vec q02 = fmadd(set1(4.f), i[2], i[0]);
+  const Vec q13 = mul(set1(2.f), fmadd(set1(4.f), i[3], i[1]));
+  o[0] = i[0];
+  o[1] = add(s02, s13);
+  o[2] = sub(s02, s13);
+  o[3] = add(q02, q13);
+  o[4] = sub(q02, q13);
+  o[5] = i[3];
+}
+
 #if DSC_WINOGRAD_LANES == 16
 // Lane geometry of 16 consecutive tiles starting at t0: n, tile row and column per lane.
 struct Lanes {
@@ -112,39 +164,6 @@ Lanes lanes_of(const Tiles& g, int64_t t0) {
 }
 
 using micro::transpose16;
-
-// 1-D transforms on 16 tiles at once: B^T (6x6), A^T (4x6) and A (6x4) applied to a column.
-inline void bt6(const __m512 i[6], __m512 o[6]) {
-  const __m512 c4 = _mm512_set1_ps(4.f), c5 = _mm512_set1_ps(5.f), c2 = _mm512_set1_ps(2.f);
-  o[0] = _mm512_fmadd_ps(c4, i[0], _mm512_fnmadd_ps(c5, i[2], i[4]));
-  const __m512 a = _mm512_fnmadd_ps(c4, i[2], i[4]), b = _mm512_fnmadd_ps(c4, i[1], i[3]);
-  o[1] = _mm512_add_ps(a, b);
-  o[2] = _mm512_sub_ps(a, b);
-  const __m512 c = _mm512_sub_ps(i[4], i[2]), d = _mm512_mul_ps(c2, _mm512_sub_ps(i[3], i[1]));
-  o[3] = _mm512_add_ps(c, d);
-  o[4] = _mm512_sub_ps(c, d);
-  o[5] = _mm512_fmadd_ps(c4, i[1], _mm512_fnmadd_ps(c5, i[3], i[5]));
-}
-inline void at6(const __m512 i[6], __m512 o[4]) {
-  const __m512 s12 = _mm512_add_ps(i[1], i[2]), d12 = _mm512_sub_ps(i[1], i[2]);
-  const __m512 s34 = _mm512_add_ps(i[3], i[4]), d34 = _mm512_sub_ps(i[3], i[4]);
-  o[0] = _mm512_add_ps(_mm512_add_ps(i[0], s12), s34);
-  o[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.f), d34, d12);
-  o[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.f), s34, s12);
-  o[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.f), d34, d12), i[5]);
-}
-inline void a4(const __m512 i[4], __m512 o[6]) {
-  const __m512 s02 = _mm512_add_ps(i[0], i[2]), s13 = _mm512_add_ps(i[1], i[3]);
-  const __m512 q02 = _mm512_fmadd_ps(_mm512_set1_ps(4.f), i[2], i[0]);
-  const __m512 q13 =
-      _mm512_mul_ps(_mm512_set1_ps(2.f), _mm512_fmadd_ps(_mm512_set1_ps(4.f), i[3], i[1]));
-  o[0] = i[0];
-  o[1] = _mm512_add_ps(s02, s13);
-  o[2] = _mm512_sub_ps(s02, s13);
-  o[3] = _mm512_add_ps(q02, q13);
-  o[4] = _mm512_sub_ps(q02, q13);
-  o[5] = i[3];
-}
 
 // V[e][c][0..nb) = B^T d B for the 6x6 input tiles of tiles t0 .. t0 + nb (nb % 16 == 0).
 void input_transform(const ConvShape& s, const Tiles& g, const float* x, int64_t t0, int nb,
@@ -367,39 +386,6 @@ inline void transpose8(__m256 r[8]) {
     r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
     r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
   }
-}
-
-// 1-D transforms on 8 tiles at once: B^T (6x6), A^T (4x6) and A (6x4) applied to a column.
-inline void bt6(const __m256 i[6], __m256 o[6]) {
-  const __m256 c4 = _mm256_set1_ps(4.f), c5 = _mm256_set1_ps(5.f), c2 = _mm256_set1_ps(2.f);
-  o[0] = _mm256_fmadd_ps(c4, i[0], _mm256_fnmadd_ps(c5, i[2], i[4]));
-  const __m256 a = _mm256_fnmadd_ps(c4, i[2], i[4]), b = _mm256_fnmadd_ps(c4, i[1], i[3]);
-  o[1] = _mm256_add_ps(a, b);
-  o[2] = _mm256_sub_ps(a, b);
-  const __m256 c = _mm256_sub_ps(i[4], i[2]), d = _mm256_mul_ps(c2, _mm256_sub_ps(i[3], i[1]));
-  o[3] = _mm256_add_ps(c, d);
-  o[4] = _mm256_sub_ps(c, d);
-  o[5] = _mm256_fmadd_ps(c4, i[1], _mm256_fnmadd_ps(c5, i[3], i[5]));
-}
-inline void at6(const __m256 i[6], __m256 o[4]) {
-  const __m256 s12 = _mm256_add_ps(i[1], i[2]), d12 = _mm256_sub_ps(i[1], i[2]);
-  const __m256 s34 = _mm256_add_ps(i[3], i[4]), d34 = _mm256_sub_ps(i[3], i[4]);
-  o[0] = _mm256_add_ps(_mm256_add_ps(i[0], s12), s34);
-  o[1] = _mm256_fmadd_ps(_mm256_set1_ps(2.f), d34, d12);
-  o[2] = _mm256_fmadd_ps(_mm256_set1_ps(4.f), s34, s12);
-  o[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.f), d34, d12), i[5]);
-}
-inline void a4(const __m256 i[4], __m256 o[6]) {
-  const __m256 s02 = _mm256_add_ps(i[0], i[2]), s13 = _mm256_add_ps(i[1], i[3]);
-  const __m256 q02 = _mm256_fmadd_ps(_mm256_set1_ps(4.f), i[2], i[0]);
-  const __m256 q13 =
-      _mm256_mul_ps(_mm256_set1_ps(2.f), _mm256_fmadd_ps(_mm256_set1_ps(4.f), i[3], i[1]));
-  o[0] = i[0];
-  o[1] = _mm256_add_ps(s02, s13);
-  o[2] = _mm256_sub_ps(s02, s13);
-  o[3] = _mm256_add_ps(q02, q13);
-  o[4] = _mm256_sub_ps(q02, q13);
-  o[5] = i[3];
 }
 
 // V[e][c][0..nb) = B^T d B for the 6x6 input tiles of tiles t0 .. t0 + nb (nb % 8 == 0).
