@@ -1,7 +1,8 @@
 // The fused depthwise-separable convolution (see depsep_conv2d.h): per image, on one thread,
 //   forward:  t = depthwise(x_n) [C, PQ] in a thread-local buffer; y_n = act(Wp t + b).
 //   backward: t again; g = dy_n * (y_n > 0); dWp += g t^T; db += rows of g; t <- Wp^T g;
-//             dx_n = depthwise^T(t); dWd += correlation of x_n with t.
+//             dx_n = depthwise^T(t); dWd += correlation of x_n with t. With few input channels
+//             (the first layer) the mask and both pointwise products are one pass over dy.
 // The float pointwise products run on the micro-kernel of winograd_gemm.h (AVX-512 or AVX2) when
 // PQ % 32 == 0 and (AVX-512) C >= 16 (bias and ReLU in its epilogue; the AVX-512 build streams y
 // past the caches), else on OpenBLAS; with fewer than 16 input channels (the first layer) and no
@@ -26,6 +27,7 @@ namespace dsc::cpu {
 namespace {
 
 struct DepSepScratch;  // thread_buffer tag: slot 0 the depthwise output, 1 the masked gradient
+                       // (small C: the gradient at the depthwise output), 2 one masked row
 
 template <class T>
 bool micro_kernel(const DepSepShape& s) {
@@ -35,6 +37,51 @@ bool micro_kernel(const DepSepShape& s) {
 #else
   return false;
 #endif
+}
+
+// Up to this many input channels (the first layer's 3) the backward's pointwise parts are one
+// pass over dy instead of a mask pass and two GEMMs with a dimension of C: per output channel k,
+// its masked row g_k (kept in L1) gives db_k, dWp[k][c] += g_k . t_c and dt_c += Wp[k][c] g_k,
+// with dt (C x PQ) staying in L1 / L2. The GEMMs with C = 3 were bound by re-reading g.
+constexpr int kFusedMaxC = 8;
+
+template <class T>
+void small_c_pointwise_backward(int C, int K, int PQ, const T* y, const T* dy, const T* t,
+                                const T* wp, T* gk, T* dt, double* db, T* dwp) {
+  std::fill(dt, dt + int64_t(C) * PQ, T(0));
+  for (int k = 0; k < K; ++k) {
+    const T* __restrict d = dy + int64_t(k) * PQ;
+    T* __restrict g = gk;
+    T acc = 0;
+    if (y) {
+      const T* __restrict yr = y + int64_t(k) * PQ;
+#pragma omp simd reduction(+ : acc)
+      for (int i = 0; i < PQ; ++i) {
+        const T v = yr[i] > T(0) ? d[i] : T(0);
+        g[i] = v;
+        acc += v;
+      }
+    } else {
+#pragma omp simd reduction(+ : acc)
+      for (int i = 0; i < PQ; ++i) {
+        g[i] = d[i];
+        acc += d[i];
+      }
+    }
+    db[k] += acc;
+    for (int c = 0; c < C; ++c) {
+      const T* __restrict tc = t + int64_t(c) * PQ;
+      T* __restrict dtc = dt + int64_t(c) * PQ;
+      const T w = wp[int64_t(k) * C + c];
+      T dot = 0;
+#pragma omp simd reduction(+ : dot)
+      for (int i = 0; i < PQ; ++i) {
+        dot += g[i] * tc[i];
+        dtc[i] += w * g[i];
+      }
+      dwp[int64_t(k) * C + c] += dot;
+    }
+  }
 }
 
 void check(const DepSepShape& s) {
@@ -107,6 +154,21 @@ void depsep_conv2d_backward(const DepSepShape& s, const T* x, const T* wd, const
     phases::Timer phase("dw recompute");
     T* t = thread_buffer<T, DepSepScratch, 0>(size_t(C) * PQ);
     depthwise::image_forward(s.dw, xn, wd, t);
+    if (C <= kFusedMaxC) {  // the first layer: one pass over dy for every pointwise part
+      phase.next("mask+pointwise");
+      T* dt = thread_buffer<T, DepSepScratch, 1>(size_t(C) * PQ);
+      small_c_pointwise_backward(C, K, PQ, s.relu ? y + n * y_image : nullptr, dyn, t, wp,
+                                 thread_buffer<T, DepSepScratch, 2>(size_t(PQ)), dt,
+                                 db_part.data() + size_t(th) * K,
+                                 dwp_part.data() + size_t(th) * K * C);
+      phase.next("depthwise dx");
+      if (dx)
+        depthwise::image_backward_data(s.dw, dt, wd, flipped.data(), dx + n * x_image,
+                                       /*stream=*/true);
+      phase.next("depthwise dW");
+      depthwise::image_backward_filter(s.dw, xn, dt, dwd_part.data() + size_t(th) * C * (RS + 1));
+      return;
+    }
     // g = dy masked by the ReLU, and the bias gradient, row by row in one pass.
     phase.next("relu mask+db");
     const T* g = dyn;

@@ -270,16 +270,40 @@ void stencil3x3_direct(const float* __restrict x, int H, int W, const float* __r
 
 // The 3x3, padding-1 filter gradient straight from the unpadded plane x [H, W] (W % 8 == 0; the
 // output is H x W): acc[r * 3 + t] += sum_{p,q} dy[p][q] x[p + r - 1][q + t - 1]. Per 8-wide
-// column chunk, nine accumulators over the rows; loads crossing the plane's left or right edge
+// column chunk, nine accumulators (a) over the rows; loads crossing the plane's left or right edge
 // are masked (zeros there), rows outside it skipped.
 template <bool kLeftEdge, bool kRightEdge>
 void filter_grad3x3_chunk(const float* __restrict x, const float* __restrict dy, int H, int W,
-                          int q0, double* acc) {
+                          int q0, __m256 (&sums)[9]) {
   const __m256i not_first = _mm256_setr_epi32(0, -1, -1, -1, -1, -1, -1, -1);
   const __m256i not_last = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0);
-  __m256 a[9];
-  for (int i = 0; i < 9; ++i) a[i] = _mm256_setzero_ps();
-  for (int p = 0; p < H; ++p) {
+  __m256 a[9];  // in registers over the rows
+  for (int i = 0; i < 9; ++i) a[i] = sums[i];
+  auto load = [&](const float* row, int t) {  // x[ih][q0 + t - 1 .. q0 + t + 6], zero outside
+    return (kLeftEdge && t == 0)    ? _mm256_maskload_ps(row - 1, not_first)
+           : (kRightEdge && t == 2) ? _mm256_maskload_ps(row + 1, not_last)
+                                    : _mm256_loadu_ps(row + t - 1);
+  };
+  // Two output rows p, p + 1 per pass: input rows p - 1 .. p + 2, each loaded once (at its three
+  // offsets) for both: 14 loads per 18 multiply-adds instead of 20.
+  int p = 0;
+  for (; p + 1 < H; p += 2) {
+    const __m256 g0 = _mm256_loadu_ps(dy + int64_t(p) * W + q0);
+    const __m256 g1 = _mm256_loadu_ps(dy + int64_t(p + 1) * W + q0);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const int ih = p + j - 1;
+      if (ih < 0 || ih >= H) continue;
+      const float* row = x + int64_t(ih) * W + q0;
+#pragma GCC unroll 3
+      for (int t = 0; t < 3; ++t) {
+        const __m256 v = load(row, t);
+        if (j <= 2) a[j * 3 + t] = _mm256_fmadd_ps(g0, v, a[j * 3 + t]);
+        if (j >= 1) a[(j - 1) * 3 + t] = _mm256_fmadd_ps(g1, v, a[(j - 1) * 3 + t]);
+      }
+    }
+  }
+  if (p < H) {  // an odd last row
     const __m256 g = _mm256_loadu_ps(dy + int64_t(p) * W + q0);
 #pragma GCC unroll 3
     for (int r = 0; r < 3; ++r) {
@@ -287,30 +311,30 @@ void filter_grad3x3_chunk(const float* __restrict x, const float* __restrict dy,
       if (ih < 0 || ih >= H) continue;
       const float* row = x + int64_t(ih) * W + q0;
 #pragma GCC unroll 3
-      for (int t = 0; t < 3; ++t) {
-        const __m256 v = (kLeftEdge && t == 0)    ? _mm256_maskload_ps(row - 1, not_first)
-                         : (kRightEdge && t == 2) ? _mm256_maskload_ps(row + 1, not_last)
-                                                  : _mm256_loadu_ps(row + t - 1);
-        a[r * 3 + t] = _mm256_fmadd_ps(g, v, a[r * 3 + t]);
-      }
+      for (int t = 0; t < 3; ++t) a[r * 3 + t] = _mm256_fmadd_ps(g, load(row, t), a[r * 3 + t]);
     }
   }
-  add_lane_sums(a, acc);
+  for (int i = 0; i < 9; ++i) sums[i] = a[i];
 }
 
+// The nine accumulators run over the whole plane and are reduced to acc once (a reduction per
+// chunk cost about a quarter of the chunk's own work at W = 32).
 void filter_grad3x3_direct(const float* __restrict x, const float* __restrict dy, int H, int W,
                            double* acc) {
+  __m256 a[9];
+  for (int i = 0; i < 9; ++i) a[i] = _mm256_setzero_ps();
   for (int q0 = 0; q0 < W; q0 += 8) {
     const bool left = q0 == 0, right = q0 + 8 == W;
     if (left && right)
-      filter_grad3x3_chunk<true, true>(x, dy, H, W, q0, acc);
+      filter_grad3x3_chunk<true, true>(x, dy, H, W, q0, a);
     else if (left)
-      filter_grad3x3_chunk<true, false>(x, dy, H, W, q0, acc);
+      filter_grad3x3_chunk<true, false>(x, dy, H, W, q0, a);
     else if (right)
-      filter_grad3x3_chunk<false, true>(x, dy, H, W, q0, acc);
+      filter_grad3x3_chunk<false, true>(x, dy, H, W, q0, a);
     else
-      filter_grad3x3_chunk<false, false>(x, dy, H, W, q0, acc);
+      filter_grad3x3_chunk<false, false>(x, dy, H, W, q0, a);
   }
+  add_lane_sums(a, acc);
 }
 #endif
 
