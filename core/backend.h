@@ -88,11 +88,13 @@ constexpr bool is_kernel_entry(std::string_view name) {
   return false;
 }
 
-// The optional entries the CPU backend does not provide (it has no graphs, no combined conv2d
-// backward and no library algorithms to report). The CUDA backend provides every entry.
-inline constexpr std::array<std::string_view, 8> kCpuNotProvided = {
-    "graph_supported", "graph_begin",     "graph_end",       "graph_abort",
-    "graph_replay",    "graph_release",   "conv2d_backward", "algorithm_report"};
+// The optional entries the CPU backend does not provide (it has no graphs, no device timers, no
+// combined conv2d backward and no library algorithms to report). The CUDA backend provides every
+// entry.
+inline constexpr std::array<std::string_view, 11> kCpuNotProvided = {
+    "graph_supported", "graph_begin",   "graph_end",       "graph_abort",
+    "graph_replay",    "graph_release", "timer_mark",      "timer_seconds",
+    "timer_release",   "conv2d_backward", "algorithm_report"};
 
 // Whether `device`'s backend provides `entry`: every entry except the ones it lists above. Its
 // registration sets exactly these entries; the tests check its table against the same answer.

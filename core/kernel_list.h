@@ -35,6 +35,15 @@ DSC_KERNEL(copy_bytes, void, (void* dst, Device dst_device, const void* src, Dev
                               size_t bytes), required)
 DSC_KERNEL(synchronize, void, (), required)
 
+// ---- device timing (optional; train/step_profiler.cpp; core/cuda/runtime.cu) ----
+// timer_mark: a marker queued behind the work queued so far, as an opaque handle (it completes
+// when that work has); timer_seconds(from, to): waits for `to`, returns the device time between
+// the two markers; timer_release: frees a marker. A backend without them (the CPU's: its kernels
+// have finished when they return) is timed on the host clock.
+DSC_KERNEL(timer_mark, void*, (), optional)
+DSC_KERNEL(timer_seconds, double, (void* from, void* to), optional)
+DSC_KERNEL(timer_release, void, (void* marker) noexcept, optional)
+
 // ---- step graphs (optional; see core/graph.h, which is how to use them; core/cuda/runtime.cu) ----
 // begin: the device work queued from now on is recorded, not run; end: the recording as an
 // opaque replayable graph; abort: end a failed recording and discard it; replay: queue the

@@ -13,8 +13,9 @@
 // How rows are timed: the step calls mark(row) at each boundary (TrainStep, with a profiler set,
 // runs a Sequential's children one at a time under a ProfileScope each, core/autograd.h); during
 // backward() the profiler, installed as the BackwardObserver, switches to the backward row of the
-// layer that recorded each node. A mark synchronises the device and reads the host clock (on a
-// GPU this costs every row a synchronisation; CUDA events are not implemented yet). Kernels that
+// layer that recorded each node. On the CPU a mark synchronises and reads the host clock; on a GPU
+// it queues a CUDA event and nothing waits inside the step (the rows are read from the events at
+// its end: train/step_profiler.h). Kernels that
 // name their phases (core/phases.h: the fused CPU DepSep layer) get sub-rows: how the row's time
 // splits between its depthwise and pointwise parts.
 // Tested in tests/train/test_profile.cpp.

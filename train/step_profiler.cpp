@@ -9,8 +9,18 @@
 
 namespace dsc {
 
-StepProfiler::StepProfiler(Device device) : device_(device) {}
-StepProfiler::~StepProfiler() { phases::set_enabled(false); }
+StepProfiler::StepProfiler(Device device) : device_(device) {
+  const KernelTable& k = kernels(device_);
+  timers_ = k.timer_mark && k.timer_seconds && k.timer_release;
+}
+
+StepProfiler::~StepProfiler() {
+  phases::set_enabled(false);
+  if (timers_) {  // a step left open by an exception
+    kernels(device_).timer_release(first_marker_);
+    for (auto& [row, m] : markers_) kernels(device_).timer_release(m);
+  }
+}
 
 double StepProfiler::now() {
   kernels(device_).synchronize();
@@ -48,21 +58,30 @@ void StepProfiler::set_shapes(int id, const Shape& in, const Shape& out) {
 
 void StepProfiler::mark(const std::string& name) { mark_id(row_id(name, name, "step")); }
 
-void StepProfiler::mark_id(int id) {
-  const double t = now();
-  std::vector<std::pair<std::string, double>> ran = phases::take();
-  if (current_ >= 0) {
-    Row& r = rows_[current_];
-    r.open_s += t - last_;
-    for (auto& [name, seconds] : ran) {
-      auto it = std::find_if(r.phases.begin(), r.phases.end(),
-                             [&](const auto& p) { return p.first == name; });
-      if (it == r.phases.end())
-        r.phases.emplace_back(name, seconds);
-      else
-        it->second += seconds;
-    }
+void StepProfiler::close_row(int row, double seconds,
+                             std::vector<std::pair<std::string, double>> ran) {
+  if (row < 0) return;
+  Row& r = rows_[row];
+  r.open_s += seconds;
+  for (auto& [name, s] : ran) {
+    auto it = std::find_if(r.phases.begin(), r.phases.end(),
+                           [&](const auto& p) { return p.first == name; });
+    if (it == r.phases.end())
+      r.phases.emplace_back(name, s);
+    else
+      it->second += s;
   }
+}
+
+void StepProfiler::mark_id(int id) {
+  if (timers_) {  // the row's time is read at end_step; its host-side phases now
+    markers_.emplace_back(current_, kernels(device_).timer_mark());
+    close_row(current_, 0.0, phases::take());
+    current_ = id;
+    return;
+  }
+  const double t = now();
+  close_row(current_, t - last_, phases::take());
   current_ = id;
   last_ = t;
 }
@@ -77,7 +96,10 @@ void StepProfiler::begin_step() {
   for (Row& r : rows_) r.open_s = 0;
   previous_observer_ = set_backward_observer(this);
   current_ = -1;
-  last_ = begin_ = now();
+  if (timers_)
+    first_marker_ = kernels(device_).timer_mark();
+  else
+    last_ = begin_ = now();
   phases::take();  // whatever ran before the step is not the step's
   phases::set_enabled(true);
 }
@@ -86,8 +108,22 @@ void StepProfiler::end_step() {
   mark_id(-1);
   phases::set_enabled(false);
   set_backward_observer(previous_observer_);
+  double step = last_ - begin_;
+  if (timers_) {  // one wait, for the last marker; then the time between consecutive markers
+    const KernelTable& k = kernels(device_);
+    void* prev = first_marker_;
+    for (auto& [row, m] : markers_) {
+      if (row >= 0) rows_[row].open_s += k.timer_seconds(prev, m);
+      prev = m;
+    }
+    step = markers_.empty() ? 0.0 : k.timer_seconds(first_marker_, markers_.back().second);
+    k.timer_release(first_marker_);
+    for (auto& [row, m] : markers_) k.timer_release(m);
+    first_marker_ = nullptr;
+    markers_.clear();
+  }
   for (Row& r : rows_) r.seconds.push_back(r.open_s);
-  step_seconds_.push_back(last_ - begin_);
+  step_seconds_.push_back(step);
 }
 
 void StepProfiler::clear() {

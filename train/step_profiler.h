@@ -3,8 +3,10 @@
 // each boundary; the time between two marks goes to the earlier row. TrainStep, with a profiler
 // set, runs a Sequential's children one at a time, each under a ProfileScope (core/autograd.h);
 // during backward() the profiler, installed as the BackwardObserver, switches to the backward row
-// of the layer that recorded each node. A mark synchronises the device and reads the host clock
-// (on a GPU that costs every row a synchronisation; CUDA events are not implemented yet). Between
+// of the layer that recorded each node. On a backend with device timers (CUDA: events on the
+// compute stream) a mark queues a marker and nothing waits until end_step(), which reads the
+// device time between consecutive markers; elsewhere (the CPU) a mark synchronises the device and
+// reads the host clock. Between
 // begin_step() and end_step() kernel phases are enabled (core/phases.h), and each mark hands the
 // closing row the phases that ran in it.
 // Tested in tests/train/test_profile.cpp.
@@ -51,11 +53,18 @@ class StepProfiler : public BackwardObserver {
   };
   const std::vector<Row>& rows() const { return rows_; }
   const std::vector<double>& step_seconds() const { return step_seconds_; }
+  // Whether the rows are timed by device markers (no synchronisation inside the step).
+  bool device_timers() const { return timers_; }
 
  private:
   int row_id(const std::string& name, const std::string& layer, const std::string& pass);
   double now();
+  void close_row(int row, double seconds, std::vector<std::pair<std::string, double>> ran);
   Device device_;
+  bool timers_ = false;
+  // With device timers: the step's first marker, then (row closed, marker) per mark.
+  void* first_marker_ = nullptr;
+  std::vector<std::pair<int, void*>> markers_;
   std::vector<Row> rows_;
   std::map<std::string, int> ids_;
   int current_ = -1;

@@ -182,6 +182,28 @@ void synchronize() {
   DSC_CUDA_CHECK(cudaStreamSynchronize(compute_stream()));
 }
 
+// ---- device timers: CUDA events on the compute stream --------------------------------------------
+
+void* timer_mark() {
+  DSC_CHECK(!capturing(), "cuda: timer_mark() inside a captured step graph");
+  cudaEvent_t e = nullptr;
+  DSC_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDefault));
+  DSC_CUDA_CHECK(cudaEventRecord(e, compute_stream()));
+  return e;
+}
+
+double timer_seconds(void* from, void* to) {
+  DSC_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(to)));
+  float ms = 0;
+  DSC_CUDA_CHECK(
+      cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(from), static_cast<cudaEvent_t>(to)));
+  return 1e-3 * ms;
+}
+
+void timer_release(void* marker) noexcept {
+  if (marker) (void)cudaEventDestroy(static_cast<cudaEvent_t>(marker));
+}
+
 // ---- workspace ----------------------------------------------------------------------------------
 
 namespace {

@@ -2,12 +2,14 @@
 // reason and refuse cleanly), every table entry filled (one check per entry of core/kernel_list.h),
 // host <-> device copies (chunked staging, views, device-to-device; host->device asynchronous yet
 // ordered, and not waiting for queued kernels; staging slots that grow only for larger copies), the
-// caching allocator's reuse, the convolution workspace kept for live step graphs,
+// caching allocator's reuse, the convolution workspace kept for live step graphs, the device timers
+// (events) and the step profiler's rows timed by them,
 // gpu_description() and the NVML utilisation monitor (runs everywhere: "n/a" without NVML).
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <iterator>
 #include <limits>
 #include <random>
@@ -21,6 +23,7 @@
 #include "core/graph.h"
 #include "core/ops.h"
 #include "cuda/cuda_test_util.h"
+#include "train/step_profiler.h"
 #ifdef DSC_HAVE_CUDA
 #include "core/cuda/runtime.h"
 #endif
@@ -107,6 +110,56 @@ TEST_CASE("cuda copies: host <-> device round trips, views, device to device" *
   Tensor labels = Tensor::from({3, 1, 4, 1, 5, 9, 2}, {7}, DType::I32);
   check_close(labels.to(Device::CUDA).to(Device::CPU), labels, 0, "i32 labels");
   cuda_table().synchronize();  // nothing pending, but the entry must work
+}
+
+TEST_CASE(
+    "cuda device timers: time between markers in stream order, the step profiler's rows on them" *
+    doctest::skip(no_cuda())) {
+  CHECK_FALSE(StepProfiler(Device::CPU).device_timers());  // host clock there
+  const KernelTable& k = cuda_table();
+  REQUIRE(bool(k.timer_mark));
+  std::mt19937_64 rng(3);
+  Tensor a = Tensor::uniform({4 * 1024 * 1024}, rng, -1, 1).to(Device::CUDA);
+  void* m0 = k.timer_mark();
+  k.fill(a, 1.0);  // 16 MiB written between m0 and m1
+  k.scale(a, 0.5);
+  void* m1 = k.timer_mark();
+  void* m2 = k.timer_mark();
+  const double s01 = k.timer_seconds(m0, m1), s12 = k.timer_seconds(m1, m2);
+  const double s02 = k.timer_seconds(m0, m2);
+  CHECK(s01 > 0);
+  CHECK(s12 >= 0);
+  CHECK(std::abs(s02 - (s01 + s12)) < 1e-5);  // events' resolution is about a microsecond
+  for (void* m : {m0, m1, m2}) k.timer_release(m);
+  CHECK(a.to(Device::CPU).to_vector()[12345] == 0.5);
+
+  StepProfiler p(Device::CUDA);
+  CHECK(p.device_timers());
+  for (int step = 0; step < 2; ++step) {
+    p.begin_step();
+    p.mark("work");
+    k.fill(a, 2.0);
+    k.scale(a, 3.0);
+    p.mark("nothing");
+    p.mark("more work");
+    k.scale(a, 0.5);
+    p.end_step();
+  }
+  REQUIRE(p.step_seconds().size() == 2);
+  double rows = 0;
+  for (const auto& r : p.rows()) {
+    REQUIRE(r.seconds.size() == 2);
+    CHECK(r.seconds[1] >= 0);
+    rows += r.seconds[1];
+  }
+  const auto& row = [&](const char* name) {
+    return *std::find_if(p.rows().begin(), p.rows().end(),
+                         [&](const auto& r) { return r.name == name; });
+  };
+  CHECK(row("work").seconds[1] > 0);
+  CHECK(row("more work").seconds[1] > 0);
+  CHECK(std::abs(p.step_seconds()[1] - rows) < 1e-5);  // no time before the first mark here
+  CHECK(a.to(Device::CPU).to_vector()[7] == 3.0);
 }
 
 TEST_CASE("cuda host->device copies are ordered with the kernels around them" *

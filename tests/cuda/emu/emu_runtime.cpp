@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -455,14 +456,35 @@ cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind, cu
   emu::run_or_record([=] { std::memmove(d, s, n); });
   return cudaSuccess;
 }
-// Events: every call runs to completion when made, so recording, waiting and synchronising are
-// no-ops.
+// Events: every call runs to completion when made (or when its recorded graph is replayed), so
+// waiting and synchronising are no-ops; recording one notes the host clock, for
+// cudaEventElapsedTime.
+struct EmuEvent {
+  double seconds = -1;  // when last recorded; -1: never
+};
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) {
-  static int dummy;
-  *e = reinterpret_cast<cudaEvent_t>(&dummy);
+  *e = reinterpret_cast<cudaEvent_t>(new EmuEvent);
   return cudaSuccess;
 }
-cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  delete reinterpret_cast<EmuEvent*>(e);
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+  EmuEvent* ev = reinterpret_cast<EmuEvent*>(e);
+  emu::run_or_record([ev] {
+    ev->seconds = std::chrono::duration<double>(
+                      std::chrono::steady_clock::now().time_since_epoch()).count();
+  });
+  return cudaSuccess;
+}
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t from, cudaEvent_t to) {
+  const EmuEvent* a = reinterpret_cast<EmuEvent*>(from);
+  const EmuEvent* b = reinterpret_cast<EmuEvent*>(to);
+  if (a->seconds < 0 || b->seconds < 0) return cudaErrorInvalidResourceHandle;
+  *ms = float(1e3 * (b->seconds - a->seconds));
+  return cudaSuccess;
+}
 cudaError_t cudaEventSynchronize(cudaEvent_t) { return emu_sync(); }
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
 cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t) {
