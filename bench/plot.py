@@ -284,15 +284,70 @@ def profile_groups(rows):
     return groups
 
 
+def phase_groups(rows):
+    """Per layer whose rows carry kernel phases ("phases": [{"name", "ms"}], the fused DepSep
+    layers): {layer: [(label, ms)]}, each pass's phases in order, then the pass's "rest" (its time
+    outside every phase)."""
+    groups = {}
+    for r in rows:
+        phases = r.get("phases") or []
+        if not phases:
+            continue
+        short = {"forward": "fwd", "backward": "bwd"}.get(r.get("pass"), str(r.get("pass", "")))
+        parts = groups.setdefault(str(r.get("layer", r["row"])), [])
+        inside = 0.0
+        for ph in phases:
+            if "name" not in ph or "ms" not in ph:
+                raise PlotError(f"{r['_where']}: a phase without 'name' or 'ms'")
+            parts.append((f"{short} {ph['name']}", float(ph["ms"])))
+            inside += float(ph["ms"])
+        parts.append((f"{short} rest", max(0.0, float(r["ms"]) - inside)))
+    return groups
+
+
+def plot_phases(ax, model, groups):
+    """Stacked bars of the kernel phases of each layer that has them."""
+    import matplotlib
+    names = list(groups)
+    labels = []
+    for parts in groups.values():
+        for label, _ in parts:
+            if label not in labels:
+                labels.append(label)
+    cmap = matplotlib.colormaps["tab20"]
+    bottom = [0.0] * len(names)
+    for i, label in enumerate(labels):
+        vals = [sum(ms for l, ms in groups[n] if l == label) for n in names]
+        ax.bar(range(len(names)), vals, 0.6, bottom=bottom, color=cmap(i % 20), label=label)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_xticks(list(range(len(names))))
+    ax.set_xticklabels(names, fontsize=8)
+    ax.set_title(f"{model}: kernel phases of the fused layers", fontsize=10)
+    ax.set_ylabel("ms per step")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=6, ncol=2, loc="upper left")
+
+
 def plot_profile(inputs, out: str, title: str = None):
     check_output(out)
     panels = []
     for path in inputs:
         for model, (rows, total) in read_profiles(path).items():
             panels.append((model, rows, total))
+    phased = [(i, model, phase_groups(rows)) for i, (model, rows, _) in enumerate(panels)]
+    phased = [(i, model, g) for i, model, g in phased if g]
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 5), sharey=True,
+    nrows = 2 if phased else 1
+    fig, axes = plt.subplots(nrows, len(panels), figsize=(7.5 * len(panels), 5 * nrows),
                              squeeze=False)
+    for ax in axes[0][1:]:
+        ax.sharey(axes[0][0])
+    if phased:  # the second row: under each model with phases, its phases
+        for ax in axes[1]:
+            ax.axis("off")
+        for i, model, groups in phased:
+            axes[1][i].axis("on")
+            plot_phases(axes[1][i], model, groups)
     colors = {"forward": "#4c72b0", "backward": "#dd8452", "step": "#8c8c8c"}
     for ax, (model, rows, total) in zip(axes[0], panels):
         groups = profile_groups(rows)
@@ -333,7 +388,8 @@ def plot_profile(inputs, out: str, title: str = None):
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
-    print(f"plot.py profile: wrote {out} ({len(panels)} model(s))", file=sys.stderr)
+    print(f"plot.py profile: wrote {out} ({len(panels)} model(s), kernel phases of "
+          f"{len(phased)})", file=sys.stderr)
 
 
 # ---- selftest ----------------------------------------------------------------------------------
@@ -404,10 +460,13 @@ def selftest(keep: str = None):
             with open(p(f"profile_{model}.jsonl"), "w") as f:
                 for layer in ("conv1", "conv2", "pool", "fc", "loss"):
                     for passes, m in (("forward", 1.0), ("backward", 2.0)):
-                        f.write(json.dumps({"type": "profile", "model": model,
-                                            "row": f"{layer} {passes[:3]}", "layer": layer,
-                                            "pass": passes, "ms": 10 * k * m,
-                                            "bound_ms": 4 * k * m, "limit": "memory"}) + "\n")
+                        row = {"type": "profile", "model": model, "row": f"{layer} {passes[:3]}",
+                               "layer": layer, "pass": passes, "ms": 10 * k * m,
+                               "bound_ms": 4 * k * m, "limit": "memory"}
+                        if model == "depsep" and layer.startswith("conv"):
+                            row["phases"] = [{"name": "depthwise", "ms": 2 * k * m},
+                                             {"name": "pointwise", "ms": 7 * k * m}]
+                        f.write(json.dumps(row) + "\n")
                 f.write(json.dumps({"type": "profile", "model": model, "row": "optimizer",
                                     "layer": "optimizer", "pass": "step", "ms": 1.0,
                                     "bound_ms": 0.01, "limit": "overhead"}) + "\n")
@@ -416,6 +475,12 @@ def selftest(keep: str = None):
                 f.write(json.dumps({"type": "profile", "row": "total", "model": model,
                                     "step_ms": 150 * k, "batch": 128, "precision": "fp32",
                                     "device": "cpu", "threads": 2}) + "\n")
+        groups = phase_groups(read_profiles(p("profile_depsep.jsonl"))["depsep"][0])
+        got = [(label, round(ms, 6)) for label, ms in groups["conv1"]]
+        assert got == [("fwd depthwise", 0.6), ("fwd pointwise", 2.1), ("fwd rest", 0.3),
+                       ("bwd depthwise", 1.2), ("bwd pointwise", 4.2), ("bwd rest", 0.6)], got
+        assert list(groups) == ["conv1", "conv2"], list(groups)
+        assert not phase_groups(read_profiles(p("profile_normal.jsonl"))["normal"][0])
         runs = [p("run_normal.jsonl"), p("run_depsep.jsonl")]
         for ext in FORMATS:
             plot_profile([p("profile_normal.jsonl"), p("profile_depsep.jsonl")],
@@ -446,6 +511,13 @@ def selftest(keep: str = None):
         with open(p("nototal.jsonl"), "w") as f:
             f.write(json.dumps({"type": "profile", "model": "m", "row": "fc fwd", "ms": 1}) + "\n")
         expect_error(plot_profile, [p("nototal.jsonl")], p("x.svg"), contains="no total line")
+        with open(p("badphase.jsonl"), "w") as f:
+            f.write(json.dumps({"type": "profile", "model": "m", "row": "conv1 fwd", "ms": 1,
+                                "layer": "conv1", "pass": "forward",
+                                "phases": [{"name": "depthwise"}]}) + "\n")
+            f.write(json.dumps({"type": "profile", "model": "m", "row": "total", "step_ms": 1})
+                    + "\n")
+        expect_error(plot_profile, [p("badphase.jsonl")], p("x.svg"), contains="without 'name' or 'ms'")
     print("plot.py selftest: ok (sweep, train and profile plots as SVG and PNG, error messages)")
 
 
