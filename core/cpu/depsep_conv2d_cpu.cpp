@@ -27,7 +27,7 @@ namespace dsc::cpu {
 namespace {
 
 struct DepSepScratch;  // thread_buffer tag: slot 0 the depthwise output, 1 the masked gradient
-                       // (small C: the gradient at the depthwise output), 2 one masked row
+                       // (small C: the gradient at the depthwise output), 2 kKRows masked rows
 
 template <class T>
 bool micro_kernel(const DepSepShape& s) {
@@ -40,46 +40,63 @@ bool micro_kernel(const DepSepShape& s) {
 }
 
 // Up to this many input channels (the first layer's 3) the backward's pointwise parts are one
-// pass over dy instead of a mask pass and two GEMMs with a dimension of C: per output channel k,
-// its masked row g_k (kept in L1) gives db_k, dWp[k][c] += g_k . t_c and dt_c += Wp[k][c] g_k,
-// with dt (C x PQ) staying in L1 / L2. The GEMMs with C = 3 were bound by re-reading g.
+// pass over dy instead of a mask pass and two GEMMs with a dimension of C: for each group of
+// kKRows output channels, their masked rows g (kept in L1) give db, dWp[k][c] += g_k . t_c and
+// dt_c += sum_k Wp[k][c] g_k, so dt (C x PQ) is read and written once per group. The GEMMs with
+// C = 3 were bound by re-reading g.
 constexpr int kFusedMaxC = 8;
+constexpr int kKRows = 4;
 
 template <class T>
 void small_c_pointwise_backward(int C, int K, int PQ, const T* y, const T* dy, const T* t,
-                                const T* wp, T* gk, T* dt, double* db, T* dwp) {
+                                const T* wp, T* gbuf, T* dt, double* db, T* dwp) {
   std::fill(dt, dt + int64_t(C) * PQ, T(0));
-  for (int k = 0; k < K; ++k) {
-    const T* __restrict d = dy + int64_t(k) * PQ;
-    T* __restrict g = gk;
-    T acc = 0;
-    if (y) {
-      const T* __restrict yr = y + int64_t(k) * PQ;
+  for (int k0 = 0; k0 < K; k0 += kKRows) {
+    const int nk = std::min(kKRows, K - k0);
+    for (int j = 0; j < nk; ++j) {  // g_j = dy masked by the ReLU, and its sum
+      const T* __restrict d = dy + int64_t(k0 + j) * PQ;
+      T* __restrict g = gbuf + int64_t(j) * PQ;
+      T acc = 0;
+      if (y) {
+        const T* __restrict yr = y + int64_t(k0 + j) * PQ;
 #pragma omp simd reduction(+ : acc)
-      for (int i = 0; i < PQ; ++i) {
-        const T v = yr[i] > T(0) ? d[i] : T(0);
-        g[i] = v;
-        acc += v;
-      }
-    } else {
+        for (int i = 0; i < PQ; ++i) {
+          const T v = yr[i] > T(0) ? d[i] : T(0);
+          g[i] = v;
+          acc += v;
+        }
+      } else {
 #pragma omp simd reduction(+ : acc)
-      for (int i = 0; i < PQ; ++i) {
-        g[i] = d[i];
-        acc += d[i];
+        for (int i = 0; i < PQ; ++i) {
+          g[i] = d[i];
+          acc += d[i];
+        }
       }
+      db[k0 + j] += acc;
     }
-    db[k] += acc;
+    for (int j = nk; j < kKRows; ++j)  // a short last group: zero rows, zero weights
+      std::fill(gbuf + int64_t(j) * PQ, gbuf + int64_t(j + 1) * PQ, T(0));
+    const T* __restrict g0 = gbuf;
+    const T* __restrict g1 = gbuf + PQ;
+    const T* __restrict g2 = gbuf + 2 * int64_t(PQ);
+    const T* __restrict g3 = gbuf + 3 * int64_t(PQ);
     for (int c = 0; c < C; ++c) {
       const T* __restrict tc = t + int64_t(c) * PQ;
       T* __restrict dtc = dt + int64_t(c) * PQ;
-      const T w = wp[int64_t(k) * C + c];
-      T dot = 0;
-#pragma omp simd reduction(+ : dot)
+      T w[kKRows];
+      for (int j = 0; j < kKRows; ++j) w[j] = j < nk ? wp[int64_t(k0 + j) * C + c] : T(0);
+      T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
       for (int i = 0; i < PQ; ++i) {
-        dot += g[i] * tc[i];
-        dtc[i] += w * g[i];
+        const T ti = tc[i];
+        s0 += g0[i] * ti;
+        s1 += g1[i] * ti;
+        s2 += g2[i] * ti;
+        s3 += g3[i] * ti;
+        dtc[i] += w[0] * g0[i] + w[1] * g1[i] + w[2] * g2[i] + w[3] * g3[i];
       }
-      dwp[int64_t(k) * C + c] += dot;
+      const T sums[kKRows] = {s0, s1, s2, s3};
+      for (int j = 0; j < nk; ++j) dwp[int64_t(k0 + j) * C + c] += sums[j];
     }
   }
 }
@@ -158,7 +175,7 @@ void depsep_conv2d_backward(const DepSepShape& s, const T* x, const T* wd, const
       phase.next("mask+pointwise");
       T* dt = thread_buffer<T, DepSepScratch, 1>(size_t(C) * PQ);
       small_c_pointwise_backward(C, K, PQ, s.relu ? y + n * y_image : nullptr, dyn, t, wp,
-                                 thread_buffer<T, DepSepScratch, 2>(size_t(PQ)), dt,
+                                 thread_buffer<T, DepSepScratch, 2>(size_t(kKRows) * PQ), dt,
                                  db_part.data() + size_t(th) * K,
                                  dwp_part.data() + size_t(th) * K * C);
       phase.next("depthwise dx");
