@@ -191,9 +191,15 @@ done
 step compare 30 bash -c "'$bin/compare' '$res'/train_depsep_*.jsonl '$res'/train_normal_*.jsonl \
 > '$res/compare.md'"
 
-# 5. single layers: ceilings, then batch 16 fp16 forward and forward+backward, PyTorch beside
+# 5. ceilings; the step profile of both models (rows timed by CUDA events); single layers at
+# batch 16 fp16, forward and forward+backward, PyTorch beside
 step bench_device 90 "$bin/bench" device --device "$dev" "${device_args[@]}" \
   --out "$res/ceilings_$dev.json"
+for model in depsep normal; do  # where the step's time goes, timed by CUDA events on a GPU
+  step "profile_${model}" 90 bash -c "'$bin/train_steps' --model $model --device $dev \
+--precision $precision ${steps_args[*]} --profile --profile-steps 10 \
+--ceilings '$res/ceilings_$dev.json' > '$res/profile_${model}.txt'"
+done
 step bench_layer 90 "$bin/bench" layer --device "$dev" "${layer_args[@]}" \
   --kinds normal,depsep,depsep-fused --ceilings "$res/ceilings_$dev.json" --json "$res/layer.jsonl"
 step bench_layer_backward 90 "$bin/bench" layer --device "$dev" "${layer_args[@]}" --backward \
@@ -225,7 +231,7 @@ pack
 if [ "$selftest" = 1 ]; then  # the self-test also checks what a GPU call would bring back
   missing=$failed
   files=(status.jsonl train_steps.jsonl train_depsep_ours.jsonl train_normal_ours.jsonl compare.md
-         ceilings_cpu.json layer.jsonl layer_backward.jsonl)
+         ceilings_cpu.json profile_depsep.txt layer.jsonl layer_backward.jsonl)
   [ "$late" -gt 0 ] && files=(status.jsonl)  # a run cut short by its deadline brings back less
   for f in "${files[@]}"; do
     tar -tzf "$out/results.tgz" "./$f" >/dev/null 2>&1 || { say "selftest: $f missing"; missing=1; }
