@@ -11,7 +11,8 @@
 #             DepSep layers fused and composed; PyTorch (AMP + GradScaler, NCHW and channels_last)
 #   train_*   the seed's recipe (5 epochs, batch 128, AMP) on the carried 10,000-image subset,
 #             ours and PyTorch (channels_last), both models
-#   bench_*   bench device (ceilings), bench layer at batch 16 fp16, forward and forward+backward,
+#   bench_*   bench device (ceilings), then (profile_*) the step profile of both models, rows
+#             timed by CUDA events; bench layer at batch 16 fp16, forward and forward+backward,
 #             beside PyTorch's same layers
 #   compile_* PyTorch with torch.compile (if time is left)
 #   sanitize_* compute-sanitizer racecheck and synccheck on the DepSep and depthwise tests
