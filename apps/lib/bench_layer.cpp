@@ -32,13 +32,8 @@ bool all_digits(const std::string& s) {
   return true;
 }
 
-// ---- what the CPU backend runs (mirrors core/cpu/conv2d_cpu.cpp and winograd_cpu.cpp) ---------
+// ---- what the CPU backend runs (mirrors core/cpu/conv2d_cpu.cpp; Winograd asks winograd.h) ---
 
-#if (defined(__AVX512F__) && defined(__AVX512VL__)) || DSC_CPU_MICRO_KERNEL == 256
-constexpr bool kWinogradBuilt = true;
-#else
-constexpr bool kWinogradBuilt = false;
-#endif
 #ifdef DSC_CPU_MICRO_KERNEL
 constexpr bool kMicroKernelBuilt = true;
 constexpr bool kMicroKernelAnyChannels = DSC_CPU_MICRO_KERNEL == 256;  // see depsep_conv2d_cpu.cpp
@@ -49,12 +44,12 @@ constexpr bool kMicroKernelAnyChannels = false;
 const std::string kMicroKernel;
 #endif
 
-bool cpu_winograd(int64_t n, int64_t c, int64_t k, int64_t h, int64_t w, int64_t kernel, int pad) {
-  const int64_t p = h + 2 * pad - kernel + 1, q = w + 2 * pad - kernel + 1;
-  const int64_t min_channels = kMicroKernelAnyChannels ? cpu::winograd::kMinChannelsAvx2 : 0;
-  return kWinogradBuilt && kernel == 3 && pad <= 2 && p > 0 && q > 0 && c >= min_channels &&
-         k >= min_channels &&
-         n * c * h * w < (int64_t(1) << 31) && n * k * p * q < (int64_t(1) << 31);
+// Whether conv2d_cpu.cpp takes Winograd for this stride-1 convolution: the backend's own test.
+bool cpu_winograd(const LayerSpec& s, int pad) {
+  ConvShape c;
+  c.n = int(s.batch), c.c = int(s.channels), c.h = int(s.height), c.w = int(s.width);
+  c.k = int(s.filters), c.r = c.s = int(s.kernel), c.pad = pad;
+  return cpu::winograd::applicable(c);
 }
 
 // 1x1, stride 1, pad 0 over an hw-pixel image with c input channels; `fused`: the fused DepSep
@@ -79,7 +74,7 @@ std::string cpu_kernels(const LayerSpec& s, int pad) {
     if (s.kernel == 1 && pad == 0) {
       fwd = cpu_pointwise_forward(s.channels, p * q);
       bwd = cpu_pointwise_backward(s.channels, p * q);
-    } else if (cpu_winograd(s.batch, s.channels, s.filters, s.height, s.width, s.kernel, pad)) {
+    } else if (cpu_winograd(s, pad)) {
       fwd = bwd = "winograd F(4x4,3x3)";
     } else {
       fwd = "im2col+gemm";

@@ -13,9 +13,8 @@
 namespace dsc::cpu::winograd {
 
 // True when the shape is one the Winograd path handles (and the build has AVX-512 or AVX2 + FMA;
-// the AVX2 build also needs at least kMinChannelsAvx2 input and output channels).
+// the AVX2 build also needs at least 16 input and output channels).
 bool applicable(const ConvShape& s);
-constexpr int kMinChannelsAvx2 = 16;
 
 void forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y);
 void backward_data(const ConvShape& s, const float* dy, const float* w, float* dx);

@@ -573,7 +573,8 @@ bool applicable(const ConvShape& s) {
   // AVX2: with few channels on either side the 36 transformed products are too small to pay for
   // the transforms (the seed's conv1, 3 -> 128: backward-data 40.0 and backward-filter 49.9 ms
   // per batch against 22.4 and 24.2 for im2col + GEMM on one Zen 3 core).
-  if (s.c < kMinChannelsAvx2 || s.k < kMinChannelsAvx2) return false;
+  constexpr int kMinChannels = 16;
+  if (s.c < kMinChannels || s.k < kMinChannels) return false;
 #endif
   return s.groups == 1 && s.r == 3 && s.s == 3 && s.stride == 1 && s.pad >= 0 && s.pad <= 2 &&
          s.p() > 0 && s.q() > 0 && s.x_numel() < (int64_t(1) << 31) &&
