@@ -39,6 +39,31 @@ bool micro_kernel(const DepSepShape& s) {
 #endif
 }
 
+// One row of the gradient through the ReLU: g = (y > 0) ? dy : 0 (g = dy without a y; g may be
+// null, then only the sum is wanted); returns the sum of g, the row's bias gradient.
+template <class T>
+T masked_row(const T* __restrict d, const T* __restrict y, T* __restrict g, int PQ) {
+  T acc = 0;
+  if (y) {
+#pragma omp simd reduction(+ : acc)
+    for (int i = 0; i < PQ; ++i) {
+      const T v = y[i] > T(0) ? d[i] : T(0);
+      g[i] = v;
+      acc += v;
+    }
+  } else if (g) {
+#pragma omp simd reduction(+ : acc)
+    for (int i = 0; i < PQ; ++i) {
+      g[i] = d[i];
+      acc += d[i];
+    }
+  } else {
+#pragma omp simd reduction(+ : acc)
+    for (int i = 0; i < PQ; ++i) acc += d[i];
+  }
+  return acc;
+}
+
 // Up to this many input channels (the first layer's 3) the backward's pointwise parts are one
 // pass over dy instead of a mask pass and two GEMMs with a dimension of C: for each group of
 // kKRows output channels, their masked rows g (kept in L1) give db, dWp[k][c] += g_k . t_c and
@@ -54,25 +79,8 @@ void small_c_pointwise_backward(int C, int K, int PQ, const T* y, const T* dy, c
   for (int k0 = 0; k0 < K; k0 += kKRows) {
     const int nk = std::min(kKRows, K - k0);
     for (int j = 0; j < nk; ++j) {  // g_j = dy masked by the ReLU, and its sum
-      const T* __restrict d = dy + int64_t(k0 + j) * PQ;
-      T* __restrict g = gbuf + int64_t(j) * PQ;
-      T acc = 0;
-      if (y) {
-        const T* __restrict yr = y + int64_t(k0 + j) * PQ;
-#pragma omp simd reduction(+ : acc)
-        for (int i = 0; i < PQ; ++i) {
-          const T v = yr[i] > T(0) ? d[i] : T(0);
-          g[i] = v;
-          acc += v;
-        }
-      } else {
-#pragma omp simd reduction(+ : acc)
-        for (int i = 0; i < PQ; ++i) {
-          g[i] = d[i];
-          acc += d[i];
-        }
-      }
-      db[k0 + j] += acc;
+      const int64_t row = int64_t(k0 + j) * PQ;
+      db[k0 + j] += masked_row(dy + row, y ? y + row : nullptr, gbuf + int64_t(j) * PQ, PQ);
     }
     for (int j = nk; j < kKRows; ++j)  // a short last group: zero rows, zero weights
       std::fill(gbuf + int64_t(j) * PQ, gbuf + int64_t(j + 1) * PQ, T(0));
@@ -193,22 +201,8 @@ void depsep_conv2d_backward(const DepSepShape& s, const T* x, const T* wd, const
     const T* yn = s.relu ? y + n * y_image : nullptr;
     double* dbt = db_part.data() + size_t(th) * K;
     for (int k = 0; k < K; ++k) {
-      const T* __restrict d = dyn + int64_t(k) * PQ;
-      T acc = 0;
-      if (s.relu) {
-        const T* __restrict yr = yn + int64_t(k) * PQ;
-        T* __restrict gr = gm + int64_t(k) * PQ;
-#pragma omp simd reduction(+ : acc)
-        for (int i = 0; i < PQ; ++i) {
-          const T v = yr[i] > T(0) ? d[i] : T(0);
-          gr[i] = v;
-          acc += v;
-        }
-      } else {
-#pragma omp simd reduction(+ : acc)
-        for (int i = 0; i < PQ; ++i) acc += d[i];
-      }
-      dbt[k] += acc;
+      const int64_t row = int64_t(k) * PQ;
+      dbt[k] += masked_row(dyn + row, s.relu ? yn + row : nullptr, s.relu ? gm + row : nullptr, PQ);
     }
     if (s.relu) g = gm;
     // dWp += g t^T, then t <- Wp^T g (the gradient at the depthwise output).
