@@ -16,10 +16,16 @@ StepProfiler::StepProfiler(Device device) : device_(device) {
 
 StepProfiler::~StepProfiler() {
   phases::set_enabled(false);
-  if (timers_) {  // a step left open by an exception
-    kernels(device_).timer_release(first_marker_);
-    for (auto& [row, m] : markers_) kernels(device_).timer_release(m);
-  }
+  release_markers();  // a step left open by an exception
+}
+
+void StepProfiler::release_markers() noexcept {
+  if (!timers_) return;
+  const KernelTable& k = kernels(device_);
+  k.timer_release(first_marker_);
+  for (auto& [row, m] : markers_) k.timer_release(m);
+  first_marker_ = nullptr;
+  markers_.clear();
 }
 
 double StepProfiler::now() {
@@ -109,18 +115,15 @@ void StepProfiler::end_step() {
   phases::set_enabled(false);
   set_backward_observer(previous_observer_);
   double step = last_ - begin_;
-  if (timers_) {  // one wait, for the last marker; then the time between consecutive markers
+  if (timers_) {  // one wait, for the last marker (mark_id(-1) queued it); then the intervals
     const KernelTable& k = kernels(device_);
     void* prev = first_marker_;
     for (auto& [row, m] : markers_) {
       if (row >= 0) rows_[row].open_s += k.timer_seconds(prev, m);
       prev = m;
     }
-    step = markers_.empty() ? 0.0 : k.timer_seconds(first_marker_, markers_.back().second);
-    k.timer_release(first_marker_);
-    for (auto& [row, m] : markers_) k.timer_release(m);
-    first_marker_ = nullptr;
-    markers_.clear();
+    step = k.timer_seconds(first_marker_, prev);
+    release_markers();
   }
   for (Row& r : rows_) r.seconds.push_back(r.open_s);
   step_seconds_.push_back(step);

@@ -60,6 +60,7 @@ class StepProfiler : public BackwardObserver {
   int row_id(const std::string& name, const std::string& layer, const std::string& pass);
   double now();
   void close_row(int row, double seconds, std::vector<std::pair<std::string, double>> ran);
+  void release_markers() noexcept;
   Device device_;
   bool timers_ = false;
   // With device timers: the step's first marker, then (row closed, marker) per mark.

@@ -3,8 +3,8 @@
 // path: a vector holds one row of two windows; forward takes the maximum down the rows, then
 // within each group of 4 lanes; backward finds each window's first maximum from the compare masks
 // of its 16 elements (the lowest set bit in row-major order) and writes the plane once. Any NaN
-// in a row of windows sends that row to the scalar loop, so the results equal its own (up to the sign
-// of a zero maximum: either zero may be returned where the window holds both).
+// in a row of windows sends that row to the scalar loop, so the results equal the scalar loop's
+// (up to the sign of a zero maximum: either zero may be returned where the window holds both).
 #include <cstdint>
 #include <cstring>
 #include <type_traits>

@@ -182,7 +182,7 @@ void synchronize() {
   DSC_CUDA_CHECK(cudaStreamSynchronize(compute_stream()));
 }
 
-// ---- device timers: CUDA events on the compute stream --------------------------------------------
+// ---- device timers: CUDA events on the compute stream ------------------------------------------
 
 void* timer_mark() {
   DSC_CHECK(!capturing(), "cuda: timer_mark() inside a captured step graph");
