@@ -608,23 +608,23 @@ void backward_filter(const ConvShape& s, const T* x, const T* dy, T* dw, T* dbia
 // ---- one image on the calling thread (for fused callers; outputs stay in cache) ----------------
 
 template <class T>
-void image_forward(const ConvShape& s, const T* x, const T* w, T* y) {
-  const int64_t in = int64_t(s.h) * s.w, out = int64_t(s.p()) * s.q();
+void image_forward(const ConvShape& s, const T* x, const T* w, T* y, int64_t ld) {
+  const int64_t in = int64_t(s.h) * s.w, out = ld > 0 ? ld : int64_t(s.p()) * s.q();
   for (int c = 0; c < s.c; ++c) plane_forward(s, c, x + c * in, w, T(0), y + c * out, false);
 }
 
 template <class T>
 void image_backward_data(const ConvShape& s, const T* dy, const T* w, const T* flipped, T* dx,
-                         bool stream) {
-  const int64_t in = int64_t(s.h) * s.w, out = int64_t(s.p()) * s.q();
+                         bool stream, int64_t ld) {
+  const int64_t in = int64_t(s.h) * s.w, out = ld > 0 ? ld : int64_t(s.p()) * s.q();
   for (int c = 0; c < s.c; ++c)
     plane_backward_data(s, c, dy + c * out, w, flipped, dx + c * in, stream);
   if (stream) store_fence();
 }
 
 template <class T>
-void image_backward_filter(const ConvShape& s, const T* x, const T* dy, double* acc) {
-  const int64_t in = int64_t(s.h) * s.w, out = int64_t(s.p()) * s.q();
+void image_backward_filter(const ConvShape& s, const T* x, const T* dy, double* acc, int64_t ld) {
+  const int64_t in = int64_t(s.h) * s.w, out = ld > 0 ? ld : int64_t(s.p()) * s.q();
   const int per = s.r * s.s + 1;
   for (int c = 0; c < s.c; ++c)
     plane_backward_filter(s, x + c * in, dy + c * out, acc + int64_t(c) * per);
@@ -634,10 +634,11 @@ void image_backward_filter(const ConvShape& s, const T* x, const T* dy, double* 
   template void forward<T>(const ConvShape&, const T*, const T*, const T*, T*);                   \
   template void backward_data<T>(const ConvShape&, const T*, const T*, T*);                       \
   template void backward_filter<T>(const ConvShape&, const T*, const T*, T*, T*);                 \
-  template void image_forward<T>(const ConvShape&, const T*, const T*, T*);                       \
+  template void image_forward<T>(const ConvShape&, const T*, const T*, T*, int64_t);              \
   template std::vector<T> flipped_filters<T>(const ConvShape&, const T*);                         \
-  template void image_backward_data<T>(const ConvShape&, const T*, const T*, const T*, T*, bool); \
-  template void image_backward_filter<T>(const ConvShape&, const T*, const T*, double*);
+  template void image_backward_data<T>(const ConvShape&, const T*, const T*, const T*, T*, bool,  \
+                                       int64_t);                                                  \
+  template void image_backward_filter<T>(const ConvShape&, const T*, const T*, double*, int64_t);
 DSC_INSTANTIATE(float)
 DSC_INSTANTIATE(double)
 #undef DSC_INSTANTIATE

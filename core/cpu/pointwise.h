@@ -1,7 +1,8 @@
 // One image's 1x1 product on the calling thread, shared by the convolution and fused DepSep
 // kernels: y [K, PQ] = act(W x + b) with W [K, C] row-major, x [C, PQ] (an image or an im2col
-// matrix), b [K] or null, act = ReLU if relu. Plain vectorised rows when C < 16 (a GEMM call costs
-// more than it saves there), else OpenBLAS followed by one pass for bias and ReLU.
+// matrix; its rows ldx >= PQ apart, 0 meaning PQ), b [K] or null, act = ReLU if relu. Plain
+// vectorised rows when C < 16 (a GEMM call costs more than it saves there), else OpenBLAS
+// followed by one pass for bias and ReLU.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +12,9 @@
 namespace dsc::cpu {
 
 template <class T>
-void pointwise_image(int C, int K, int PQ, const T* x, const T* w, const T* b, bool relu, T* y) {
+void pointwise_image(int C, int K, int PQ, const T* x, const T* w, const T* b, bool relu, T* y,
+                     int64_t ldx = 0) {
+  if (ldx <= 0) ldx = PQ;
   if (C < 16) {
     for (int k = 0; k < K; ++k) {
       T* __restrict row = y + int64_t(k) * PQ;
@@ -19,7 +22,7 @@ void pointwise_image(int C, int K, int PQ, const T* x, const T* w, const T* b, b
       for (int i = 0; i < PQ; ++i) row[i] = bk;
       for (int c = 0; c < C; ++c) {
         const T wk = w[int64_t(k) * C + c];
-        const T* __restrict xc = x + int64_t(c) * PQ;
+        const T* __restrict xc = x + int64_t(c) * ldx;
 #pragma omp simd
         for (int i = 0; i < PQ; ++i) row[i] += wk * xc[i];
       }
@@ -29,7 +32,7 @@ void pointwise_image(int C, int K, int PQ, const T* x, const T* w, const T* b, b
     }
     return;
   }
-  gemm(false, false, K, PQ, C, T(1), w, C, x, PQ, T(0), y, PQ);
+  gemm(false, false, K, PQ, C, T(1), w, C, x, ldx, T(0), y, PQ);
   if (!b && !relu) return;
   for (int k = 0; k < K; ++k) {
     T* __restrict row = y + int64_t(k) * PQ;

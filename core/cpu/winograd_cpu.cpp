@@ -561,7 +561,7 @@ void forward_transformed(const ConvShape& s, const float* x, const float* U, con
     input_transform(s, g, x, t0, kBlock, V);
     for (int e = 0; e < 36; ++e)
       micro::packed_gemm(U + int64_t(e) * kp * C, V + int64_t(e) * C * kBlock, kBlock, kp, C,
-                         kBlock, M + int64_t(e) * kp * kBlock, kBlock, kp, nullptr, false);
+                         kBlock, M + int64_t(e) * kp * kBlock, kBlock, s.k, nullptr, false);
     output_transform(s, g, M, kp, bias, t0, kBlock, y);
   }
 }

@@ -152,6 +152,12 @@ TEST_CASE("fused depsep at the model's shapes (batch 2)") {
   check_shape(2, 128, 32, 32, 128, 3, 1, 1, true, true);
 }
 
+TEST_CASE("fused depsep: planes of a multiple of 256 pixels (padded per-image buffer rows)") {
+  check_shape(2, 20, 16, 16, 9, 3, 1, 1, true, false);  // t padded, dy (no ReLU) packed
+  check_shape(2, 20, 16, 16, 9, 3, 1, 1, false, true);  // t and the masked g padded
+  check_shape(2, 16, 8, 32, 14, 3, 1, 1, true, true);
+}
+
 TEST_CASE("fused depsep: 3x3 padding 1 over several 32-column blocks and an odd height") {
   check_shape(2, 17, 5, 64, 9, 3, 1, 1, true, true);
   check_shape(2, 4, 3, 96, 6, 3, 1, 1, false, true);
