@@ -65,6 +65,9 @@ struct KernelTable {
   Device device = Device::CPU;
   bool available = false;
   std::string unavailable_reason;
+  // The depsep_conv2d entries keep the ReLU mask as bits (their relu_mask argument) rather than
+  // reading y again in the backward.
+  bool depsep_relu_bits = false;
 
   // One function pointer per entry of core/kernel_list.h (where each contract is written), null
   // until the backend's registration sets it.

@@ -73,6 +73,7 @@ void synchronize() {}
 void register_cpu_kernels(KernelTable& t) {
   t.device = Device::CPU;
   t.available = true;
+  t.depsep_relu_bits = true;
 #define DSC_KERNEL(name, ret, params, need) DSC_REGISTER_ENTRY(t, Device::CPU, cpu, name, need)
 #include "core/kernel_list.h"
 }

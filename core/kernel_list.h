@@ -93,12 +93,17 @@ DSC_KERNEL(conv2d_backward, void, (const ConvShape& s, const Tensor& x, const Te
 // (core/cpu/depsep_conv2d_cpu.cpp; core/cuda/depsep_conv2d.cu)
 // Optional: a backend without them gets ops::depsep_conv2d composed of conv2d (depthwise),
 // conv2d (pointwise) and relu. x [N, C, H, W], wd [C, 1, R, S], wp [K, C, 1, 1], b [K],
-// y [N, K, P, Q]; backward reads y for the ReLU mask, dy is the gradient at y.
+// y [N, K, P, Q]; dy is the gradient at y. The ReLU mask: relu_mask is null, or (with s.relu, only
+// on a backend whose table sets depsep_relu_bits) U8 [N, K, (P * Q + 7) / 8] that the forward
+// fills with the mask as bits (bit i % 8 of byte i / 8 of a row set where y > 0) and the
+// backward reads instead of y (which may then be undefined); without it the backward reads y.
 DSC_KERNEL(depsep_conv2d_forward, void, (const DepSepShape& s, const Tensor& x, const Tensor& wd,
-                                         const Tensor& wp, const Tensor* b, Tensor& y), optional)
+                                         const Tensor& wp, const Tensor* b, Tensor& y,
+                                         Tensor* relu_mask), optional)
 DSC_KERNEL(depsep_conv2d_backward, void, (const DepSepShape& s, const Tensor& x, const Tensor& wd,
-                                          const Tensor& wp, const Tensor& y, const Tensor& dy,
-                                          Tensor* dx, Tensor& dwd, Tensor& dwp, Tensor* db), optional)
+                                          const Tensor& wp, const Tensor& y,
+                                          const Tensor* relu_mask, const Tensor& dy, Tensor* dx,
+                                          Tensor& dwd, Tensor& dwp, Tensor* db), optional)
 
 // ---- linear: x [N, I], w [O, I], b [O], y [N, O]; y = x w^T + b ----
 // (core/cpu/linear_cpu.cpp; core/cuda/linear.cu)

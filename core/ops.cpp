@@ -121,7 +121,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w_param, const Tensor& b_param, int
 namespace {
 struct DepSepNode : Node {
   DepSepShape s;
-  Tensor y;  // detached output, for the ReLU mask
+  Tensor y;          // detached output, for the ReLU mask (undefined when mask holds it)
+  Tensor relu_mask;  // the ReLU mask as bits, on backends that keep it (depsep_relu_bits)
   const char* name() const override { return "depsep_conv2d"; }
   std::vector<Tensor> backward(const Tensor& dy_in) override {
     const Tensor& x = inputs[0];
@@ -134,7 +135,8 @@ struct DepSepNode : Node {
     Tensor dwp = empty_like(wp);
     Tensor db = b.defined() ? empty_like(b) : Tensor();
     kernels(x.device())
-        .depsep_conv2d_backward(s, x, wd, wp, y, dy, dx.defined() ? &dx : nullptr, dwd, dwp,
+        .depsep_conv2d_backward(s, x, wd, wp, y, relu_mask.defined() ? &relu_mask : nullptr, dy,
+                                dx.defined() ? &dx : nullptr, dwd, dwp,
                                 db.defined() ? &db : nullptr);
     return {dx, wants_grad(wd) ? dwd : Tensor(), wants_grad(wp) ? dwp : Tensor(),
             wants_grad(b) ? db : Tensor()};
@@ -189,11 +191,19 @@ Tensor depsep_conv2d(const Tensor& x, const Tensor& wd_param, const Tensor& wp_p
     same_dtype("depsep_conv2d", x, b);
   }
   Tensor y = Tensor::empty({s.dw.n, s.k, s.p(), s.q()}, x.dtype(), x.device());
-  k.depsep_conv2d_forward(s, x, wd, wp, b.defined() ? &b : nullptr, y);
-  if (needs_grad({&x, &wd, &wp, &b})) {
+  const bool grad = needs_grad({&x, &wd, &wp, &b});
+  Tensor mask;  // 1 bit per output instead of reading y again in the backward
+  if (grad && relu && k.depsep_relu_bits)
+    mask = Tensor::empty({s.dw.n, s.k, cpu::relu_mask_row_bytes(s)}, DType::U8, x.device());
+  k.depsep_conv2d_forward(s, x, wd, wp, b.defined() ? &b : nullptr, y,
+                          mask.defined() ? &mask : nullptr);
+  if (grad) {
     auto node = std::make_shared<DepSepNode>();
     node->s = s;
-    node->y = y.detach();
+    if (mask.defined())
+      node->relu_mask = mask;
+    else
+      node->y = y.detach();
     node->inputs = {x, wd, wp, b};
     record(y, node);
   }

@@ -26,15 +26,24 @@ struct DepSepShape {
 
 namespace cpu {
 
+// The ReLU mask as bits: per output row (n, k) of P * Q values, relu_mask_row_bytes(s) bytes;
+// bit i % 8 of byte i / 8 is set where y > 0 (unused high bits of a row's last byte are 0).
+inline int64_t relu_mask_row_bytes(const DepSepShape& s) {
+  return (int64_t(s.p()) * s.q() + 7) / 8;
+}
+
+// With relu and a non-null relu_mask ([N, K, relu_mask_row_bytes(s)]), also writes the mask.
 template <class T>
 void depsep_conv2d_forward(const DepSepShape& s, const T* x, const T* wd, const T* wp, const T* b,
-                           T* y);
+                           T* y, uint8_t* relu_mask = nullptr);
 
-// dy is the gradient at y (after the activation); y is the forward output, read for the ReLU mask
-// (may be null without relu).
+// dy is the gradient at y (after the activation). The ReLU mask comes from relu_mask when it is
+// not null (as written by the forward), else from y, the forward output (both may be null
+// without relu).
 template <class T>
 void depsep_conv2d_backward(const DepSepShape& s, const T* x, const T* wd, const T* wp, const T* y,
-                            const T* dy, T* dx, T* dwd, T* dwp, T* db);
+                            const T* dy, T* dx, T* dwd, T* dwp, T* db,
+                            const uint8_t* relu_mask = nullptr);
 
 }  // namespace cpu
 }  // namespace dsc

@@ -1,6 +1,8 @@
 // The fused depthwise-separable convolution (see depsep_conv2d.h): per image, on one thread,
-//   forward:  t = depthwise(x_n) [C, PQ] in a thread-local buffer; y_n = act(Wp t + b).
-//   backward: t again; g = dy_n * (y_n > 0); dWp += g t^T; db += rows of g; t <- Wp^T g;
+//   forward:  t = depthwise(x_n) [C, PQ] in a thread-local buffer; y_n = act(Wp t + b), and
+//             with a relu_mask the bits of y_n > 0 (written by the product's epilogue).
+//   backward: t again; g = dy_n * (y_n > 0), from the bits when given (1 bit read per value
+//             instead of y's 32); dWp += g t^T; db += rows of g; t <- Wp^T g;
 //             dx_n = depthwise^T(t); dWd += correlation of x_n with t. With few input channels
 //             (the first layer) the mask and both pointwise products are one pass over dy.
 // The float pointwise products run on the micro-kernel of winograd_gemm.h (AVX-512 or AVX2) when
@@ -10,8 +12,12 @@
 // Weight gradients are summed per thread, then reduced. Each part of the per-image work is a
 // named phase (core/phases.h) for the step profile's sub-rows.
 #include <algorithm>
+#include <cstdint>
 #include <type_traits>
 #include <vector>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "core/cpu/depsep_conv2d.h"
 #include "core/cpu/kernels.h"
@@ -69,18 +75,61 @@ T masked_row(const T* __restrict d, const T* __restrict y, T* __restrict g, int 
 // kKRows output channels, their masked rows g (kept in L1) give db, dWp[k][c] += g_k . t_c and
 // dt_c += sum_k Wp[k][c] g_k, so dt (C x PQ) is read and written once per group. The GEMMs with
 // C = 3 were bound by re-reading g.
+// The same with the mask as bits (bit i % 8 of mask[i / 8] set where y > 0): reads 1 bit per
+// value instead of y.
+template <class T>
+T masked_row_bits(const T* __restrict d, const uint8_t* __restrict mask, T* __restrict g, int PQ) {
+  T acc = 0;
+  int i = 0;
+#if defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float>) {
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    for (; i + 16 <= PQ; i += 16) {
+      const __m256i m0 = _mm256_and_si256(_mm256_set1_epi32(mask[i / 8]), bit);
+      const __m256i m1 = _mm256_and_si256(_mm256_set1_epi32(mask[i / 8 + 1]), bit);
+      const __m256 v0 = _mm256_and_ps(_mm256_loadu_ps(d + i),
+                                      _mm256_castsi256_ps(_mm256_cmpeq_epi32(m0, bit)));
+      const __m256 v1 = _mm256_and_ps(_mm256_loadu_ps(d + i + 8),
+                                      _mm256_castsi256_ps(_mm256_cmpeq_epi32(m1, bit)));
+      _mm256_storeu_ps(g + i, v0);
+      _mm256_storeu_ps(g + i + 8, v1);
+      a0 = _mm256_add_ps(a0, v0);
+      a1 = _mm256_add_ps(a1, v1);
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, _mm256_add_ps(a0, a1));
+    for (float l : lanes) acc += l;
+  }
+#endif
+  for (; i < PQ; ++i) {
+    const T v = (mask[i / 8] >> (i % 8)) & 1 ? d[i] : T(0);
+    g[i] = v;
+    acc += v;
+  }
+  return acc;
+}
+
+// One row of the gradient through the ReLU from whichever mask the caller has (see above).
+template <class T>
+T relu_row(const T* d, const T* y, const uint8_t* bits, T* g, int PQ) {
+  return bits ? masked_row_bits(d, bits, g, PQ) : masked_row(d, y, g, PQ);
+}
+
 constexpr int kFusedMaxC = 8;
 constexpr int kKRows = 4;
 
 template <class T>
-void small_c_pointwise_backward(int C, int K, int PQ, const T* y, const T* dy, const T* t,
-                                const T* wp, T* gbuf, T* dt, double* db, T* dwp) {
+void small_c_pointwise_backward(int C, int K, int PQ, const T* y, const uint8_t* bits,
+                                int64_t mrow, const T* dy, const T* t, const T* wp, T* gbuf, T* dt,
+                                double* db, T* dwp) {
   std::fill(dt, dt + int64_t(C) * PQ, T(0));
   for (int k0 = 0; k0 < K; k0 += kKRows) {
     const int nk = std::min(kKRows, K - k0);
     for (int j = 0; j < nk; ++j) {  // g_j = dy masked by the ReLU, and its sum
       const int64_t row = int64_t(k0 + j) * PQ;
-      db[k0 + j] += masked_row(dy + row, y ? y + row : nullptr, gbuf + int64_t(j) * PQ, PQ);
+      db[k0 + j] += relu_row(dy + row, y ? y + row : nullptr,
+                             bits ? bits + (k0 + j) * mrow : nullptr, gbuf + int64_t(j) * PQ, PQ);
     }
     for (int j = nk; j < kKRows; ++j)  // a short last group: zero rows, zero weights
       std::fill(gbuf + int64_t(j) * PQ, gbuf + int64_t(j + 1) * PQ, T(0));
@@ -131,10 +180,12 @@ void check(const DepSepShape& s) {
 
 template <class T>
 void depsep_conv2d_forward(const DepSepShape& s, const T* x, const T* wd, const T* wp, const T* b,
-                           T* y) {
+                           T* y, uint8_t* relu_mask) {
   check(s);
   const int C = s.dw.c, PQ = s.p() * s.q();
   const int64_t x_image = int64_t(C) * s.dw.h * s.dw.w, y_image = int64_t(s.k) * PQ;
+  const int64_t mrow = relu_mask_row_bytes(s);
+  if (!s.relu) relu_mask = nullptr;
   std::vector<float> u;  // Wp packed for the micro-kernel
 #ifdef DSC_CPU_MICRO_KERNEL
   if (micro_kernel<T>(s)) {
@@ -149,24 +200,27 @@ void depsep_conv2d_forward(const DepSepShape& s, const T* x, const T* wd, const 
     depthwise::image_forward(s.dw, x + n * x_image, wd, t, ld);
     phase.next("pointwise");
     T* yn = y + n * y_image;
+    uint8_t* mn = relu_mask ? relu_mask + int64_t(n) * s.k * mrow : nullptr;
 #ifdef DSC_CPU_MICRO_KERNEL
     if constexpr (std::is_same_v<T, float>) {
       if (!u.empty()) {
         micro::packed_gemm(u.data(), t, ld, micro::padded_rows(s.k), C, PQ, yn, PQ, s.k, b,
-                           /*stream=*/true, s.relu);
+                           /*stream=*/true, s.relu, mn, mrow);
         return;
       }
     }
 #endif
-    pointwise_image(C, s.k, PQ, t, wp, b, s.relu, yn, ld);
+    pointwise_image(C, s.k, PQ, t, wp, b, s.relu, yn, ld, mn);
   });
 }
 
 template <class T>
 void depsep_conv2d_backward(const DepSepShape& s, const T* x, const T* wd, const T* wp, const T* y,
-                            const T* dy, T* dx, T* dwd, T* dwp, T* db) {
+                            const T* dy, T* dx, T* dwd, T* dwp, T* db, const uint8_t* relu_mask) {
   check(s);
-  DSC_CHECK(!s.relu || y, "depsep_conv2d_backward: the ReLU mask needs the forward output");
+  DSC_CHECK(!s.relu || y || relu_mask,
+            "depsep_conv2d_backward: the ReLU mask needs the forward output or its bits");
+  const int64_t mrow = relu_mask_row_bytes(s);
   const int C = s.dw.c, K = s.k, PQ = s.p() * s.q(), RS = s.dw.r * s.dw.s, threads = num_threads();
   const int64_t x_image = int64_t(C) * s.dw.h * s.dw.w, y_image = int64_t(K) * PQ;
   std::vector<T> dwp_part(size_t(threads) * K * C, T(0));
@@ -185,13 +239,15 @@ void depsep_conv2d_backward(const DepSepShape& s, const T* x, const T* wd, const
   for_each_image(s.dw.n, [&](int n, int th) {
     const T* xn = x + n * x_image;
     const T* dyn = dy + n * y_image;
+    const uint8_t* bits = s.relu && relu_mask ? relu_mask + int64_t(n) * K * mrow : nullptr;
+    const T* yn = s.relu && !bits ? y + n * y_image : nullptr;
     phases::Timer phase("dw recompute");
     T* t = thread_buffer<T, DepSepScratch, 0>(size_t(C) * ld);
     depthwise::image_forward(s.dw, xn, wd, t, ld);
     if (C <= kFusedMaxC) {  // the first layer: one pass over dy for every pointwise part
       phase.next("mask+pointwise");
       T* dt = thread_buffer<T, DepSepScratch, 1>(size_t(C) * PQ);
-      small_c_pointwise_backward(C, K, PQ, s.relu ? y + n * y_image : nullptr, dyn, t, wp,
+      small_c_pointwise_backward(C, K, PQ, yn, bits, mrow, dyn, t, wp,
                                  thread_buffer<T, DepSepScratch, 2>(size_t(kKRows) * PQ), dt,
                                  db_part.data() + size_t(th) * K,
                                  dwp_part.data() + size_t(th) * K * C);
@@ -208,12 +264,12 @@ void depsep_conv2d_backward(const DepSepShape& s, const T* x, const T* wd, const
     const T* g = dyn;
     int ldg = PQ;
     T* gm = s.relu ? thread_buffer<T, DepSepScratch, 1>(size_t(K) * ld) : nullptr;
-    const T* yn = s.relu ? y + n * y_image : nullptr;
     double* dbt = db_part.data() + size_t(th) * K;
     for (int k = 0; k < K; ++k) {
       const int64_t row = int64_t(k) * PQ;
       T* gk = s.relu ? gm + int64_t(k) * ld : nullptr;
-      dbt[k] += masked_row(dyn + row, s.relu ? yn + row : nullptr, gk, PQ);
+      dbt[k] += relu_row(dyn + row, yn ? yn + row : nullptr, bits ? bits + k * mrow : nullptr, gk,
+                         PQ);
     }
     if (s.relu) g = gm, ldg = ld;
     // dWp += g t^T, then t <- Wp^T g (the gradient at the depthwise output).
@@ -261,9 +317,9 @@ void depsep_conv2d_backward(const DepSepShape& s, const T* x, const T* wd, const
 
 #define DSC_INSTANTIATE(T)                                                                  \
   template void depsep_conv2d_forward<T>(const DepSepShape&, const T*, const T*, const T*,  \
-                                         const T*, T*);                                     \
+                                         const T*, T*, uint8_t*);                           \
   template void depsep_conv2d_backward<T>(const DepSepShape&, const T*, const T*, const T*, \
-                                          const T*, const T*, T*, T*, T*, T*);
+                                          const T*, const T*, T*, T*, T*, T*, const uint8_t*);
 DSC_INSTANTIATE(float)
 DSC_INSTANTIATE(double)
 #undef DSC_INSTANTIATE
@@ -274,27 +330,41 @@ DSC_INSTANTIATE(double)
 
 namespace dsc::cpu {
 
+namespace {
+void check_relu_mask(const char* what, const DepSepShape& s, const Tensor* mask) {
+  if (!mask) return;
+  const Shape want = {s.dw.n, s.k, relu_mask_row_bytes(s)};
+  DSC_CHECK(s.relu && mask->dtype() == DType::U8 && mask->shape() == want, what,
+            ": relu_mask must be u8 ", shape_str(want), " with relu, got ", mask->str());
+}
+}  // namespace
+
 void depsep_conv2d_forward(const DepSepShape& s, const Tensor& x, const Tensor& wd, const Tensor& wp,
-                    const Tensor* b, Tensor& y) {
+                    const Tensor* b, Tensor& y, Tensor* relu_mask) {
+  check_relu_mask("depsep_conv2d_forward", s, relu_mask);
   Tensor xw = widen(x), wdw = widen(wd), wpw = widen(wp), bw = b ? widen(*b) : Tensor();
   Tensor yo = scratch_for(y);
   by_dtype(yo.dtype(), [&]<class T>() {
     cpu::depsep_conv2d_forward<T>(s, ptr<T>(xw), ptr<T>(wdw), ptr<T>(wpw), b ? ptr<T>(bw) : nullptr,
-                                  ptr<T>(yo));
+                                  ptr<T>(yo), relu_mask ? ptr<uint8_t>(*relu_mask) : nullptr);
   });
   narrow_into(yo, y);
 }
 
 void depsep_conv2d_backward(const DepSepShape& s, const Tensor& x, const Tensor& wd, const Tensor& wp,
-                    const Tensor& y, const Tensor& dy, Tensor* dx, Tensor& dwd, Tensor& dwp,
-                    Tensor* db) {
-  Tensor xw = widen(x), wdw = widen(wd), wpw = widen(wp), yw = widen(y), dyw = widen(dy);
+                    const Tensor& y, const Tensor* relu_mask, const Tensor& dy, Tensor* dx,
+                    Tensor& dwd, Tensor& dwp, Tensor* db) {
+  check_relu_mask("depsep_conv2d_backward", s, relu_mask);
+  Tensor xw = widen(x), wdw = widen(wd), wpw = widen(wp), dyw = widen(dy);
+  Tensor yw = relu_mask ? Tensor() : widen(y);  // the mask's bits replace y
   Tensor dxo = dx ? scratch_for(*dx) : Tensor(), dwdo = scratch_for(dwd), dwpo = scratch_for(dwp);
   Tensor dbo = db ? scratch_for(*db) : Tensor();
   by_dtype(dwdo.dtype(), [&]<class T>() {
-    cpu::depsep_conv2d_backward<T>(s, ptr<T>(xw), ptr<T>(wdw), ptr<T>(wpw), ptr<T>(yw), ptr<T>(dyw),
+    cpu::depsep_conv2d_backward<T>(s, ptr<T>(xw), ptr<T>(wdw), ptr<T>(wpw),
+                                   yw.defined() ? ptr<T>(yw) : nullptr, ptr<T>(dyw),
                                    dx ? ptr<T>(dxo) : nullptr, ptr<T>(dwdo), ptr<T>(dwpo),
-                                   db ? ptr<T>(dbo) : nullptr);
+                                   db ? ptr<T>(dbo) : nullptr,
+                                   relu_mask ? ptr<uint8_t>(*relu_mask) : nullptr);
   });
   if (dx) narrow_into(dxo, *dx);
   narrow_into(dwdo, dwd);

@@ -9,7 +9,8 @@
 // Layouts: U packed as [kp / G][C][G] by pack_u (G = kRowGroup, kp a multiple of G, rows k >= the
 // real count zero-filled); V row-major with row stride ldv; out row-major with row stride ldo;
 // n % 32 == 0. With stream = true the AVX-512 build writes aligned rows with non-temporal stores
-// (the AVX2 build does not: slower there); with relu = true, max(0, .) is applied after the bias.
+// (the AVX2 build does not: slower there); with relu = true, max(0, .) is applied after the bias,
+// and with a relu_mask too, bit i % 8 of relu_mask[r * ldm + i / 8] is set where out[r][i] > 0.
 // The AVX-512 build also has the 16x16 register transpose the Winograd transforms use. Tested
 // through conv2d_* and depsep_conv2d_* in tests/kernels/test_conv2d_cpu.cpp and
 // test_depsep_conv2d_cpu.cpp.
@@ -25,6 +26,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 namespace dsc::cpu::micro {
 
@@ -64,7 +66,8 @@ template <int kR>
 __attribute__((always_inline)) inline void row_block(const float* __restrict u,
                                                      const float* __restrict panel, int C,
                                                      const float* bias, bool relu,
-                                                     float* __restrict out, int64_t ldo) {
+                                                     float* __restrict out, int64_t ldo,
+                                                     uint8_t* __restrict mask, int64_t ldm) {
   __m256 acc[kR][2];
 #pragma GCC unroll 6
   for (int r = 0; r < kR; ++r) acc[r][0] = acc[r][1] = _mm256_set1_ps(bias ? bias[r] : 0.f);
@@ -84,6 +87,13 @@ __attribute__((always_inline)) inline void row_block(const float* __restrict u,
     if (relu) {
       acc[r][0] = _mm256_max_ps(acc[r][0], _mm256_setzero_ps());
       acc[r][1] = _mm256_max_ps(acc[r][1], _mm256_setzero_ps());
+      if (mask) {  // 16 columns: two bytes of the row's mask, one store
+        const __m256 zero = _mm256_setzero_ps();
+        const uint16_t bits = uint16_t(
+            _mm256_movemask_ps(_mm256_cmp_ps(acc[r][0], zero, _CMP_GT_OQ)) |
+            _mm256_movemask_ps(_mm256_cmp_ps(acc[r][1], zero, _CMP_GT_OQ)) << 8);
+        std::memcpy(mask + r * ldm, &bits, 2);
+      }
     }
     _mm256_storeu_ps(out + r * ldo, acc[r][0]);
     _mm256_storeu_ps(out + r * ldo + 8, acc[r][1]);
@@ -92,7 +102,8 @@ __attribute__((always_inline)) inline void row_block(const float* __restrict u,
 
 inline void packed_gemm(const float* __restrict U, const float* __restrict V, int64_t ldv, int kp,
                         int C, int n, float* __restrict out, int64_t ldo, int k_valid,
-                        const float* bias, bool stream, bool relu = false) {
+                        const float* bias, bool stream, bool relu = false,
+                        uint8_t* relu_mask = nullptr, int64_t ldm = 0) {
   // `stream` is not honoured here: on the AVX2 machine this was measured on (an AMD EPYC Zen 3
   // VM) non-temporal stores wrote 64 MB of output at 6.6 GB/s against 15.2 GB/s for plain ones.
   (void)stream;
@@ -115,13 +126,14 @@ inline void packed_gemm(const float* __restrict U, const float* __restrict V, in
       const float* u = U + int64_t(r0) * C;
       const float* b = bias ? bias + r0 : nullptr;
       float* o = out + int64_t(r0) * ldo + j;
+      uint8_t* m = relu_mask ? relu_mask + int64_t(r0) * ldm + j / 8 : nullptr;
       switch (rows - r0 < kRowGroup ? rows - r0 : kRowGroup) {
-        case 1: row_block<1>(u, panel, C, b, relu, o, ldo); break;
-        case 2: row_block<2>(u, panel, C, b, relu, o, ldo); break;
-        case 3: row_block<3>(u, panel, C, b, relu, o, ldo); break;
-        case 4: row_block<4>(u, panel, C, b, relu, o, ldo); break;
-        case 5: row_block<5>(u, panel, C, b, relu, o, ldo); break;
-        default: row_block<6>(u, panel, C, b, relu, o, ldo); break;
+        case 1: row_block<1>(u, panel, C, b, relu, o, ldo, m, ldm); break;
+        case 2: row_block<2>(u, panel, C, b, relu, o, ldo, m, ldm); break;
+        case 3: row_block<3>(u, panel, C, b, relu, o, ldo, m, ldm); break;
+        case 4: row_block<4>(u, panel, C, b, relu, o, ldo, m, ldm); break;
+        case 5: row_block<5>(u, panel, C, b, relu, o, ldo, m, ldm); break;
+        default: row_block<6>(u, panel, C, b, relu, o, ldo, m, ldm); break;
       }
     }
   }
@@ -142,7 +154,8 @@ namespace dsc::cpu::micro {
 
 inline void packed_gemm(const float* __restrict U, const float* __restrict V, int64_t ldv, int kp,
                         int C, int n, float* __restrict out, int64_t ldo, int k_valid,
-                        const float* bias, bool stream, bool relu = false) {
+                        const float* bias, bool stream, bool relu = false,
+                        uint8_t* relu_mask = nullptr, int64_t ldm = 0) {
   const bool aligned = stream && (reinterpret_cast<uintptr_t>(out) & 63) == 0 && (ldo & 15) == 0;
   for (int j = 0; j < n; j += 32) {  // column panel outer: V's panel stays in L1 across kb
     if (j + 32 < n)  // the next panel, row by row (V rows may be far apart: no HW prefetch)
@@ -175,6 +188,12 @@ inline void packed_gemm(const float* __restrict U, const float* __restrict V, in
           acc[r][1] = _mm512_max_ps(acc[r][1], _mm512_setzero_ps());
         }
       for (int r = 0; r < rows; ++r) {
+        if (relu && relu_mask) {  // 32 columns: four bytes of the row's mask
+          const __mmask16 m0 = _mm512_cmp_ps_mask(acc[r][0], _mm512_setzero_ps(), _CMP_GT_OQ);
+          const __mmask16 m1 = _mm512_cmp_ps_mask(acc[r][1], _mm512_setzero_ps(), _CMP_GT_OQ);
+          uint8_t* m = relu_mask + int64_t(kb * 8 + r) * ldm + j / 8;
+          m[0] = uint8_t(m0), m[1] = uint8_t(m0 >> 8), m[2] = uint8_t(m1), m[3] = uint8_t(m1 >> 8);
+        }
         float* o = out + int64_t(kb * 8 + r) * ldo + j;
         if (aligned) {
           _mm512_stream_ps(o, acc[r][0]);

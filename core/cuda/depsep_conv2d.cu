@@ -480,7 +480,8 @@ bool fused_fits(const DepSepShape& s) {
 }  // namespace
 
 void depsep_conv2d_forward(const DepSepShape& s, const Tensor& x, const Tensor& wd,
-                           const Tensor& wp, const Tensor* b, Tensor& y) {
+                           const Tensor& wp, const Tensor* b, Tensor& y, Tensor* relu_mask) {
+  DSC_CHECK(!relu_mask, "depsep forward: the CUDA backend reads y for the ReLU mask, not bits");
   check_depsep("depsep forward", s, x, wd, wp, b, y);
   if (y.numel() == 0) return;  // empty batch
   if (kernel_options().depsep == KernelOptions::DepSep::Composed || !fused_fits(s)) {
@@ -504,8 +505,9 @@ void depsep_conv2d_forward(const DepSepShape& s, const Tensor& x, const Tensor& 
 }
 
 void depsep_conv2d_backward(const DepSepShape& s, const Tensor& x, const Tensor& wd,
-                            const Tensor& wp, const Tensor& y, const Tensor& dy, Tensor* dx,
-                            Tensor& dwd, Tensor& dwp, Tensor* db) {
+                            const Tensor& wp, const Tensor& y, const Tensor* relu_mask,
+                            const Tensor& dy, Tensor* dx, Tensor& dwd, Tensor& dwp, Tensor* db) {
+  DSC_CHECK(!relu_mask, "depsep backward: the CUDA backend reads y for the ReLU mask, not bits");
   check_depsep("depsep backward", s, x, wd, wp, db, s.relu ? y : dy);  // y: only the ReLU mask
   check_depsep("depsep backward", s, dx ? *dx : x, dwd, dwp, nullptr, dy);
   DSC_CHECK(dy.dtype() == x.dtype(), "depsep backward: dtypes differ: ", x.str(), " and ",

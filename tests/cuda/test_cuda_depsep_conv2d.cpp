@@ -73,8 +73,8 @@ Results compare_depsep(const Case& g, DType t, uint64_t seed) {
   const Tensor xg = on_gpu(x), wdg = on_gpu(wd), wpg = on_gpu(wp), bg = on_gpu(b), dyg = on_gpu(dy);
 
   Tensor y_ref = cpu_out(ys, rt), y = poisoned(ys, t);
-  cpu_table().depsep_conv2d_forward(s, xr, wdr, wpr, g.bias ? &br : nullptr, y_ref);
-  cuda_table().depsep_conv2d_forward(s, xg, wdg, wpg, g.bias ? &bg : nullptr, y);
+  cpu_table().depsep_conv2d_forward(s, xr, wdr, wpr, g.bias ? &br : nullptr, y_ref, nullptr);
+  cuda_table().depsep_conv2d_forward(s, xg, wdg, wpg, g.bias ? &bg : nullptr, y, nullptr);
   check_close(y, y_ref, rtol, what + " forward");
 
   const Tensor y_t = y_ref.to(t);
@@ -82,10 +82,11 @@ Results compare_depsep(const Case& g, DType t, uint64_t seed) {
   Tensor dx_ref = cpu_out(xs, rt), dwd_ref = cpu_out(wds, rt), dwp_ref = cpu_out(wps, rt),
          db_ref = cpu_out(bs, rt);
   Tensor dx = poisoned(xs, t), dwd = poisoned(wds, t), dwp = poisoned(wps, t), db = poisoned(bs, t);
-  cpu_table().depsep_conv2d_backward(s, xr, wdr, wpr, yr, dyr, g.dx ? &dx_ref : nullptr, dwd_ref,
-                                     dwp_ref, g.bias ? &db_ref : nullptr);
-  cuda_table().depsep_conv2d_backward(s, xg, wdg, wpg, yg, dyg, g.dx ? &dx : nullptr, dwd, dwp,
-                                      g.bias ? &db : nullptr);
+  cpu_table().depsep_conv2d_backward(s, xr, wdr, wpr, yr, nullptr, dyr,
+                                     g.dx ? &dx_ref : nullptr, dwd_ref, dwp_ref,
+                                     g.bias ? &db_ref : nullptr);
+  cuda_table().depsep_conv2d_backward(s, xg, wdg, wpg, yg, nullptr, dyg, g.dx ? &dx : nullptr, dwd,
+                                      dwp, g.bias ? &db : nullptr);
   if (g.dx) check_close(dx, dx_ref, rtol, what + " dx");
   check_close(dwd, dwd_ref, rtol, what + " d depthwise w");
   check_close(dwp, dwp_ref, rtol, what + " d pointwise w");
@@ -169,10 +170,10 @@ TEST_CASE("cuda depsep entries: empty batch" * doctest::skip(no_cuda())) {
   const Tensor x = on_gpu(Tensor::empty({0, 4, 5, 5})), wd = on_gpu(randn({4, 1, 3, 3}, rng)),
                wp = on_gpu(randn({6, 4, 1, 1}, rng)), b = on_gpu(randn({6}, rng));
   Tensor y = on_gpu(Tensor::empty({0, 6, 5, 5})), dy = on_gpu(Tensor::empty({0, 6, 5, 5}));
-  cuda_table().depsep_conv2d_forward(s, x, wd, wp, &b, y);
+  cuda_table().depsep_conv2d_forward(s, x, wd, wp, &b, y, nullptr);
   Tensor dx = on_gpu(Tensor::empty({0, 4, 5, 5})), dwd = poisoned({4, 1, 3, 3}),
          dwp = poisoned({6, 4, 1, 1}), db = poisoned({6});
-  cuda_table().depsep_conv2d_backward(s, x, wd, wp, y, dy, &dx, dwd, dwp, &db);
+  cuda_table().depsep_conv2d_backward(s, x, wd, wp, y, nullptr, dy, &dx, dwd, dwp, &db);
   for (const Tensor* t : {&dwd, &dwp, &db})
     for (double v : t->to_vector()) CHECK(v == 0.0);
 }

@@ -5,10 +5,14 @@
 // micro-kernel (PQ % 32 == 0, C >= 16), OpenBLAS GEMMs, plain rows for C < 16, strides 1 and 2,
 // padding 0 and 1, one image (serial loop) and several, with and without bias and ReLU. Outputs are
 // poisoned with NaN first. Elements of dy whose pre-activation lies within 1e-3 of the ReLU kink
-// are zeroed, so rounding cannot flip a mask bit between float and the reference.
+// are zeroed, so rounding cannot flip a mask bit between float and the reference. With ReLU, the
+// forward's mask as bits is checked against y > 0 and the backward is run from it (without y).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -105,6 +109,34 @@ void run_and_check(const DepSepShape& s, const std::vector<double>& x,
                                       nullptr, dwd2.data(), dwp2.data(), nullptr);
   check_close(dwd2, ref.dwd, rtol, tag + " d depthwise weight (no dx)");
   check_close(dwp2, ref.dwp, rtol, tag + " d pointwise weight (no dx)");
+  if (!s.relu) return;
+  // The ReLU mask as bits: the forward writes exactly y > 0 (the unused bits of a row's last byte
+  // zero) into a poisoned buffer and leaves y as it was; the backward from the bits, without y,
+  // gives the gradients.
+  const int64_t PQ = int64_t(s.p()) * s.q(), mrow = dsc::cpu::relu_mask_row_bytes(s);
+  std::vector<uint8_t> mask(size_t(s.dw.n) * s.k * mrow, 0xA5);
+  std::vector<T> y3(y.size(), nan);
+  dsc::cpu::depsep_conv2d_forward<T>(s, xt.data(), wdt.data(), wpt.data(), bias, y3.data(),
+                                     mask.data());
+  CHECK_MESSAGE(std::memcmp(y3.data(), y.data(), y.size() * sizeof(T)) == 0,
+                tag << " forward with the mask: y changed");
+  int64_t wrong_bytes = 0;
+  for (int64_t row = 0; row < int64_t(s.dw.n) * s.k; ++row)
+    for (int64_t j = 0; j < mrow; ++j) {
+      uint8_t want = 0;
+      for (int64_t i = 8 * j; i < std::min(8 * j + 8, PQ); ++i)
+        want |= uint8_t(y[row * PQ + i] > T(0)) << (i - 8 * j);
+      wrong_bytes += mask[row * mrow + j] != want;
+    }
+  CHECK_MESSAGE(wrong_bytes == 0, tag << " mask bytes differing from y > 0: " << wrong_bytes);
+  std::vector<T> dx3(x.size(), nan), dwd3(wd.size(), nan), dwp3(wp.size(), nan), db3(s.k, nan);
+  dsc::cpu::depsep_conv2d_backward<T>(s, xt.data(), wdt.data(), wpt.data(), nullptr, dyt.data(),
+                                      dx3.data(), dwd3.data(), dwp3.data(),
+                                      bias ? db3.data() : nullptr, mask.data());
+  check_close(dx3, ref.dx, rtol, tag + " dx (mask bits)");
+  check_close(dwd3, ref.dwd, rtol, tag + " d depthwise weight (mask bits)");
+  check_close(dwp3, ref.dwp, rtol, tag + " d pointwise weight (mask bits)");
+  if (bias) check_close(db3, ref.db, rtol, tag + " d bias (mask bits)");
 }
 
 void check_shape(int n, int c, int h, int w, int k, int r, int stride, int pad, bool bias,
