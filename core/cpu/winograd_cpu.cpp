@@ -270,9 +270,13 @@ void output_transform(const ConvShape& s, const Tiles& g, const float* M, int kp
       }
       if (full) {  // transpose to one 4x4 tile per vector: four 16-byte row stores per tile
         transpose16(out);
-        for (int l = 0; l < 16; ++l)
-          for (int i = 0; i < 4; ++i)
-            _mm_storeu_ps(yk + offs[l] + i * Q, _mm512_extractf32x4_ps(out[l], i));
+        for (int l = 0; l < 16; ++l) {  // the lane index must be a constant (any -O level)
+          float* o = yk + offs[l];
+          _mm_storeu_ps(o, _mm512_extractf32x4_ps(out[l], 0));
+          _mm_storeu_ps(o + Q, _mm512_extractf32x4_ps(out[l], 1));
+          _mm_storeu_ps(o + 2 * Q, _mm512_extractf32x4_ps(out[l], 2));
+          _mm_storeu_ps(o + 3 * Q, _mm512_extractf32x4_ps(out[l], 3));
+        }
         continue;
       }
       for (int i = 0; i < 4; ++i) {
