@@ -4,20 +4,26 @@
 #include <omp.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "core/cpu/gemm.h"
 
 namespace dsc::cpu {
 
-// The calling thread's scratch buffer of at least n elements, grown on demand and kept for the
-// next call. Each (T, Tag, Slot) is a separate buffer: a kernel names its own Tag, so kernels that
-// call one another (the depthwise kernels inside the fused DepSep ones) never share a buffer.
+// The calling thread's scratch buffer of at least n elements, 64-byte aligned, grown on demand
+// and kept for the next call (its contents are not: a call that grows it may move them). Each
+// (T, Tag, Slot) is a separate buffer: a kernel names its own Tag, so kernels that call one
+// another (the depthwise kernels inside the fused DepSep ones) never share a buffer. The
+// alignment matters for the vector kernels that read these buffers: a depthwise stencil reading
+// a plane 16 bytes off a 32-byte boundary ran 10% slower on the AVX2 machine measured.
 template <class T, class Tag, int Slot = 0>
 T* thread_buffer(size_t n) {
+  constexpr size_t kSlack = (64 + sizeof(T) - 1) / sizeof(T);
   thread_local std::vector<T> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
+  if (buf.size() < n + kSlack) buf.resize(n + kSlack);
+  const uintptr_t p = reinterpret_cast<uintptr_t>(buf.data());
+  return reinterpret_cast<T*>((p + 63) & ~uintptr_t(63));
 }
 
 // Runs body(n, thread) for every image: in parallel over images (single-threaded GEMMs inside)

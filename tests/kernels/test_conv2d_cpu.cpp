@@ -183,9 +183,12 @@ TEST_CASE("conv2d depthwise") {
   check_shape(shape(2, 3, 11, 10, 3, 3, 5, 1, 1, 3));  // R != S
   check_shape(shape(2, 17, 33, 35, 17, 3, 3, 1, 1, 17));
   check_shape(shape(2, 128, 32, 32, 128, 3, 3, 1, 1, 128));
-  // 3x3 padding 1 with W % 32 == 0 (the in-place AVX2 stencil): several 32-column blocks (left
-  // edge, interior, right edge), an odd height (a last row without a partner), one row.
+  // 3x3 padding 1 with W % 16 == 0 (the in-place AVX2 stencil, four rows x 16 columns a block):
+  // several blocks across (left edge, interior, right edge) or one with both edges, heights that
+  // leave a last group of 3, 2 or 1 rows, one row.
   check_shape(shape(2, 5, 7, 96, 5, 3, 3, 1, 1, 5));
+  check_shape(shape(2, 4, 6, 48, 4, 3, 3, 1, 1, 4));
+  check_shape(shape(2, 3, 5, 16, 3, 3, 3, 1, 1, 3));
   check_shape(shape(2, 3, 1, 64, 3, 3, 3, 1, 1, 3));
   check_shape(shape(1, 4, 2, 8, 4, 3, 3, 1, 1, 4));  // W % 8 == 0 only: the filter gradient
 }
