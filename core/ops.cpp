@@ -121,7 +121,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w_param, const Tensor& b_param, int
 namespace {
 struct DepSepNode : Node {
   DepSepShape s;
-  Tensor y;          // detached output, for the ReLU mask (undefined when mask holds it)
+  Tensor y;          // detached output, for the ReLU mask (undefined when relu_mask holds it)
   Tensor relu_mask;  // the ReLU mask as bits, on backends that keep it (depsep_relu_bits)
   const char* name() const override { return "depsep_conv2d"; }
   std::vector<Tensor> backward(const Tensor& dy_in) override {
@@ -194,7 +194,7 @@ Tensor depsep_conv2d(const Tensor& x, const Tensor& wd_param, const Tensor& wp_p
   const bool grad = needs_grad({&x, &wd, &wp, &b});
   Tensor mask;  // 1 bit per output instead of reading y again in the backward
   if (grad && relu && k.depsep_relu_bits)
-    mask = Tensor::empty({s.dw.n, s.k, cpu::relu_mask_row_bytes(s)}, DType::U8, x.device());
+    mask = Tensor::empty({s.dw.n, s.k, s.relu_mask_row_bytes()}, DType::U8, x.device());
   k.depsep_conv2d_forward(s, x, wd, wp, b.defined() ? &b : nullptr, y,
                           mask.defined() ? &mask : nullptr);
   if (grad) {

@@ -22,17 +22,15 @@ struct DepSepShape {
   int p() const { return dw.p(); }
   int q() const { return dw.q(); }
   int64_t y_numel() const { return int64_t(dw.n) * k * p() * q(); }
+  // The ReLU mask as bits (the relu_mask of the depsep_conv2d kernels): per output row (n, k) of
+  // P * Q values this many bytes; bit i % 8 of byte i / 8 is set where y > 0 (the unused high bits
+  // of a row's last byte are 0).
+  int64_t relu_mask_row_bytes() const { return (int64_t(p()) * q() + 7) / 8; }
 };
 
 namespace cpu {
 
-// The ReLU mask as bits: per output row (n, k) of P * Q values, relu_mask_row_bytes(s) bytes;
-// bit i % 8 of byte i / 8 is set where y > 0 (unused high bits of a row's last byte are 0).
-inline int64_t relu_mask_row_bytes(const DepSepShape& s) {
-  return (int64_t(s.p()) * s.q() + 7) / 8;
-}
-
-// With relu and a non-null relu_mask ([N, K, relu_mask_row_bytes(s)]), also writes the mask.
+// With relu and a non-null relu_mask ([N, K, s.relu_mask_row_bytes()]), also writes the mask.
 template <class T>
 void depsep_conv2d_forward(const DepSepShape& s, const T* x, const T* wd, const T* wp, const T* b,
                            T* y, uint8_t* relu_mask = nullptr);

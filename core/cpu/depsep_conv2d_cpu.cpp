@@ -70,11 +70,6 @@ T masked_row(const T* __restrict d, const T* __restrict y, T* __restrict g, int 
   return acc;
 }
 
-// Up to this many input channels (the first layer's 3) the backward's pointwise parts are one
-// pass over dy instead of a mask pass and two GEMMs with a dimension of C: for each group of
-// kKRows output channels, their masked rows g (kept in L1) give db, dWp[k][c] += g_k . t_c and
-// dt_c += sum_k Wp[k][c] g_k, so dt (C x PQ) is read and written once per group. The GEMMs with
-// C = 3 were bound by re-reading g.
 // The same with the mask as bits (bit i % 8 of mask[i / 8] set where y > 0): reads 1 bit per
 // value instead of y.
 template <class T>
@@ -116,6 +111,11 @@ T relu_row(const T* d, const T* y, const uint8_t* bits, T* g, int PQ) {
   return bits ? masked_row_bits(d, bits, g, PQ) : masked_row(d, y, g, PQ);
 }
 
+// Up to this many input channels (the first layer's 3) the backward's pointwise parts are one
+// pass over dy instead of a mask pass and two GEMMs with a dimension of C: for each group of
+// kKRows output channels, their masked rows g (kept in L1) give db, dWp[k][c] += g_k . t_c and
+// dt_c += sum_k Wp[k][c] g_k, so dt (C x PQ) is read and written once per group. The GEMMs with
+// C = 3 were bound by re-reading g.
 constexpr int kFusedMaxC = 8;
 constexpr int kKRows = 4;
 
@@ -184,7 +184,7 @@ void depsep_conv2d_forward(const DepSepShape& s, const T* x, const T* wd, const 
   check(s);
   const int C = s.dw.c, PQ = s.p() * s.q();
   const int64_t x_image = int64_t(C) * s.dw.h * s.dw.w, y_image = int64_t(s.k) * PQ;
-  const int64_t mrow = relu_mask_row_bytes(s);
+  const int64_t mrow = s.relu_mask_row_bytes();
   if (!s.relu) relu_mask = nullptr;
   std::vector<float> u;  // Wp packed for the micro-kernel
 #ifdef DSC_CPU_MICRO_KERNEL
@@ -220,7 +220,7 @@ void depsep_conv2d_backward(const DepSepShape& s, const T* x, const T* wd, const
   check(s);
   DSC_CHECK(!s.relu || y || relu_mask,
             "depsep_conv2d_backward: the ReLU mask needs the forward output or its bits");
-  const int64_t mrow = relu_mask_row_bytes(s);
+  const int64_t mrow = s.relu_mask_row_bytes();
   const int C = s.dw.c, K = s.k, PQ = s.p() * s.q(), RS = s.dw.r * s.dw.s, threads = num_threads();
   const int64_t x_image = int64_t(C) * s.dw.h * s.dw.w, y_image = int64_t(K) * PQ;
   std::vector<T> dwp_part(size_t(threads) * K * C, T(0));
@@ -333,7 +333,7 @@ namespace dsc::cpu {
 namespace {
 void check_relu_mask(const char* what, const DepSepShape& s, const Tensor* mask) {
   if (!mask) return;
-  const Shape want = {s.dw.n, s.k, relu_mask_row_bytes(s)};
+  const Shape want = {s.dw.n, s.k, s.relu_mask_row_bytes()};
   DSC_CHECK(s.relu && mask->dtype() == DType::U8 && mask->shape() == want, what,
             ": relu_mask must be u8 ", shape_str(want), " with relu, got ", mask->str());
 }

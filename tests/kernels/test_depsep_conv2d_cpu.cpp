@@ -113,7 +113,7 @@ void run_and_check(const DepSepShape& s, const std::vector<double>& x,
   // The ReLU mask as bits: the forward writes exactly y > 0 (the unused bits of a row's last byte
   // zero) into a poisoned buffer and leaves y as it was; the backward from the bits, without y,
   // gives the gradients.
-  const int64_t PQ = int64_t(s.p()) * s.q(), mrow = dsc::cpu::relu_mask_row_bytes(s);
+  const int64_t PQ = int64_t(s.p()) * s.q(), mrow = s.relu_mask_row_bytes();
   std::vector<uint8_t> mask(size_t(s.dw.n) * s.k * mrow, 0xA5);
   std::vector<T> y3(y.size(), nan);
   dsc::cpu::depsep_conv2d_forward<T>(s, xt.data(), wdt.data(), wpt.data(), bias, y3.data(),
