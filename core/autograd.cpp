@@ -13,6 +13,7 @@ namespace {
 thread_local bool g_grad_enabled = true;
 thread_local int g_scope = -1;
 thread_local BackwardObserver* g_observer = nullptr;
+thread_local GradientHook* g_hook = nullptr;
 
 // dst += src, allocating dst on first use (a fresh copy, never aliasing src). The gradient of a
 // tensor has that tensor's dtype: src in another dtype is converted, by the accumulation itself
@@ -62,6 +63,9 @@ BackwardObserver* set_backward_observer(BackwardObserver* observer) {
   return previous;
 }
 
+GradientHookScope::GradientHookScope(GradientHook* hook) : previous_(g_hook) { g_hook = hook; }
+GradientHookScope::~GradientHookScope() { g_hook = previous_; }
+
 void Tensor::backward() const {
   DSC_CHECK(numel() == 1, "backward() needs a scalar, got ", str());
   DSC_CHECK(grad_fn() || requires_grad(), "backward(): tensor ", str(),
@@ -71,6 +75,7 @@ void Tensor::backward() const {
     Tensor g = grad();
     accumulate(g, one, dtype());
     const_cast<Tensor*>(this)->set_grad(g);
+    if (g_hook) g_hook->leaf_ready(*this);
     return;
   }
 
@@ -91,13 +96,33 @@ void Tensor::backward() const {
     }
   }
 
+  // With a gradient hook: how many inputs of the pass's nodes each leaf still is; at 0 its
+  // gradient is final.
+  std::unordered_map<const TensorImpl*, int> leaf_uses;
+  const auto is_leaf = [](const Tensor& t) {
+    return t.defined() && !t.grad_fn() && t.requires_grad();
+  };
+  if (g_hook)
+    for (Node* node : order)
+      for (const Tensor& in : node->inputs)
+        if (is_leaf(in)) ++leaf_uses[in.id()];
+  const auto node_done = [&](Node* node) {
+    if (!g_hook) return;
+    for (const Tensor& in : node->inputs)
+      if (is_leaf(in) && --leaf_uses[in.id()] == 0) g_hook->leaf_ready(in);
+    g_hook->after_node();
+  };
+
   std::unordered_map<Node*, Tensor> pending;
   pending[grad_fn().get()] = Tensor::full(shape(), 1.0, dtype(), device());
   NoGradGuard no_grad;  // backward rules never record graphs
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* node = *it;
     auto found = pending.find(node);
-    if (found == pending.end()) continue;  // no gradient flows here
+    if (found == pending.end()) {  // no gradient flows here
+      node_done(node);
+      continue;
+    }
     Tensor dout = std::move(found->second);
     pending.erase(found);
     if (g_observer) g_observer->before_node(node->scope);
@@ -124,6 +149,7 @@ void Tensor::backward() const {
         in.set_grad(g);
       }
     }
+    node_done(node);
   }
 }
 

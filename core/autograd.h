@@ -68,4 +68,28 @@ struct BackwardObserver {
 // nullptr (the default): no observer. Returns the previous one.
 BackwardObserver* set_backward_observer(BackwardObserver* observer);
 
+// Gradient hook (data-parallel overlap, train/data_parallel.h). While one is installed on this
+// thread, backward() calls leaf_ready(leaf) once for every leaf that requires grad and is an input
+// of a node of this pass, as soon as its grad() is final: every node of the pass that has it as an
+// input has run (or was skipped because no gradient reached it), in the order that happens; and
+// after_node() after every node. On a GPU "final" means queued on the device. Installed for a
+// scope by GradientHookScope. Tested in tests/core/test_autograd.cpp.
+struct GradientHook {
+  virtual ~GradientHook() = default;
+  virtual void leaf_ready(const Tensor& leaf) = 0;
+  virtual void after_node() {}
+};
+
+// Installs `hook` on this thread for its lifetime (nullptr: none), then restores the previous one.
+class GradientHookScope {
+ public:
+  explicit GradientHookScope(GradientHook* hook);
+  ~GradientHookScope();
+  GradientHookScope(const GradientHookScope&) = delete;
+  GradientHookScope& operator=(const GradientHookScope&) = delete;
+
+ private:
+  GradientHook* previous_;
+};
+
 }  // namespace dsc

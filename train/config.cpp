@@ -81,6 +81,9 @@ void validate(const TrainConfig& c) {
             "--warmup-epochs must be below --epochs, got ", c.warmup_epochs);
   DSC_CHECK(c.warmup_steps >= 0, "--warmup-steps must be >= 0, got ", c.warmup_steps);
   DSC_CHECK(c.eval_batch >= 1, "--eval-batch must be at least 1, got ", c.eval_batch);
+  DSC_CHECK(c.bucket_kb >= 0 && c.bucket_kb <= (int64_t(1) << 30),
+            "--bucket-kb must be between 0 (one average after the backward) and 2^30, got ",
+            c.bucket_kb);
   if (!model_registered(c.model)) make_model(c.model, ModelSpec{});  // throws, listing the names
   parse_schedule_kind(c.schedule);
   validate(c.profile);

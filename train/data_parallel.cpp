@@ -1,6 +1,8 @@
 // Data-parallel training, the Trainer's side (see data_parallel.h).
 #include "train/data_parallel.h"
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <limits>
 #include <ostream>
@@ -67,17 +69,117 @@ void DataParallel::begin_step(int64_t run_step, int local, int global) {
             " (test only)");
 }
 
-void DataParallel::reduce(Tensor& grads, Tensor* found_inf) {
-  if (found_inf) {
-    // Test only: this rank's gradients overflow (its own check would have set the flag).
-    if (step_ == overflow_step_) {
-      Tensor first = grads.slice0(0, 1);
-      first.fill_(std::numeric_limits<double>::infinity());
-      found_inf->fill_(1.0);
+void DataParallel::set_buckets(const std::vector<NamedTensor>& params, const Tensor& grads,
+                               int64_t bytes) {
+  DSC_CHECK(bytes >= 0, "gradient buckets of ", bytes, " bytes");
+  buckets_.clear();
+  bucket_of_.clear();
+  grads_ = grads;
+  if (bytes == 0) return;
+  // From the last parameter back: a bucket closes once it holds `bytes`.
+  int64_t end = grads.numel();
+  Bucket open{end, end, 0, 0};
+  for (auto it = params.rbegin(); it != params.rend(); ++it) {
+    const Tensor g = it->tensor.grad();
+    DSC_CHECK(g.defined() && g.storage() == grads.storage() &&
+                  int64_t(g.offset() - grads.offset()) + g.numel() == open.begin,
+              "data parallel: the gradient of ", it->name,
+              " is not the next slice of the flat gradient buffer");
+    open.begin -= g.numel();
+    if (it->tensor.requires_grad()) {  // a frozen parameter's gradient is never produced
+      ++open.params;
+      bucket_of_[it->tensor.id()] = -1 - int(buckets_.size());  // counted from the end for now
     }
-    comm_.allreduce_max(*found_inf);  // every rank skips the step if any rank overflowed
+    if ((open.end - open.begin) * int64_t(sizeof(float)) >= bytes) {
+      buckets_.push_back(open);
+      open = Bucket{open.begin, open.begin, 0, 0};
+    }
   }
-  comm_.allreduce_mean(grads);
+  DSC_CHECK(open.begin == 0, "data parallel: the parameters do not cover the gradient buffer");
+  if (open.end > open.begin) buckets_.push_back(open);
+  if (buckets_.size() < 2) {  // nothing to overlap
+    buckets_.clear();
+    bucket_of_.clear();
+    return;
+  }
+  std::reverse(buckets_.begin(), buckets_.end());  // buffer order
+  const int n = int(buckets_.size());
+  for (auto& [id, b] : bucket_of_) b = n + b;  // -1 - k (k-th from the end) -> n - 1 - k
+}
+
+std::vector<int64_t> DataParallel::bucket_sizes() const {
+  std::vector<int64_t> sizes;
+  for (const Bucket& b : buckets_) sizes.push_back(b.end - b.begin);
+  return sizes;
+}
+
+std::string DataParallel::describe_buckets() const {
+  return buckets_.empty() ? "gradients averaged after the backward"
+                          : "gradients averaged in " + std::to_string(buckets_.size()) +
+                                " buckets during the backward";
+}
+
+GradientHook* DataParallel::begin_backward() {
+  if (buckets_.empty()) return nullptr;
+  for (Bucket& b : buckets_) b.pending = b.params;
+  next_bucket_ = int(buckets_.size()) - 1;
+  return this;
+}
+
+void DataParallel::leaf_ready(const Tensor& leaf) {
+  const auto found = bucket_of_.find(leaf.id());
+  if (found == bucket_of_.end()) return;  // not a parameter of the buffer
+  --buckets_[found->second].pending;
+  // In buffer order from the end, so that every rank starts them in the same order.
+  while (next_bucket_ >= 0 && buckets_[next_bucket_].pending == 0) start_bucket(next_bucket_--);
+}
+
+void DataParallel::start_bucket(int b) {
+  Tensor part = grads_.slice0(buckets_[b].begin, buckets_[b].end);
+  inject_overflow(part);
+  comm_.start_allreduce_mean(part);
+}
+
+void DataParallel::inject_overflow(Tensor& grads) {
+  // The slice holding the buffer's first element overflows (the loss-scale check then finds it
+  // in the sum of every rank).
+  if (step_ != overflow_step_ || grads.raw() != grads_.raw()) return;
+  Tensor first = grads.slice0(0, 1);
+  first.fill_(std::numeric_limits<double>::infinity());
+}
+
+void DataParallel::reduce(Tensor& grads) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (buckets_.empty()) {
+    grads_ = grads;
+    inject_overflow(grads);
+    comm_.allreduce_mean(grads);
+  } else {
+    DSC_CHECK(grads.raw() == grads_.raw(), "data parallel: reduce() of another gradient buffer");
+    while (next_bucket_ >= 0) start_bucket(next_bucket_--);  // those no gradient reached
+    comm_.wait_all();
+  }
+  waits_.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+DataParallel::Waits DataParallel::take_waits() {
+  // Every rank's waits in its own slots, zeros elsewhere: the sum is a gather.
+  const size_t steps = waits_.size(), n = size_t(size());
+  std::vector<double> all(steps * n, 0.0);
+  std::copy(waits_.begin(), waits_.end(), all.begin() + ptrdiff_t(steps * size_t(rank())));
+  waits_.clear();
+  sum(all);
+  Waits w;
+  for (size_t s = 0; s < steps; ++s) {
+    double lo = all[s], hi = all[s];
+    for (size_t r = 1; r < n; ++r) {
+      lo = std::min(lo, all[r * steps + s]);
+      hi = std::max(hi, all[r * steps + s]);
+    }
+    w.exposed_s += lo;
+    w.skew_s += hi - lo;
+  }
+  return w;
 }
 
 void DataParallel::sum(std::vector<double>& values) {

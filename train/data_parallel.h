@@ -1,8 +1,8 @@
 // The Trainer's side of data-parallel training (train/distributed.h is the engine): every rank
 // holds the whole model and trains on its slice of each global batch (data::LoaderOptions::shard);
-// after the backward the f32 gradient buffer is averaged across ranks (with the mixed-precision
-// inf/NaN flag: all ranks skip the same steps), so the optimizer makes the same update everywhere
-// and the replicas stay identical — which every epoch checks (a CRC of each rank's weights).
+// the f32 gradient buffer is averaged across ranks, in buckets started while the backward still
+// runs (set_buckets), so the optimizer makes the same update everywhere and the replicas stay
+// identical — which every epoch checks (a CRC of each rank's weights).
 // Metrics are sums over the ranks; evaluation splits the data set across the ranks and adds up.
 // BatchNorm's running statistics (buffers, not trained) are rank 0's, broadcast before each
 // evaluation, as PyTorch DDP's broadcast_buffers; --sync-bn makes the batch statistics global.
@@ -14,6 +14,7 @@
 #include <functional>
 #include <iosfwd>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "data/dataset.h"
@@ -26,7 +27,7 @@ namespace dsc {
 
 struct TrainConfig;
 
-class DataParallel : public GradientReducer {
+class DataParallel : public GradientReducer, private GradientHook {
  public:
   explicit DataParallel(dist::Communicator& comm);
   bool active() const { return comm_.size() > 1; }
@@ -39,11 +40,31 @@ class DataParallel : public GradientReducer {
   // Before step `run_step` (counted from 1 over the run) with `local` of `global` images on this
   // rank; applies the test-only fault injection (distributed.h).
   void begin_step(int64_t run_step, int local, int global);
+  // Overlap: the flat gradient buffer `grads`, whose views are the gradients of `params` (in
+  // buffer order), is averaged in buckets of whole parameters of at least `bytes` each, made from
+  // the end of the buffer (the backward's first gradients); a bucket starts as soon as the
+  // backward has produced every gradient in it, and the buckets start in the same order on every
+  // rank. bytes 0 (or a model smaller than two buckets): one average after the backward.
+  void set_buckets(const std::vector<NamedTensor>& params, const Tensor& grads, int64_t bytes);
+  // The buckets' sizes in elements, in buffer order (empty: one average after the backward).
+  std::vector<int64_t> bucket_sizes() const;
+  // For the run header: "gradients averaged in 4 buckets during the backward" or "... after".
+  std::string describe_buckets() const;
   // GradientReducer: the loss of a rank is the mean over its slice, weighted by
   // local * ranks / global so that the average of the ranks' gradients is the global batch's
   // (1 when the slices are equal, as for every full batch).
   double loss_weight() const override { return weight_; }
-  void reduce(Tensor& grads, Tensor* found_inf) override;
+  GradientHook* begin_backward() override;
+  void reduce(Tensor& grads) override;
+  // The time the steps since the last call spent in reduce(), summed over the steps (a
+  // collective; every rank made as many steps). In each step the rank that finished its backward
+  // last waits only for the part of the average the backward did not hide: exposed_s sums that
+  // shortest wait; skew_s sums the longest minus the shortest, time spent waiting for a slower
+  // rank. On a GPU reduce() only queues the average: both measure the host, not the device.
+  struct Waits {
+    double exposed_s = 0, skew_s = 0;
+  };
+  Waits take_waits();
 
   // In place, over the ranks.
   void sum(std::vector<double>& values);
@@ -65,7 +86,23 @@ class DataParallel : public GradientReducer {
   std::vector<uint32_t> check_replicas(const Tensor& values);
 
  private:
+  // GradientHook: a parameter's gradient is final; then every ready bucket starts.
+  void leaf_ready(const Tensor& leaf) override;
+  void after_node() override { comm_.progress(); }
+  void start_bucket(int b);
+  // Test only: this rank's gradients overflow at the injected step.
+  void inject_overflow(Tensor& grads);
+
   dist::Communicator& comm_;
+  struct Bucket {
+    int64_t begin, end;  // elements of the gradient buffer
+    int params, pending;
+  };
+  std::vector<Bucket> buckets_;
+  std::unordered_map<const void*, int> bucket_of_;  // parameter (Tensor::id) -> bucket
+  Tensor grads_;
+  int next_bucket_ = -1;       // the next to start: they start from the last
+  std::vector<double> waits_;  // seconds in reduce(), one per step since take_waits()
   double weight_ = 1.0;
   int64_t step_ = 0;
   // Test-only fault injection (distributed.h): the step of this rank's injection, -1 for none.

@@ -46,8 +46,15 @@ class Communicator {
   // before it, without a host round trip (bind_gpu); without NCCL a GPU buffer goes through the
   // host.
   virtual void allreduce_mean(Tensor& buffer) = 0;
-  // Element-wise maximum of an f32 tensor (the mixed-precision inf/NaN flag), same paths.
-  virtual void allreduce_max(Tensor& flag) = 0;
+  // The same mean, overlapped with other work (gradient buckets during the backward):
+  // start_allreduce_mean starts it and returns (the buffer stays untouched until wait_all);
+  // progress() lets the engine move the started ones on (MPI advances a non-blocking collective
+  // only inside MPI calls); wait_all() returns when every started one is complete (on a GPU with
+  // NCCL: when dsc's stream is ordered after them, no host wait). Every rank starts the same
+  // buffers in the same order. Engines that cannot overlap run allreduce_mean at the start.
+  virtual void start_allreduce_mean(Tensor& buffer) { allreduce_mean(buffer); }
+  virtual void progress() {}
+  virtual void wait_all() {}
   // Every rank gets root's values of t (BatchNorm's running statistics).
   virtual void broadcast(Tensor& t, int root) = 0;
 

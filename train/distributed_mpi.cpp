@@ -1,6 +1,7 @@
 // The MPI communicator (see distributed.h): MPI_Init on first use, ranks from MPI_COMM_WORLD,
 // local ranks from the shared-memory split, host collectives with MPI_Allreduce / MPI_Bcast, and
-// tensor collectives on the CPU through MPI or on a GPU through NCCL (nccl_comm.h). MPI calls
+// tensor collectives on the CPU through MPI (MPI_Iallreduce when overlapped) or on a GPU through
+// NCCL (nccl_comm.h). MPI calls
 // return their errors (MPI_ERRORS_RETURN) and become dsc::Error; an error that ends a rank ends
 // the world through abort (MPI_Abort). Tested with `mpirun -np 2` in tests/dist/.
 // The C API only: OpenMPI's and MPICH's mpi.h otherwise pull in their C++ bindings in C++.
@@ -10,6 +11,7 @@
 
 #include <climits>
 #include <iostream>
+#include <vector>
 
 #include "core/error.h"
 #include "train/distributed.h"
@@ -71,8 +73,52 @@ class MpiCommunicator : public Communicator {
     mpi_check(MPI_Bcast(data, count_of(bytes), MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
   }
 
-  void allreduce_mean(Tensor& t) override { allreduce_f32(t, MPI_SUM); }
-  void allreduce_max(Tensor& t) override { allreduce_f32(t, MPI_MAX); }
+  void allreduce_mean(Tensor& t) override {
+    check_f32(t);
+    if (t.device() == Device::CUDA && nccl_) {
+      nccl_->allreduce_avg(t.device_data<float>(), t.numel());
+      return;
+    }
+    on_host(t, [&](float* p, int64_t n) {
+      mpi_check(MPI_Allreduce(MPI_IN_PLACE, p, count_of(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
+                "MPI_Allreduce");
+      divide_by_ranks(p, n);
+    });
+  }
+  // CPU memory: MPI_Iallreduce, completed (and divided) in wait_all; GPU memory: NCCL on its
+  // second stream, or without NCCL through the host at once.
+  void start_allreduce_mean(Tensor& t) override {
+    check_f32(t);
+    if (t.device() == Device::CUDA && nccl_) {
+      nccl_->start_allreduce_avg(t.device_data<float>(), t.numel());
+      return;
+    }
+    if (t.device() != Device::CPU) {
+      allreduce_mean(t);
+      return;
+    }
+    Started s{MPI_REQUEST_NULL, t.data<float>(), t.numel()};
+    mpi_check(MPI_Iallreduce(MPI_IN_PLACE, s.data, count_of(s.n), MPI_FLOAT, MPI_SUM,
+                             MPI_COMM_WORLD, &s.request),
+              "MPI_Iallreduce");
+    started_.push_back(s);
+    requests_.push_back(s.request);
+  }
+  void progress() override {
+    if (requests_.empty()) return;
+    int done = 0;
+    mpi_check(MPI_Testall(int(requests_.size()), requests_.data(), &done, MPI_STATUSES_IGNORE),
+              "MPI_Testall");
+  }
+  void wait_all() override {
+    if (nccl_) nccl_->join();
+    if (requests_.empty()) return;
+    mpi_check(MPI_Waitall(int(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE),
+              "MPI_Waitall");
+    for (const Started& s : started_) divide_by_ranks(s.data, s.n);
+    started_.clear();
+    requests_.clear();
+  }
   void broadcast(Tensor& t, int root) override {
     DSC_CHECK(t.is_contiguous(), "broadcast: expected a contiguous tensor, got ", t.str());
     if (t.device() == Device::CUDA && nccl_) {
@@ -115,28 +161,26 @@ class MpiCommunicator : public Communicator {
     t.copy_(h);
   }
 
-  // In place: the mean over the ranks (op MPI_SUM, then divided by the ranks) or the maximum.
-  void allreduce_f32(Tensor& t, MPI_Op op) {
+  static void check_f32(const Tensor& t) {
     DSC_CHECK(t.dtype() == DType::F32 && t.is_contiguous(),
               "allreduce: expected a contiguous f32 tensor, got ", t.str());
-    const bool mean = op == MPI_SUM;
-    if (t.device() == Device::CUDA && nccl_) {
-      if (mean)
-        nccl_->allreduce_avg(t.device_data<float>(), t.numel());
-      else
-        nccl_->allreduce_max(t.device_data<float>(), t.numel());
-      return;
-    }
-    on_host(t, [&](float* p, int64_t n) {
-      mpi_check(MPI_Allreduce(MPI_IN_PLACE, p, count_of(n), MPI_FLOAT, op, MPI_COMM_WORLD),
-                "MPI_Allreduce");
-      if (!mean) return;
-      const float ranks = float(size_);
-      for (int64_t i = 0; i < n; ++i) p[i] /= ranks;
-    });
+  }
+  // The sum over the ranks becomes their mean.
+  void divide_by_ranks(float* p, int64_t n) const {
+    const float ranks = float(size_);
+    for (int64_t i = 0; i < n; ++i) p[i] /= ranks;
   }
 
   std::unique_ptr<NcclComm> nccl_;
+  // The non-blocking means started since the last wait_all (their requests side by side for
+  // MPI_Testall / MPI_Waitall).
+  struct Started {
+    MPI_Request request;
+    float* data;
+    int64_t n;
+  };
+  std::vector<Started> started_;
+  std::vector<MPI_Request> requests_;
 };
 
 }  // namespace

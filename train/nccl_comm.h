@@ -23,7 +23,11 @@ class NcclComm {
   NcclComm& operator=(const NcclComm&) = delete;
   // In place, on dsc's stream, f32 device memory.
   void allreduce_avg(float* data, int64_t n);
-  void allreduce_max(float* data, int64_t n);
+  // The same on a second stream, after the work queued on dsc's stream so far, so that it runs
+  // beside what is queued next (gradient buckets during the backward); join() orders dsc's stream
+  // after every one started. Neither waits on the host, so a step graph can record them.
+  void start_allreduce_avg(float* data, int64_t n);
+  void join();
   void broadcast(void* data, int64_t bytes, int root);
   // The number of GPUs this process sees.
   static int device_count();

@@ -47,27 +47,25 @@ StepResult TrainStep::operator()(const Tensor& images, const Tensor& labels) {
                                  ? ops::scale(r.loss, reducer_->loss_weight())
                                  : r.loss;
     if (p) p->mark_id(p->rows()[loss_row].backward);
+    GradientHookScope hook(reducer_ ? reducer_->begin_backward() : nullptr);
     if (scaler_.enabled()) {
       ops::mul(objective, scaler_.scale_tensor()).backward();
     } else {
       objective.backward();
     }
   }
+  Tensor& grads = optimizer_.parameters().grads();
+  if (reducer_) {
+    profile_mark(p, "gradient allreduce");
+    reducer_->reduce(grads);
+  }
   if (scaler_.enabled()) {
     profile_mark(p, "loss-scale check");
-    Tensor inf = scaler_.check(optimizer_.parameters().grads());
-    if (reducer_) {
-      profile_mark(p, "gradient allreduce");
-      reducer_->reduce(optimizer_.parameters().grads(), &inf);
-    }
+    Tensor inf = scaler_.check(grads);
     profile_mark(p, "optimizer");
     optimizer_.step(inf, scaler_.scale_tensor());  // skipped on the device after an overflow
     scaler_.update();
   } else {
-    if (reducer_) {
-      profile_mark(p, "gradient allreduce");
-      reducer_->reduce(optimizer_.parameters().grads(), nullptr);
-    }
     profile_mark(p, "optimizer");
     optimizer_.step();
   }

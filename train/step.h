@@ -9,6 +9,7 @@
 // step graph against eager steps bit for bit, in tests/cuda/test_cuda_graph.cpp.
 #pragma once
 
+#include "core/autograd.h"
 #include "core/tensor.h"
 #include "layers/module.h"
 #include "optim/loss_scaler.h"
@@ -23,15 +24,18 @@ struct StepResult {
   Tensor loss, logits;
 };
 
-// Data-parallel training (train/data_parallel.h): called by the step after the backward and before
-// the optimizer, to average the gradients across processes. found_inf: under mixed precision this
-// rank's inf/NaN flag (one f32 element on the device), to be reduced too; nullptr in fp32.
+// Data-parallel training (train/data_parallel.h): averages the gradients across processes. The
+// step calls begin_backward before the backward, whose hook (if any) is installed during the
+// backward to start parts of the average early, and reduce after it: the average is complete
+// (on a GPU: queued) when reduce returns. Under mixed precision the step checks the averaged
+// gradients for inf/NaN: an overflow on any rank is one in the sum, so every rank skips the step.
 class GradientReducer {
  public:
   virtual ~GradientReducer() = default;
   // The factor this rank's loss is multiplied by before the backward (1: none).
   virtual double loss_weight() const { return 1.0; }
-  virtual void reduce(Tensor& grads, Tensor* found_inf) = 0;
+  virtual GradientHook* begin_backward() { return nullptr; }
+  virtual void reduce(Tensor& grads) = 0;
 };
 
 class TrainStep {

@@ -87,6 +87,11 @@ int train_main(const std::vector<std::string>& args, std::ostream& out, std::ost
   app.add_flag("--sync-bn", c.sync_bn,
                "several ranks (mpirun -np N train ...): BatchNorm statistics over the whole "
                "global batch instead of each rank's slice");
+  app.add_option("--bucket-kb", c.bucket_kb,
+                 "several ranks: the gradients are averaged in buckets of about this many KiB, "
+                 "each started as soon as the backward has produced it (0: one average of all "
+                 "gradients after the backward)")
+      ->capture_default_str();
   bool no_progress = false;
   app.add_flag("--no-progress", no_progress, "no progress bar, even on a terminal");
   KernelFlags kernel_flags;

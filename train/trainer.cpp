@@ -139,6 +139,9 @@ std::string percent_or_na(double v) {
 }
 
 nlohmann::json json_or_null(double v) { return v < 0 ? nlohmann::json() : nlohmann::json(v); }
+nlohmann::json json_if(bool valid, double v) {
+  return valid ? nlohmann::json(v) : nlohmann::json();
+}
 
 }  // namespace
 
@@ -214,7 +217,10 @@ Trainer::Trainer(const TrainConfig& config, std::ostream& out)
   optimizer_desc_ = opt_->describe();
   scaler_ = std::make_unique<LossScaler>(LossScalerOptions{.enabled = amp_}, device_);
   step_ = std::make_unique<TrainStep>(*model_, *opt_, *scaler_, compute_);
-  if (dp_->active()) step_->set_reducer(dp_.get());
+  if (dp_->active()) {
+    step_->set_reducer(dp_.get());
+    dp_->set_buckets(model_->parameters(), opt_->parameters().grads(), cfg_.bucket_kb * 1024);
+  }
   if (cfg_.sync_bn) dp_->sync_batch_norm(*model_);
   // The schedule advances with applied updates only; when the rate varies, knowing whether an AMP
   // step was skipped costs one synchronisation per step, otherwise no step waits for the GPU.
@@ -306,6 +312,7 @@ void Trainer::write_header() {
       {"engine", dp_->comm().engine()},
       {"rank_devices", rank_devices_},
       {"sync_bn", cfg_.sync_bn},
+      {"gradient_buckets", dp_->bucket_sizes()},
       {"batch", cfg_.batch},
       {"precision", amp_ ? "amp" : "fp32"},
       {"epochs", cfg_.epochs},
@@ -343,7 +350,8 @@ void Trainer::write_header() {
        << (dp_->active() ? "ranks      " + std::to_string(dp_->size()) + " (" +
                                dp_->comm().engine() + "), " + std::to_string(local_batch_) +
                                " images of each batch per rank, BatchNorm statistics " +
-                               (cfg_.sync_bn ? "over all ranks (--sync-bn)" : "per rank") + "\n"
+                               (cfg_.sync_bn ? "over all ranks (--sync-bn)" : "per rank") + ", " +
+                               dp_->describe_buckets() + "\n"
                          : "")
        << "recipe     batch " << cfg_.batch << ", " << cfg_.epochs << " epochs, "
        << opt_->describe() << ", lr schedule " << schedule_.describe() << ", augment "
@@ -470,6 +478,9 @@ EpochResult Trainer::train_epoch(int epoch, int64_t first_batch) {
     e.train_loss = m.loss;
     e.train_acc = m.acc;
     replica_crcs = dp_->check_replicas(opt_->parameters().values());
+    const DataParallel::Waits w = dp_->take_waits();
+    e.allreduce_exposed_s = w.exposed_s;
+    e.rank_skew_s = w.skew_s;
   }
   e.images_per_sec = timed_images / timed_s;
   e.data_wait_s = loader_->wait_seconds();
@@ -491,6 +502,9 @@ EpochResult Trainer::train_epoch(int epoch, int64_t first_batch) {
        << std::setprecision(2) << 100 * e.test_acc << "%  " << std::setprecision(1)
        << e.images_per_sec << " img/s  data wait " << std::setprecision(2) << e.data_wait_s
        << " s  wall " << std::setprecision(1) << e.wall_s << " s";
+  if (dp_->active())
+    line << "  allreduce exposed " << std::setprecision(1) << 1e3 * e.allreduce_exposed_s
+         << " ms, rank skew " << 1e3 * e.rank_skew_s << " ms";
   if (amp_) line << "  loss scale " << e.loss_scale << ", skipped " << e.skipped_steps;
   if (monitor_) line << "  GPU " << util.str();
   out_ << line.str() << "\n" << std::flush;
@@ -506,6 +520,8 @@ EpochResult Trainer::train_epoch(int epoch, int64_t first_batch) {
                {"lr", e.lr},
                {"loss_scale", e.loss_scale},
                {"skipped_steps", e.skipped_steps},
+               {"allreduce_exposed_s", json_if(dp_->active(), e.allreduce_exposed_s)},
+               {"rank_skew_s", json_if(dp_->active(), e.rank_skew_s)},
                {"sm_util", util.valid ? nlohmann::json(util.sm_percent) : nlohmann::json()},
                {"mem_util", util.valid ? nlohmann::json(util.memory_percent) : nlohmann::json()}});
   if (dp_->active())  // the CRC-32 of each rank's weights: equal, or check_replicas threw

@@ -1,13 +1,15 @@
 // Autograd (core/autograd.h): gradients accumulate into leaves, a tensor used twice receives the
 // sum of both paths, diamonds, zero_grad, NoGradGuard, errors, += across backward calls, long
-// chains, the Node contract for user-written nodes, and the profiling hooks (ProfileScope,
-// BackwardObserver). Expected gradients are derived by hand.
+// chains, the Node contract for user-written nodes, the profiling hooks (ProfileScope,
+// BackwardObserver) and the gradient hook (GradientHook). Expected gradients are derived by hand.
 // Also the two CPU table entries that accumulation and sum()'s backward rest on: axpy of f16 into
 // f32 and broadcast.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "check.h"
@@ -166,6 +168,70 @@ TEST_CASE("autograd: nodes carry their ProfileScope; a BackwardObserver sees the
   CHECK(x.grad().to_vector() == std::vector<double>{2, 4, 6});  // unchanged by observing
   ops::sum(ops::mul(x, x)).backward();  // no observer: nothing more is seen
   CHECK(seen.scopes.size() == 2);
+}
+
+// A node whose rule sends its input no gradient (as a user-written op may do for an input it does
+// not differentiate): the nodes below it are skipped.
+struct StopNode : Node {
+  std::vector<Tensor> backward(const Tensor&) override { return {Tensor()}; }
+  const char* name() const override { return "stop"; }
+};
+
+TEST_CASE("autograd: a GradientHook hears each leaf once, when its gradient is final") {
+  struct Heard : GradientHook {
+    std::vector<std::pair<const TensorImpl*, std::vector<double>>> leaves;
+    std::vector<std::string> events;
+    std::vector<std::pair<const TensorImpl*, std::string>> names;
+    void leaf_ready(const Tensor& t) override {
+      leaves.push_back({t.id(), t.grad().defined() ? t.grad().to_vector() : std::vector<double>{}});
+      for (const auto& [id, name] : names)
+        if (id == t.id()) events.push_back(name);
+    }
+    void after_node() override { events.push_back("|"); }
+  } heard;
+  Tensor x = leaf({1, 2}), w1 = leaf({3, -1}), w2 = leaf({0.5, 2}), c = leaf({4, 5});
+  heard.names = {{x.id(), "x"}, {w1.id(), "w1"}, {w2.id(), "w2"}, {c.id(), "c"}};
+  // z = sum(x w1 w2 + w2) + sum(stop(c c)): w2 is an input of two nodes; c's node is never given
+  // a gradient (the stop node sends none).
+  Tensor k = ops::add(ops::mul(ops::mul(x, w1), w2), w2);
+  Tensor cc = ops::mul(c, c);
+  Tensor s = Tensor::zeros({2}, DType::F64);
+  auto stop = std::make_shared<StopNode>();
+  stop->inputs = {cc};
+  record(s, stop);
+  Tensor z = ops::add(ops::sum(k), ops::sum(s));
+  {
+    GradientHookScope scope(&heard);
+    z.backward();
+  }
+  // Every leaf once; x and w1 (the innermost mul) after w2 (both of its nodes ran first).
+  REQUIRE(heard.leaves.size() == 4);
+  std::vector<std::string> order;
+  for (const std::string& e : heard.events)
+    if (e != "|") order.push_back(e);
+  CHECK(order.size() == 4);
+  const auto at = [&](const std::string& n) {
+    return std::find(order.begin(), order.end(), n) - order.begin();
+  };
+  CHECK(at("w2") < at("x"));
+  CHECK(at("x") + 1 == at("w1"));  // the same node's inputs, in input order
+  // One after_node per node of the pass: add, sum, sum, stop, mul(c c), add, mul, mul.
+  CHECK(std::count(heard.events.begin(), heard.events.end(), "|") == 8);
+  // Each leaf's gradient was final when it was heard: what it holds after the pass.
+  for (const auto& [id, g] : heard.leaves) {
+    const Tensor* t = id == x.id() ? &x : id == w1.id() ? &w1 : id == w2.id() ? &w2 : &c;
+    if (t == &c) {
+      CHECK(g.empty());  // no gradient reached c
+      CHECK_FALSE(c.grad().defined());
+    } else {
+      CHECK(g == t->grad().to_vector());
+    }
+  }
+  CHECK(w2.grad().to_vector() == std::vector<double>{1 * 3 + 1, 2 * -1 + 1});
+  // The scope ended: a second pass is not heard.
+  const size_t n = heard.events.size();
+  ops::sum(ops::mul(x, x)).backward();
+  CHECK(heard.events.size() == n);
 }
 
 TEST_CASE("autograd: backward needs a scalar") {

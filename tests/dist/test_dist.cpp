@@ -1,25 +1,32 @@
 // Data-parallel training across MPI ranks (train/data_parallel.h, train/distributed.h), with real
 // `mpirun -np 2` runs of this build's train on real CIFAR-10 images: --sync-bn against one
 // process, replicas bit-identical without it, a mixed-precision overflow on one rank skipped by
-// every rank, an exact resume on two ranks, a rank killed or failing mid-run, and the one-line
-// errors before training. Skipped
+// every rank, an exact resume on two ranks, gradient buckets averaged during the backward (the
+// same weights as one average after it; in-process, which buckets start when), a rank killed or
+// failing mid-run, and the one-line errors before training. Skipped
 // (reported as such) in a build without MPI or without mpirun on the PATH; the refusal of a
 // several-rank launch by a build without MPI is tested in that build instead.
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
 
 #include "layers/checkpoint.h"
 #include "layers/model_registry.h"
+#include "optim/loss_scaler.h"
+#include "optim/optimizer.h"
+#include "train/data_parallel.h"
 #include "train/distributed.h"
 #include "train/run_log.h"
+#include "train/step.h"
 
 namespace fs = std::filesystem;
 
@@ -206,17 +213,62 @@ TEST_CASE("mpirun -np 2 --precision amp: an overflow on rank 1 makes every rank 
       "--precision amp --log ";
   const Result plain = run(mpirun(2, common + (d / "plain.jsonl").string()), d / "plain.txt");
   REQUIRE_MESSAGE(plain.rc == 0, plain.output);
-  const Result hit =
-      run(mpirun(2, common + (d / "hit.jsonl").string(), "DSC_TEST_INJECT_OVERFLOW=1:3"),
-          d / "hit.txt");
-  REQUIRE_MESSAGE(hit.rc == 0, hit.output);
   const nlohmann::json a = records(d / "plain.jsonl", "epoch").at(0);
-  const nlohmann::json b = records(d / "hit.jsonl", "epoch").at(0);
-  CHECK(b["skipped_steps"].get<int>() == a["skipped_steps"].get<int>() + 1);
-  CHECK(b["loss_scale"].get<double>() == doctest::Approx(a["loss_scale"].get<double>() / 2));
-  // Had rank 1 applied its update (its gradient holds an inf) the replicas would differ.
-  const nlohmann::json crc = records(d / "hit.jsonl", "replicas").at(0)["crc32"];
-  CHECK(crc[0] == crc[1]);
+  // The overflow reaches the other rank through the averaged gradients: in a bucket averaged
+  // during the backward (the default), and in the one average after it.
+  for (const std::string buckets : {"256", "0"}) {
+    CAPTURE(buckets);
+    const fs::path log = d / ("hit" + buckets + ".jsonl");
+    const Result hit = run(mpirun(2, common + log.string() + " --bucket-kb " + buckets,
+                                  "DSC_TEST_INJECT_OVERFLOW=1:3"),
+                           d / "hit.txt");
+    REQUIRE_MESSAGE(hit.rc == 0, hit.output);
+    CHECK(records(log, "header").at(0)["gradient_buckets"].empty() == (buckets == "0"));
+    const nlohmann::json b = records(log, "epoch").at(0);
+    CHECK(b["skipped_steps"].get<int>() == a["skipped_steps"].get<int>() + 1);
+    CHECK(b["loss_scale"].get<double>() == doctest::Approx(a["loss_scale"].get<double>() / 2));
+    // Had rank 1 applied its update (its gradient holds an inf) the replicas would differ.
+    const nlohmann::json crc = records(log, "replicas").at(0)["crc32"];
+    CHECK(crc[0] == crc[1]);
+  }
+  fs::remove_all(d);
+}
+
+// With two ranks each element of the average is (a + b) / 2 whichever way the buffer is cut, so
+// gradients averaged in buckets during the backward must train the very same weights as one
+// average after it.
+TEST_CASE("mpirun -np 2: gradient buckets during the backward train the same weights as one "
+          "average after it" *
+          doctest::skip(kSkip)) {
+  const fs::path d = temp_dir("buckets");
+  const std::string common =
+      "--model depsep --batch 128 --limit-train 512 --limit-test 100 --epochs 1 --save ";
+  for (const std::string kb : {"0", "64"}) {
+    const Result r = run(mpirun(2, common + (d / (kb + ".ckpt")).string() + " --bucket-kb " + kb +
+                                       " --log " + (d / (kb + ".jsonl")).string()),
+                         d / (kb + ".txt"));
+    REQUIRE_MESSAGE(r.rc == 0, r.output);
+    CHECK(r.output.find(kb == "0" ? "gradients averaged after the backward"
+                                  : "gradients averaged in ") != std::string::npos);
+  }
+  const nlohmann::json header = records(d / "64.jsonl", "header").at(0);
+  const std::vector<int64_t> buckets = header["gradient_buckets"];
+  REQUIRE(buckets.size() >= 2);
+  int64_t total = 0;
+  for (size_t i = 0; i < buckets.size(); ++i) {
+    if (i > 0) CHECK(buckets[i] * 4 >= 64 * 1024);  // all but the first reach the size
+    total += buckets[i];
+  }
+  CHECK(total == header["trainable_params"].get<int64_t>());
+  CHECK(records(d / "0.jsonl", "header").at(0)["gradient_buckets"].empty());
+  const auto [diff, scale] = max_difference("depsep", d / "0.ckpt", d / "64.ckpt");
+  MESSAGE("largest difference after 4 steps " << diff << " (largest value " << scale << ")");
+  CHECK(diff == 0);
+  for (const char* kb : {"0", "64"}) {
+    const nlohmann::json e = records(d / (std::string(kb) + ".jsonl"), "epoch").at(0);
+    CHECK(e["allreduce_exposed_s"].get<double>() >= 0);
+    CHECK(e["rank_skew_s"].get<double>() >= 0);
+  }
   fs::remove_all(d);
 }
 
@@ -302,6 +354,94 @@ TEST_CASE("mpirun -np 2: bad combinations are one-line errors before training" *
   CHECK(r.output.find(line) == r.output.rfind(line));  // printed once, not by every rank
   CHECK(r.output.find("epoch 1") == std::string::npos);
   fs::remove_all(d);
+}
+
+// A world of two ranks that records what DataParallel asks of it (no MPI needed): where each
+// started average lies in the gradient buffer, and how many backward nodes had run by then.
+struct RecordingComm : dsc::dist::Communicator {
+  RecordingComm() { size_ = 2; }
+  const float* base = nullptr;
+  std::vector<std::pair<int64_t, int64_t>> started;  // (first element, elements)
+  std::vector<int> started_after;                    // progress() calls before each start
+  int progress_calls = 0, waits = 0, blocking = 0;
+  std::string engine() const override { return "recording"; }
+  void allreduce_sum(double*, int64_t) override {}
+  void allreduce_max(double*, int64_t) override {}
+  void barrier() override {}
+  void broadcast(void*, int64_t, int) override {}
+  void allreduce_mean(dsc::Tensor&) override { ++blocking; }
+  void start_allreduce_mean(dsc::Tensor& t) override {
+    started.push_back({t.data<float>() - base, t.numel()});
+    started_after.push_back(progress_calls);
+  }
+  void progress() override { ++progress_calls; }
+  void wait_all() override { ++waits; }
+  void broadcast(dsc::Tensor&, int) override {}
+  bool bind_gpu() override { return false; }
+  [[noreturn]] void abort(const std::string&, int) override { std::abort(); }
+};
+
+TEST_CASE("DataParallel starts each gradient bucket once, during the backward, from the end") {
+  using namespace dsc;
+  auto model = make_model("normal", ModelSpec{});
+  Sgd sgd(*model);
+  LossScaler scaler(LossScalerOptions{.enabled = false}, Device::CPU);
+  TrainStep step(*model, sgd, scaler, DType::F32);
+  RecordingComm comm;
+  DataParallel dp(comm);
+  step.set_reducer(&dp);
+  Tensor& grads = sgd.parameters().grads();
+  comm.base = grads.data<float>();
+  std::mt19937_64 rng(5);
+  const Tensor images = Tensor::randn({4, 3, 32, 32}, rng);
+  const Tensor labels = Tensor::from(std::vector<double>{1, 7, 3, 0}, {4}, DType::I32);
+
+  dp.set_buckets(model->parameters(), grads, 256 * 1024);
+  const std::vector<int64_t> sizes = dp.bucket_sizes();
+  REQUIRE(sizes.size() >= 3);
+  // The buckets tile the buffer at parameter boundaries; every one but the first holds 256 KiB.
+  std::vector<int64_t> boundaries{0};
+  for (const NamedTensor& p : model->parameters())
+    boundaries.push_back(boundaries.back() + p.tensor.numel());
+  int64_t begin = 0;
+  for (size_t b = 0; b < sizes.size(); ++b) {
+    CAPTURE(b);
+    if (b > 0) CHECK(sizes[b] * 4 >= 256 * 1024);
+    begin += sizes[b];
+    CHECK(std::find(boundaries.begin(), boundaries.end(), begin) != boundaries.end());
+  }
+  CHECK(begin == grads.numel());
+
+  for (int s = 0; s < 2; ++s) {  // the hook is set up again for every step
+    CAPTURE(s);
+    comm.started.clear();
+    comm.started_after.clear();
+    comm.progress_calls = 0;
+    step(images, labels);
+    // Each bucket once, from the last; the last ones while nodes of the backward remained.
+    REQUIRE(comm.started.size() == sizes.size());
+    int64_t end = grads.numel();
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      const size_t b = sizes.size() - 1 - i;
+      CHECK(comm.started[i].second == sizes[b]);
+      CHECK(comm.started[i].first == end - sizes[b]);
+      end -= sizes[b];
+    }
+    CHECK(comm.started_after.front() < comm.progress_calls / 2);
+    CHECK(comm.waits == s + 1);
+    CHECK(comm.blocking == 0);
+  }
+
+  // 0: one average of the whole buffer after the backward.
+  dp.set_buckets(model->parameters(), grads, 0);
+  CHECK(dp.bucket_sizes().empty());
+  comm.started.clear();
+  step(images, labels);
+  CHECK(comm.started.empty());
+  CHECK(comm.blocking == 1);
+  // A bucket larger than the model: one average as well.
+  dp.set_buckets(model->parameters(), grads, 64 << 20);
+  CHECK(dp.bucket_sizes().empty());
 }
 
 TEST_CASE("--sync-bn with one process is a one-line error" * doctest::skip(!have_data())) {
