@@ -7,6 +7,8 @@
 #   env       nvidia-smi, nvcc, the CUDA / cuDNN / cuBLAS libraries found, PyTorch's versions
 #   tests_*   tests/cuda, one process per source file, asynchronous; a failing file again with
 #             DSC_CUDA_SYNC=1 (tests_sync_*), which names the kernel that faults
+#   nccl      tests/nccl: data-parallel training's NCCL collectives on this GPU as one rank
+#             (PyTorch's libnccl), also recorded in a CUDA graph
 #   steps_*   training steps of both models (AMP): ours replayed from a step graph and eager, the
 #             DepSep layers fused and composed; PyTorch (AMP + GradScaler, NCHW and channels_last)
 #   train_*   the seed's recipe (5 epochs, batch 128, AMP) on the carried 10,000-image subset,
@@ -49,8 +51,8 @@ if [ "$selftest" = 1 ]; then
   build=${BUILD_DIR:-build}
   bin=$work/bin
   mkdir -p "$bin"
-  for p in bin/train bin/bench bin/train_steps bin/compare tests/test_cuda; do
-    ln -s "$(cd "$build" && pwd)/$p" "$bin/$(basename "$p")"
+  for p in bin/train bin/bench bin/train_steps bin/compare tests/test_cuda tests/test_nccl; do
+    [ -e "$build/$p" ] && ln -s "$(cd "$build" && pwd)/$p" "$bin/$(basename "$p")"
   done
   py=/usr/bin/python3
   src=${CIFAR10_DIR:-../shared/cifar10}
@@ -161,6 +163,7 @@ for f in runtime kernels conv depsep graph training train; do
     step "tests_sync_$f" 120 env CIFAR10_DIR="$data" DSC_CUDA_SYNC=1 "$bin/test_cuda" \
       -sf="*test_cuda_$f.cpp" --duration=true
 done
+[ -x "$bin/test_nccl" ] && step nccl 60 "$bin/test_nccl" --duration=true
 
 # 3. training steps, ours (graph-replayed and eager; DepSep fused and composed) and PyTorch
 for model in depsep normal; do
