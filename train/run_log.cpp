@@ -181,6 +181,15 @@ std::string framework_of(const RunRow& row) {
   if (g.is_string() && g.get<std::string>() == "on") f += " (graph)";
   return f;
 }
+// The device column: a data-parallel run reads "cpu x 2 ranks", so that it is never averaged
+// with one process's runs.
+std::string device_of(const RunRow& row) {
+  const std::string d = text_field(row.header, "device", "?");
+  const nlohmann::json n = field(row.header, "world_size");
+  return n.is_number_integer() && n.get<int64_t>() > 1
+             ? d + " x " + std::to_string(n.get<int64_t>()) + " ranks"
+             : d;
+}
 }  // namespace
 
 std::string compare_runs(const std::vector<std::string>& paths) {
@@ -201,7 +210,7 @@ std::string compare_run_records(const std::vector<RunRecords>& runs) {
     const RunRow& row = rows.emplace_back(run_row(run));
     const nlohmann::json& header = row.header;
     os << "| " << run.name << " | " << framework_of(row) << " | "
-       << text_field(header, "model", "?") << " | " << text_field(header, "device", "?") << " | "
+       << text_field(header, "model", "?") << " | " << device_of(row) << " | "
        << text_field(header, "precision", "?") << " | " << fmt_num(row.get("batch"), 0, false)
        << " | " << fmt_num(row.get("params"), 0, true) << " | " << row.epochs << " | "
        << fmt_num(row.get("peak_images_per_sec"), 0, true) << " | "
@@ -218,7 +227,7 @@ std::string compare_run_records(const std::vector<RunRecords>& runs) {
     if (row.summary.is_null()) continue;
     const nlohmann::json& h = row.header;
     const std::string key = framework_of(row) + " | " + text_field(h, "model", "?") + " | " +
-                            text_field(h, "device", "?") + " | " + text_field(h, "precision", "?") +
+                            device_of(row) + " | " + text_field(h, "precision", "?") +
                             " | " + fmt_num(row.get("batch"), 0, false) + " | " +
                             std::to_string(row.epochs);
     auto it =

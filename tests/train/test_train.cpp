@@ -277,6 +277,32 @@ TEST_CASE("compare tells runs replayed from a step graph from eager ones") {
   fs::remove_all(dir);
 }
 
+TEST_CASE("compare tells data-parallel runs from one process's by their ranks") {
+  const fs::path dir = temp_dir("train_compare_ranks");
+  auto write_run = [&](const std::string& name, int ranks, double ips) {
+    std::ofstream f(dir / name);
+    f << R"({"type":"header","framework":"ours","model":"depsep","device":"cpu",)"
+      << R"("precision":"fp32","batch":128,"params":135973,"world_size":)" << ranks << "}\n"
+      << R"({"type":"epoch","epoch":1,"train_loss":1.5})"
+      << "\n"
+      << R"({"type":"summary","peak_images_per_sec":)" << ips << R"(,"median_images_per_sec":)"
+      << ips << R"(,"train_acc":0.5,"test_acc":0.5})"
+      << "\n";
+    return (dir / name).string();
+  };
+  const std::string table =
+      dsc::compare_runs({write_run("one_a.jsonl", 1, 400), write_run("two_a.jsonl", 2, 430),
+                         write_run("one_b.jsonl", 1, 410), write_run("two_b.jsonl", 2, 450)});
+  INFO(table);
+  CHECK(table.find("| one_a.jsonl | ours | depsep | cpu | fp32 |") != std::string::npos);
+  CHECK(table.find("| two_a.jsonl | ours | depsep | cpu x 2 ranks | fp32 |") != std::string::npos);
+  // Two groups of two runs each, never one of four.
+  CHECK(table.find("| ours | depsep | cpu | fp32 | 128 | 1 | 2 | 405 ± 7 |") != std::string::npos);
+  CHECK(table.find("| ours | depsep | cpu x 2 ranks | fp32 | 128 | 1 | 2 | 440 ± 14 |") !=
+        std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("compare: logs without epoch lines, fields of other types, lines that are not objects") {
   // Found by scripts/fuzz.sh run_log (tests/fuzz/regressions/run_log_summary_without_epochs.jsonl,
   // a real log whose epoch lines were cut): two finished runs of the same setup with no epoch line
