@@ -139,6 +139,30 @@ DSC_KERNEL(batch_norm_forward_eval, void, (const Tensor& x, const Tensor& gamma,
 DSC_KERNEL(batch_norm_backward, void, (const Tensor& x, const Tensor& dy, const Tensor& gamma,
                                        const Tensor& save_mean, const Tensor& save_invstd,
                                        Tensor& dx, Tensor& dgamma, Tensor& dbeta), required)
+// Synchronised batch_norm (layers/sync_batch_norm.h): the passes of the two entries above with
+// their per-channel sums (f64, on the device) handed out in between, to be summed over ranks.
+// x, dy f32 or f16; gamma, beta, running and saved statistics f32 [C]. The arithmetic is
+// batch_norm_forward_train's and batch_norm_backward's with the sums taken as given.
+// stats undefined: sums [C + 1] = the sum of x per channel, and N H W in sums[C]; stats given
+// (such sums, over every rank): sums [C] = the sum of (x - stats[c] / stats[C])^2 per channel.
+DSC_KERNEL(batch_norm_stat_sums, void, (const Tensor& x, const Tensor& stats, Tensor& sums),
+           required)
+// Normalises x with mean stats[c] / m and biased variance square_sums[c] / m (m = stats[C]),
+// saves mean and 1/sqrt(var + eps), updates the running statistics (unbiased variance).
+DSC_KERNEL(batch_norm_normalize, void, (const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                        const Tensor& stats, const Tensor& square_sums,
+                                        const BatchNormParams& p, Tensor& running_mean,
+                                        Tensor& running_var, Tensor& y, Tensor& save_mean,
+                                        Tensor& save_invstd), required)
+// sums [2C]: the sum of dy and of dy xhat per channel; dbeta, dgamma: the same, in f32.
+DSC_KERNEL(batch_norm_grad_sums, void, (const Tensor& x, const Tensor& dy,
+                                        const Tensor& save_mean, const Tensor& save_invstd,
+                                        Tensor& sums, Tensor& dgamma, Tensor& dbeta), required)
+// dx = gamma invstd (dy - sums[c] / m - xhat sums[C + c] / m), m = stats[C].
+DSC_KERNEL(batch_norm_grad_input, void, (const Tensor& x, const Tensor& dy, const Tensor& gamma,
+                                         const Tensor& save_mean, const Tensor& save_invstd,
+                                         const Tensor& sums, const Tensor& stats, Tensor& dx),
+           required)
 
 // ---- cross_entropy: softmax cross-entropy, logits [N, M], labels i32 [N] ----
 // (core/cpu/cross_entropy_cpu.cpp; core/cuda/cross_entropy.cu)

@@ -196,7 +196,7 @@ int DataParallel::sync_batch_norm(Module& model) {
   int layers = 0;
   dist::Communicator* comm = &comm_;
   for_each_batch_norm(model, [&](BatchNorm2d& bn) {
-    bn.set_sync([comm](double* data, int64_t n) { comm->allreduce_sum(data, n); });
+    bn.set_sync([comm](Tensor& sums) { comm->allreduce_sum(sums); });
     ++layers;
   });
   return layers;

@@ -21,6 +21,7 @@ class SingleCommunicator : public Communicator {
   void barrier() override {}
   void broadcast(void*, int64_t, int) override {}
   void allreduce_mean(Tensor&) override {}
+  void allreduce_sum(Tensor&) override {}
   void broadcast(Tensor&, int) override {}
   bool bind_gpu() override { return false; }
   [[noreturn]] void abort(const std::string& message, int code) override {

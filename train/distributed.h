@@ -55,6 +55,9 @@ class Communicator {
   virtual void start_allreduce_mean(Tensor& buffer) { allreduce_mean(buffer); }
   virtual void progress() {}
   virtual void wait_all() {}
+  // Sum over the ranks of an f64 tensor (synchronised BatchNorm's per-channel sums), same paths
+  // (NCCL: ncclSum of ncclFloat64 on dsc's stream).
+  virtual void allreduce_sum(Tensor& sums) = 0;
   // Every rank gets root's values of t (BatchNorm's running statistics).
   virtual void broadcast(Tensor& t, int root) = 0;
 

@@ -85,6 +85,17 @@ class MpiCommunicator : public Communicator {
       divide_by_ranks(p, n);
     });
   }
+  void allreduce_sum(Tensor& t) override {
+    DSC_CHECK(t.dtype() == DType::F64 && t.is_contiguous(),
+              "allreduce_sum: expected a contiguous f64 tensor, got ", t.str());
+    if (t.device() == Device::CUDA && nccl_) {
+      nccl_->allreduce_sum(t.device_data<double>(), t.numel());
+      return;
+    }
+    Tensor h = t.device() == Device::CPU ? t : t.to(Device::CPU);
+    allreduce_sum(h.data<double>(), h.numel());
+    if (t.device() != Device::CPU) t.copy_(h);
+  }
   // CPU memory: MPI_Iallreduce, completed (and divided) in wait_all; GPU memory: NCCL on its
   // second stream, or without NCCL through the host at once.
   void start_allreduce_mean(Tensor& t) override {

@@ -80,6 +80,11 @@ void NcclComm::join() {
   impl_->started = 0;
 }
 
+void NcclComm::allreduce_sum(double* data, int64_t n) {
+  nccl_check(ncclAllReduce(data, data, size_t(n), ncclFloat64, ncclSum, impl_->comm, stream()),
+             "ncclAllReduce (f64 sums)");
+}
+
 void NcclComm::broadcast(void* data, int64_t bytes, int root) {
   nccl_check(ncclBroadcast(data, data, size_t(bytes), ncclUint8, root, impl_->comm, stream()),
              "ncclBroadcast");

@@ -29,6 +29,8 @@ class NcclComm {
   // after every one started. Neither waits on the host, so a step graph can record them.
   void start_allreduce_avg(float* data, int64_t n);
   void join();
+  // Sum of f64 device memory, in place, on dsc's stream.
+  void allreduce_sum(double* data, int64_t n);
   void broadcast(void* data, int64_t bytes, int root);
   // The number of GPUs this process sees.
   static int device_count();

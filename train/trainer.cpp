@@ -159,8 +159,6 @@ Trainer::Trainer(const TrainConfig& config, std::ostream& out)
   DSC_CHECK(!dp_->active() || device_ == Device::CPU || rank_gpu,
             "several ranks on GPUs need NCCL, and this build of dsc has none: train with "
             "--device cpu, or rebuild with NCCL");
-  DSC_CHECK(!cfg_.sync_bn || device_ == Device::CPU,
-            "--sync-bn runs on the CPU only so far (--device cpu)");
   DSC_CHECK(!cfg_.profile.enabled || !dp_->active(),
             "--profile times one process's step: run it without mpirun (or with -np 1)");
   DSC_CHECK(cfg_.graph != "on" || device_ == Device::CUDA,

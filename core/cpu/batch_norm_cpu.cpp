@@ -148,3 +148,158 @@ void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
 }
 
 }  // namespace dsc::cpu
+
+// ---- synchronised batch_norm's passes (kernel_list.h): plain loops, f32 statistics, sums in
+// double in the order of the built-in kernel above ----
+
+namespace dsc::cpu {
+namespace {
+
+struct SyncDims {
+  int n, c, hw;
+};
+
+SyncDims sync_dims(const char* op, const Tensor& x, std::initializer_list<const Tensor*> f32) {
+  DSC_CHECK(
+      x.ndim() >= 2 && x.is_contiguous() && (x.dtype() == DType::F32 || x.dtype() == DType::F16),
+      op, ": expected a contiguous f32 or f16 [N, C, ...] input, got ", x.str());
+  const SyncDims d{int(x.dim(0)), int(x.dim(1)), hw_of(x)};
+  for (const Tensor* t : f32)
+    DSC_CHECK(t->dtype() == DType::F32 && t->numel() == d.c, op, ": ", t->str(), " (expected f32 [",
+              d.c, "])");
+  return d;
+}
+
+void check_f64(const char* op, const Tensor& t, int64_t n) {
+  DSC_CHECK(t.dtype() == DType::F64 && t.numel() == n, op, ": ", t.str(), " (expected f64 [", n,
+            "])");
+}
+
+}  // namespace
+
+void batch_norm_stat_sums(const Tensor& x, const Tensor& stats, Tensor& sums) {
+  const SyncDims d = sync_dims("batch_norm_stat_sums", x, {});
+  check_f64("batch_norm_stat_sums", sums, stats.defined() ? d.c : d.c + 1);
+  if (stats.defined()) check_f64("batch_norm_stat_sums", stats, d.c + 1);
+  const Tensor xw = widen(x);
+  const float* px = xw.data<float>();
+  double* s = sums.data<double>();
+  const double* st = stats.defined() ? stats.data<double>() : nullptr;
+  for (int ch = 0; ch < d.c; ++ch) {
+    const double mu = st ? st[ch] / st[d.c] : 0.0;
+    double acc = 0;
+    for (int i = 0; i < d.n; ++i) {
+      const float* p = px + (int64_t(i) * d.c + ch) * d.hw;
+      if (st) {
+        for (int j = 0; j < d.hw; ++j) {
+          const double dv = p[j] - mu;
+          acc += dv * dv;
+        }
+      } else {
+        for (int j = 0; j < d.hw; ++j) acc += p[j];
+      }
+    }
+    s[ch] = acc;
+  }
+  if (!st) s[d.c] = double(int64_t(d.n) * d.hw);
+}
+
+void batch_norm_normalize(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                          const Tensor& stats, const Tensor& square_sums, const BatchNormParams& p,
+                          Tensor& running_mean, Tensor& running_var, Tensor& y, Tensor& save_mean,
+                          Tensor& save_invstd) {
+  const SyncDims d =
+      sync_dims("batch_norm_normalize", x,
+                {&gamma, &beta, &running_mean, &running_var, &save_mean, &save_invstd});
+  check_f64("batch_norm_normalize", stats, d.c + 1);
+  check_f64("batch_norm_normalize", square_sums, d.c);
+  const Tensor xw = widen(x);
+  Tensor yo = scratch_for(y);
+  const float* px = xw.data<float>();
+  float* py = yo.data<float>();
+  const double* s = stats.data<double>();
+  const double* ss = square_sums.data<double>();
+  const double m = s[d.c];
+  DSC_CHECK(m > 1, "sync_batch_norm: training needs more than one value per channel");
+  const float momentum = p.momentum;
+  for (int ch = 0; ch < d.c; ++ch) {
+    const double mu = s[ch] / m;
+    const double var = ss[ch] / m;
+    const double is = 1.0 / std::sqrt(var + p.eps);
+    save_mean.data<float>()[ch] = float(mu);
+    save_invstd.data<float>()[ch] = float(is);
+    const double unbiased = ss[ch] / (m - 1);
+    float& rm = running_mean.data<float>()[ch];
+    float& rv = running_var.data<float>()[ch];
+    rm = float(momentum * rm + (1 - momentum) * mu);
+    rv = float(momentum * rv + (1 - momentum) * unbiased);
+    const float g = gamma.data<float>()[ch];
+    const float a = float(g * is);
+    const float b = float(beta.data<float>()[ch] - mu * g * is);
+    for (int i = 0; i < d.n; ++i) {
+      const int64_t off = (int64_t(i) * d.c + ch) * d.hw;
+      for (int j = 0; j < d.hw; ++j) py[off + j] = a * px[off + j] + b;
+    }
+  }
+  narrow_into(yo, y);
+}
+
+void batch_norm_grad_sums(const Tensor& x, const Tensor& dy, const Tensor& save_mean,
+                          const Tensor& save_invstd, Tensor& sums, Tensor& dgamma, Tensor& dbeta) {
+  const SyncDims d =
+      sync_dims("batch_norm_grad_sums", x, {&save_mean, &save_invstd, &dgamma, &dbeta});
+  DSC_CHECK(dy.shape() == x.shape() && dy.dtype() == x.dtype() && dy.is_contiguous(),
+            "batch_norm_grad_sums: dy ", dy.str(), " for x ", x.str());
+  check_f64("batch_norm_grad_sums", sums, 2 * int64_t(d.c));
+  const Tensor xw = widen(x), dyw = widen(dy);
+  const float* px = xw.data<float>();
+  const float* pdy = dyw.data<float>();
+  double* s = sums.data<double>();
+  for (int ch = 0; ch < d.c; ++ch) {
+    const double mu = save_mean.data<float>()[ch], is = save_invstd.data<float>()[ch];
+    double sdy = 0, sdyx = 0;
+    for (int i = 0; i < d.n; ++i) {
+      const int64_t off = (int64_t(i) * d.c + ch) * d.hw;
+      for (int j = 0; j < d.hw; ++j) {
+        sdy += pdy[off + j];
+        sdyx += pdy[off + j] * (px[off + j] - mu) * is;
+      }
+    }
+    s[ch] = sdy;
+    s[d.c + ch] = sdyx;
+    dbeta.data<float>()[ch] = float(sdy);
+    dgamma.data<float>()[ch] = float(sdyx);
+  }
+}
+
+void batch_norm_grad_input(const Tensor& x, const Tensor& dy, const Tensor& gamma,
+                           const Tensor& save_mean, const Tensor& save_invstd, const Tensor& sums,
+                           const Tensor& stats, Tensor& dx) {
+  const SyncDims d = sync_dims("batch_norm_grad_input", x, {&gamma, &save_mean, &save_invstd});
+  DSC_CHECK(dy.shape() == x.shape() && dy.dtype() == x.dtype() && dy.is_contiguous(),
+            "batch_norm_grad_input: dy ", dy.str(), " for x ", x.str());
+  check_f64("batch_norm_grad_input", sums, 2 * int64_t(d.c));
+  check_f64("batch_norm_grad_input", stats, d.c + 1);
+  const Tensor xw = widen(x), dyw = widen(dy);
+  Tensor o = scratch_for(dx);
+  const float* px = xw.data<float>();
+  const float* pdy = dyw.data<float>();
+  float* pdx = o.data<float>();
+  const double* s = sums.data<double>();
+  const double m = stats.data<double>()[d.c];
+  for (int ch = 0; ch < d.c; ++ch) {
+    const double mu = save_mean.data<float>()[ch], is = save_invstd.data<float>()[ch];
+    const double k = gamma.data<float>()[ch] * is;
+    const double mdy = s[ch] / m, mdyx = s[d.c + ch] / m;
+    for (int i = 0; i < d.n; ++i) {
+      const int64_t off = (int64_t(i) * d.c + ch) * d.hw;
+      for (int j = 0; j < d.hw; ++j) {
+        const double xhat = (px[off + j] - mu) * is;
+        pdx[off + j] = float(k * (pdy[off + j] - mdy - xhat * mdyx));
+      }
+    }
+  }
+  narrow_into(o, dx);
+}
+
+}  // namespace dsc::cpu

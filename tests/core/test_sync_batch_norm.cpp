@@ -13,6 +13,7 @@
 #include <random>
 #include <vector>
 
+#include "core/backend.h"
 #include "core/ops.h"
 #include "layers/layers.h"
 
@@ -39,7 +40,7 @@ void check_same_as_batch_norm(DType dtype) {
   const Tensor x0 = Tensor::randn({5, 3, 4, 6}, rng, 1.5);
   const Tensor dy0 = Tensor::randn({5, 3, 4, 6}, rng);
   BatchNorm2d plain(3), synced(3);
-  synced.set_sync([](double*, int64_t) {});
+  synced.set_sync([](Tensor&) {});
   for (BatchNorm2d* bn : {&plain, &synced}) {  // the same non-trivial parameters
     bn->gamma.copy_(Tensor::from({0.5, -1.25, 2.0}, {3}));
     bn->beta.copy_(Tensor::from({0.1, 0.2, -0.3}, {3}));
@@ -63,7 +64,50 @@ void check_same_as_batch_norm(DType dtype) {
   CHECK(relative_gap(plain.running_var, synced.running_var) <= 4.0 / (1 << 23));
 }
 
+// Batch x then x again along N: what one process sees when two ranks hold the same slice.
+Tensor twice(const Tensor& t) {
+  std::vector<double> v = t.to_vector();
+  v.insert(v.end(), v.begin(), v.end());
+  Shape s = t.shape();
+  s[0] *= 2;
+  return Tensor::from(v, s, t.dtype());
+}
+
 }  // namespace
+
+// An allreduce that doubles every sum acts as a second rank holding the same slice: the layer
+// must then train as batch_norm on the slice batched twice (the count doubles, so the unbiased
+// running variance differs from one rank's; dgamma is this rank's half).
+TEST_CASE("sync_batch_norm sums every pass over the ranks: a doubling allreduce is two ranks") {
+  std::mt19937_64 rng(9);
+  const Tensor x0 = Tensor::randn({3, 4, 5, 2}, rng, 1.5);
+  const Tensor dy0 = Tensor::randn({3, 4, 5, 2}, rng);
+  BatchNorm2d plain(4), synced(4);
+  int calls = 0;
+  synced.set_sync([&](Tensor& sums) {
+    ++calls;
+    Tensor copy = sums.clone();
+    kernels(Device::CPU).axpy(copy, 1.0, sums);
+  });
+  for (BatchNorm2d* bn : {&plain, &synced}) {
+    bn->gamma.copy_(Tensor::from({0.5, -1.25, 2.0, 0.75}, {4}));
+    bn->beta.copy_(Tensor::from({0.1, 0.2, -0.3, 0.0}, {4}));
+  }
+  Tensor x = x0.detach(), xx = twice(x0);
+  x.set_requires_grad(true);
+  xx.set_requires_grad(true);
+  const Tensor y = synced.forward(x), yy = plain.forward(xx);
+  ops::sum(ops::mul(y, dy0)).backward();
+  ops::sum(ops::mul(yy, twice(dy0))).backward();
+  CHECK(calls == 3);
+  const double tol = 8.0 / (1 << 23);
+  CHECK(relative_gap(yy.slice0(0, 3), y) <= tol);
+  CHECK(relative_gap(xx.grad().slice0(0, 3), x.grad()) <= tol);
+  CHECK(relative_gap(plain.running_mean, synced.running_mean) <= tol);
+  CHECK(relative_gap(plain.running_var, synced.running_var) <= tol);
+  CHECK(relative_gap(plain.gamma.grad(), ops::scale(synced.gamma.grad(), 2.0)) <= 4 * tol);
+  CHECK(relative_gap(plain.beta.grad(), ops::scale(synced.beta.grad(), 2.0)) <= 4 * tol);
+}
 
 TEST_CASE("sync_batch_norm with one rank equals batch_norm to rounding") {
   SUBCASE("f32") { check_same_as_batch_norm(DType::F32); }

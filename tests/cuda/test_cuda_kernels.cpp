@@ -1,18 +1,22 @@
 // Every CUDA table entry except convolution (see test_cuda_conv2d.cpp) against the CPU table, on
 // fresh random inputs with odd shapes, CUDA outputs poisoned with NaN first: elementwise ops,
-// casts, reductions, relu, max_pool2d, linear, batch_norm, cross_entropy, count_correct,
-// Adam and SGD. Tolerances (cuda_test_util.h): f32 1e-4, f16 1e-2, f64 1e-10, relative to the
-// output's magnitude; exact where the arithmetic is the same (fill, cast, relu, pooling forward,
-// counts). Skipped (doctest "skipped") where no usable GPU is present.
+// casts, reductions, relu, max_pool2d, linear, batch_norm (and synchronised batch_norm's passes and
+// layer), cross_entropy, count_correct, Adam and SGD. Tolerances (cuda_test_util.h): f32 1e-4, f16
+// 1e-2, f64 1e-10, relative to the output's magnitude; exact where the arithmetic is the same
+// (fill, cast, relu, pooling forward, counts). Skipped (doctest "skipped") where no usable GPU is
+// present.
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <limits>
 #include <random>
+#include <vector>
 
 #include "core/backend.h"
 #include "core/error.h"
+#include "core/ops.h"
 #include "cuda/cuda_test_util.h"
+#include "layers/layers.h"
 
 using namespace dsc;
 using namespace dsc::test;
@@ -270,6 +274,107 @@ TEST_CASE("cuda batch_norm train, eval and backward" * doctest::skip(no_cuda()))
       check_close(dg, dg_ref, xt == DType::F16 ? rtol : prtol, name("bn dgamma", xt));
       check_close(db, db_ref, xt == DType::F16 ? rtol : prtol, name("bn dbeta", xt));
     }
+}
+
+// Synchronised batch_norm's passes (layers/sync_batch_norm.h). Every pass is fed the CPU's
+// inputs (the sums of the CPU's previous pass, scaled by 2 as if a second rank had added its
+// own), so each is checked alone; the f64 sums to 1e-10.
+TEST_CASE("cuda synchronised batch_norm passes" * doctest::skip(no_cuda())) {
+  std::mt19937_64 rng(18);
+  const Shape shapes[] = {{5, 7, 9, 11}, {3, 13, 1, 1}, {2, 3, 33, 35}};
+  for (DType xt : {DType::F32, DType::F16})
+    for (const Shape& s : shapes) {
+      CAPTURE(shape_str(s));
+      const int64_t c = s[1];
+      const double rtol = rtol_for(xt), prtol = rtol_for(DType::F32);
+      Tensor x = randn(s, rng, xt, 2.0);
+      Tensor shift = Tensor::full(s, 0.75, xt);
+      cpu_table().axpy(shift, 1.0, x);
+      Tensor gamma = Tensor::uniform({c}, rng, 0.5, 1.5), beta = randn({c}, rng);
+      Tensor rm = randn({c}, rng, DType::F32, 0.1), rv = Tensor::uniform({c}, rng, 0.5, 2.0);
+      const BatchNormParams p{0.9f, 1e-3f};
+      const Tensor xg = on_gpu(x);
+      const auto doubled = [](Tensor t) {  // another rank's equal sums added
+        Tensor d = t.clone();
+        cpu_table().axpy(t, 1.0, d);
+        return d;
+      };
+
+      Tensor stats_ref = cpu_out({c + 1}, DType::F64), stats = poisoned({c + 1}, DType::F64);
+      cpu_table().batch_norm_stat_sums(x, Tensor(), stats_ref);
+      cuda_table().batch_norm_stat_sums(xg, Tensor(), stats);
+      check_close(stats, stats_ref, 1e-10, name("sync bn sums", xt));
+      stats_ref = doubled(stats_ref);
+      Tensor sq_ref = cpu_out({c}, DType::F64), sq = poisoned({c}, DType::F64);
+      cpu_table().batch_norm_stat_sums(x, stats_ref, sq_ref);
+      cuda_table().batch_norm_stat_sums(xg, on_gpu(stats_ref), sq);
+      check_close(sq, sq_ref, 1e-10, name("sync bn square sums", xt));
+      sq_ref = doubled(sq_ref);
+
+      Tensor rm_ref = rm.clone(), rv_ref = rv.clone(), rm_g = on_gpu(rm), rv_g = on_gpu(rv);
+      Tensor y_ref = cpu_out(s, xt), sm_ref = cpu_out({c}), si_ref = cpu_out({c});
+      Tensor y = poisoned(s, xt), sm = poisoned({c}), si = poisoned({c});
+      cpu_table().batch_norm_normalize(x, gamma, beta, stats_ref, sq_ref, p, rm_ref, rv_ref, y_ref,
+                                       sm_ref, si_ref);
+      cuda_table().batch_norm_normalize(xg, on_gpu(gamma), on_gpu(beta), on_gpu(stats_ref),
+                                        on_gpu(sq_ref), p, rm_g, rv_g, y, sm, si);
+      check_close(y, y_ref, rtol, name("sync bn y", xt));
+      check_close(sm, sm_ref, prtol, name("sync bn save_mean", xt));
+      check_close(si, si_ref, prtol, name("sync bn save_invstd", xt));
+      check_close(rm_g, rm_ref, prtol, name("sync bn running_mean", xt));
+      check_close(rv_g, rv_ref, prtol, name("sync bn running_var", xt));
+
+      Tensor dy = randn(s, rng, xt);
+      const Tensor dyg = on_gpu(dy);
+      Tensor gs_ref = cpu_out({2 * c}, DType::F64), gs = poisoned({2 * c}, DType::F64);
+      Tensor dg_ref = cpu_out({c}), db_ref = cpu_out({c}), dg = poisoned({c}), db = poisoned({c});
+      cpu_table().batch_norm_grad_sums(x, dy, sm_ref, si_ref, gs_ref, dg_ref, db_ref);
+      cuda_table().batch_norm_grad_sums(xg, dyg, on_gpu(sm_ref), on_gpu(si_ref), gs, dg, db);
+      check_close(gs, gs_ref, 1e-10, name("sync bn grad sums", xt));
+      check_close(dg, dg_ref, prtol, name("sync bn dgamma", xt));
+      check_close(db, db_ref, prtol, name("sync bn dbeta", xt));
+      gs_ref = doubled(gs_ref);
+      Tensor dx_ref = cpu_out(s, xt), dx = poisoned(s, xt);
+      cpu_table().batch_norm_grad_input(x, dy, gamma, sm_ref, si_ref, gs_ref, stats_ref, dx_ref);
+      cuda_table().batch_norm_grad_input(xg, dyg, on_gpu(gamma), on_gpu(sm_ref), on_gpu(si_ref),
+                                         on_gpu(gs_ref), on_gpu(stats_ref), dx);
+      check_close(dx, dx_ref, rtol, name("sync bn dx", xt));
+    }
+}
+
+// The layer on the GPU: every allreduce it asks for gets a tensor on the GPU; with sums doubled
+// (two equal ranks) it must train as on the CPU.
+TEST_CASE("cuda sync_batch_norm layer equals the CPU's, its sums reduced on the GPU" *
+          doctest::skip(no_cuda())) {
+  std::mt19937_64 rng(19);
+  for (DType xt : {DType::F32, DType::F16}) {
+    const Tensor x0 = randn({4, 5, 6, 7}, rng, DType::F32, 1.5), dy0 = randn({4, 5, 6, 7}, rng);
+    std::vector<Tensor> ys, dxs, dgammas, running;
+    for (Device dev : {Device::CPU, Device::CUDA}) {
+      BatchNorm2d bn(5);
+      int calls = 0;
+      bn.set_sync([&](Tensor& sums) {
+        CHECK(sums.device() == dev);
+        ++calls;
+        Tensor copy = sums.clone();
+        kernels(dev).axpy(copy, 1.0, sums);
+      });
+      bn.to(dev);
+      Tensor x = x0.to(xt).to(dev).detach();
+      x.set_requires_grad(true);
+      Tensor y = bn.forward(x);
+      ops::sum(ops::mul(y, dy0.to(xt).to(dev))).backward();
+      CHECK(calls == 3);  // two in the forward, one in the backward
+      ys.push_back(y.to(Device::CPU));
+      dxs.push_back(x.grad().to(Device::CPU));
+      dgammas.push_back(bn.gamma.grad().to(Device::CPU));
+      running.push_back(bn.running_var.to(Device::CPU));
+    }
+    check_close(ys[1], ys[0], rtol_for(xt), name("sync bn layer y", xt));
+    check_close(dxs[1], dxs[0], rtol_for(xt), name("sync bn layer dx", xt));
+    check_close(dgammas[1], dgammas[0], 1e-4, name("sync bn layer dgamma", xt));
+    check_close(running[1], running[0], 1e-4, name("sync bn layer running_var", xt));
+  }
 }
 
 TEST_CASE("cuda cross_entropy and count_correct" * doctest::skip(no_cuda())) {

@@ -370,6 +370,7 @@ struct RecordingComm : dsc::dist::Communicator {
   void barrier() override {}
   void broadcast(void*, int64_t, int) override {}
   void allreduce_mean(dsc::Tensor&) override { ++blocking; }
+  void allreduce_sum(dsc::Tensor&) override {}
   void start_allreduce_mean(dsc::Tensor& t) override {
     started.push_back({t.data<float>() - base, t.numel()});
     started_after.push_back(progress_calls);

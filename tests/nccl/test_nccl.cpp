@@ -1,9 +1,9 @@
 // NcclComm (train/nccl_comm.h) on one GPU as a world of one rank, without MPI (rank 0's unique id
 // needs no broadcast): the collectives data-parallel training runs on a GPU — the average in
-// place on dsc's stream, the buckets' averages on the second stream joined back to dsc's, and the
-// same recorded in a CUDA graph and replayed — run without an error and leave one rank's values
-// as they were, bit for bit (the average over one rank). What needs several GPUs (the sums) is
-// not checked here. Skipped without a GPU.
+// place on dsc's stream, the buckets' averages on the second stream joined back to dsc's, the
+// same recorded in a CUDA graph and replayed, and the f64 sums of synchronised BatchNorm — run
+// without an error and leave one rank's values as they were, bit for bit (over one rank). What
+// needs several GPUs (the sums) is not checked here. Skipped without a GPU.
 #include <cuda_runtime.h>
 #include <doctest/doctest.h>
 
@@ -51,6 +51,12 @@ TEST_CASE("NcclComm, one rank: the average in place and in buckets keeps the val
   Tensor b(dev);
   comm.broadcast(b.device_data<float>(), n * int64_t(sizeof(float)), 0);
   CHECK(b.to(Device::CPU).to_vector() == host.to_vector());
+  // Synchronised BatchNorm's f64 sums.
+  std::mt19937_64 rng(13);
+  const Tensor sums = Tensor::randn({129}, rng, 1.0, DType::F64);
+  Tensor sums_dev = sums.to(Device::CUDA);
+  comm.allreduce_sum(sums_dev.device_data<double>(), sums_dev.numel());
+  CHECK(sums_dev.to(Device::CPU).to_vector() == sums.to_vector());
 }
 
 TEST_CASE("NcclComm, one rank: bucketed averages recorded in a CUDA graph replay" *
