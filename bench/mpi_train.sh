@@ -56,7 +56,8 @@ for model in $models; do
     for name in "${names[@]}"; do
       log="$out/${model}_${name}_r$r.jsonl"
       setup "$name" --model "$model" "${common[@]}" --log "$log" >/dev/null
-      ips=$(field "$log" images_per_sec) exposed=$(field "$log" allreduce_exposed_s "$steps")
+      ips=$(field "$log" images_per_sec)
+      exposed=$(field "$log" allreduce_exposed_s "$steps")
       skew=$(field "$log" rank_skew_s "$steps")
       if [ "$name" = "${names[0]}" ]; then ips_a+=("$ips") exp_a+=("$exposed") skew_a+=("$skew")
       else ips_b+=("$ips") exp_b+=("$exposed") skew_b+=("$skew"); fi

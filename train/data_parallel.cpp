@@ -163,8 +163,10 @@ void DataParallel::reduce(Tensor& grads) {
 }
 
 DataParallel::Waits DataParallel::take_waits() {
-  // Every rank's waits in its own slots, zeros elsewhere: the sum is a gather.
-  const size_t steps = waits_.size(), n = size_t(size());
+  // Every rank's waits in its own slots, zeros elsewhere: the sum is a gather. The ranks agree on
+  // the length first (a rank whose steps were replayed from a graph called reduce() less often).
+  const size_t steps = size_t(max(int(waits_.size()))), n = size_t(size());
+  waits_.resize(steps, 0.0);
   std::vector<double> all(steps * n, 0.0);
   std::copy(waits_.begin(), waits_.end(), all.begin() + ptrdiff_t(steps * size_t(rank())));
   waits_.clear();

@@ -41,8 +41,9 @@ class DataParallel : public GradientReducer, private GradientHook {
   // rank; applies the test-only fault injection (distributed.h).
   void begin_step(int64_t run_step, int local, int global);
   // Overlap: the flat gradient buffer `grads`, whose views are the gradients of `params` (in
-  // buffer order), is averaged in buckets of whole parameters of at least `bytes` each, made from
-  // the end of the buffer (the backward's first gradients); a bucket starts as soon as the
+  // buffer order), is averaged in buckets of whole parameters of at least `bytes` each (but the
+  // one at the start, which takes what is left), made from the end of the buffer (the backward's
+  // first gradients); a bucket starts as soon as the
   // backward has produced every gradient in it, and the buckets start in the same order on every
   // rank. bytes 0 (or a model smaller than two buckets): one average after the backward.
   void set_buckets(const std::vector<NamedTensor>& params, const Tensor& grads, int64_t bytes);
@@ -57,10 +58,10 @@ class DataParallel : public GradientReducer, private GradientHook {
   GradientHook* begin_backward() override;
   void reduce(Tensor& grads) override;
   // The time the steps since the last call spent in reduce(), summed over the steps (a
-  // collective; every rank made as many steps). In each step the rank that finished its backward
-  // last waits only for the part of the average the backward did not hide: exposed_s sums that
-  // shortest wait; skew_s sums the longest minus the shortest, time spent waiting for a slower
-  // rank. On a GPU reduce() only queues the average: both measure the host, not the device.
+  // collective). In each step the rank that finished its backward last waits only for the part
+  // of the average the backward did not hide: exposed_s sums that shortest wait; skew_s sums the
+  // longest minus the shortest, time spent waiting for a slower rank. On a GPU reduce() only
+  // queues the average, so both would measure the host: the Trainer reports them on the CPU.
   struct Waits {
     double exposed_s = 0, skew_s = 0;
   };

@@ -108,12 +108,13 @@ class MpiCommunicator : public Communicator {
       allreduce_mean(t);
       return;
     }
-    Started s{MPI_REQUEST_NULL, t.data<float>(), t.numel()};
+    Started s{t.data<float>(), t.numel()};
+    MPI_Request request = MPI_REQUEST_NULL;
     mpi_check(MPI_Iallreduce(MPI_IN_PLACE, s.data, count_of(s.n), MPI_FLOAT, MPI_SUM,
-                             MPI_COMM_WORLD, &s.request),
+                             MPI_COMM_WORLD, &request),
               "MPI_Iallreduce");
     started_.push_back(s);
-    requests_.push_back(s.request);
+    requests_.push_back(request);
   }
   void progress() override {
     if (requests_.empty()) return;
@@ -183,10 +184,9 @@ class MpiCommunicator : public Communicator {
   }
 
   std::unique_ptr<NcclComm> nccl_;
-  // The non-blocking means started since the last wait_all (their requests side by side for
-  // MPI_Testall / MPI_Waitall).
+  // The non-blocking means started since the last wait_all, and their requests side by side
+  // (for MPI_Testall / MPI_Waitall, which complete them in place).
   struct Started {
-    MPI_Request request;
     float* data;
     int64_t n;
   };

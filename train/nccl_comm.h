@@ -1,7 +1,10 @@
 // NCCL collectives of GPU memory for the MPI communicator (distributed_mpi.cpp), bootstrapped as
 // llm.c does: rank 0 makes the unique id, the caller's broadcast (MPI_Bcast) hands it to every
-// rank, each rank joins with ncclCommInitRank on its GPU. Every collective runs on dsc's CUDA
-// stream, so it is ordered after the backward queued before it and the host does not wait.
+// rank, each rank joins with ncclCommInitRank on its GPU. Every collective is ordered on dsc's
+// CUDA stream (the overlapped ones run on a second stream between an event and a join), so it
+// comes after the work queued before it and the host does not wait. One communicator serialises
+// its collectives in issue order: a synchronised BatchNorm sum queued during the backward runs
+// after the buckets started before it.
 // Compiled only in a CUDA build with NCCL (nccl_comm.cpp); otherwise nccl_comm_none.cpp, whose
 // constructor throws. Tested on one GPU as one rank in tests/nccl (not run yet: no GPU has been
 // lent to this project).

@@ -139,9 +139,6 @@ std::string percent_or_na(double v) {
 }
 
 nlohmann::json json_or_null(double v) { return v < 0 ? nlohmann::json() : nlohmann::json(v); }
-nlohmann::json json_if(bool valid, double v) {
-  return valid ? nlohmann::json(v) : nlohmann::json();
-}
 
 }  // namespace
 
@@ -477,8 +474,8 @@ EpochResult Trainer::train_epoch(int epoch, int64_t first_batch) {
     e.train_acc = m.acc;
     replica_crcs = dp_->check_replicas(opt_->parameters().values());
     const DataParallel::Waits w = dp_->take_waits();
-    e.allreduce_exposed_s = w.exposed_s;
-    e.rank_skew_s = w.skew_s;
+    e.allreduce_exposed_s = device_ == Device::CPU ? w.exposed_s : -1;  // (GPU: host queueing)
+    e.rank_skew_s = device_ == Device::CPU ? w.skew_s : -1;
   }
   e.images_per_sec = timed_images / timed_s;
   e.data_wait_s = loader_->wait_seconds();
@@ -500,7 +497,7 @@ EpochResult Trainer::train_epoch(int epoch, int64_t first_batch) {
        << std::setprecision(2) << 100 * e.test_acc << "%  " << std::setprecision(1)
        << e.images_per_sec << " img/s  data wait " << std::setprecision(2) << e.data_wait_s
        << " s  wall " << std::setprecision(1) << e.wall_s << " s";
-  if (dp_->active())
+  if (e.allreduce_exposed_s >= 0)
     line << "  allreduce exposed " << std::setprecision(1) << 1e3 * e.allreduce_exposed_s
          << " ms, rank skew " << 1e3 * e.rank_skew_s << " ms";
   if (amp_) line << "  loss scale " << e.loss_scale << ", skipped " << e.skipped_steps;
@@ -518,8 +515,8 @@ EpochResult Trainer::train_epoch(int epoch, int64_t first_batch) {
                {"lr", e.lr},
                {"loss_scale", e.loss_scale},
                {"skipped_steps", e.skipped_steps},
-               {"allreduce_exposed_s", json_if(dp_->active(), e.allreduce_exposed_s)},
-               {"rank_skew_s", json_if(dp_->active(), e.rank_skew_s)},
+               {"allreduce_exposed_s", json_or_null(e.allreduce_exposed_s)},
+               {"rank_skew_s", json_or_null(e.rank_skew_s)},
                {"sm_util", util.valid ? nlohmann::json(util.sm_percent) : nlohmann::json()},
                {"mem_util", util.valid ? nlohmann::json(util.memory_percent) : nlohmann::json()}});
   if (dp_->active())  // the CRC-32 of each rank's weights: equal, or check_replicas threw

@@ -95,9 +95,10 @@ struct EpochResult {
   int epoch = 0;
   double train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0;
   double images_per_sec = 0, data_wait_s = 0, wall_s = 0, lr = 0, loss_scale = 1;
-  // Several ranks: seconds the epoch's steps waited after the backward for the gradient average
-  // (DataParallel::take_waits): what the backward did not hide, and waiting for slower ranks.
-  double allreduce_exposed_s = 0, rank_skew_s = 0;
+  // Several ranks on the CPU: seconds the epoch's steps waited after the backward for the
+  // gradient average (DataParallel::take_waits): what the backward did not hide, and waiting for
+  // slower ranks; -1: n/a (one process, or GPUs).
+  double allreduce_exposed_s = -1, rank_skew_s = -1;
   int64_t skipped_steps = 0;
   double sm_util = -1, mem_util = -1;  // NVML means over the epoch, percent; -1: n/a
 };

@@ -213,6 +213,8 @@ void batch_norm_normalize(const Tensor& x, const Tensor& gamma, const Tensor& be
                 {&gamma, &beta, &running_mean, &running_var, &save_mean, &save_invstd});
   check_f64("batch_norm_normalize", stats, d.c + 1);
   check_f64("batch_norm_normalize", square_sums, d.c);
+  DSC_CHECK(y.shape() == x.shape() && y.dtype() == x.dtype() && y.is_contiguous(),
+            "batch_norm_normalize: y ", y.str(), " for x ", x.str());
   const Tensor xw = widen(x);
   Tensor yo = scratch_for(y);
   const float* px = xw.data<float>();
@@ -280,6 +282,8 @@ void batch_norm_grad_input(const Tensor& x, const Tensor& dy, const Tensor& gamm
             "batch_norm_grad_input: dy ", dy.str(), " for x ", x.str());
   check_f64("batch_norm_grad_input", sums, 2 * int64_t(d.c));
   check_f64("batch_norm_grad_input", stats, d.c + 1);
+  DSC_CHECK(dx.shape() == x.shape() && dx.dtype() == x.dtype() && dx.is_contiguous(),
+            "batch_norm_grad_input: dx ", dx.str(), " for x ", x.str());
   const Tensor xw = widen(x), dyw = widen(dy);
   Tensor o = scratch_for(dx);
   const float* px = xw.data<float>();
