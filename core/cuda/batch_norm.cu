@@ -7,10 +7,9 @@
 //
 // Train and backward: one block (512 threads) per channel, flat loops over its N*H*W elements and
 // block reductions in double (deterministic). Eval: a per-channel coefficient kernel, then an
-// elementwise kernel. Synchronised batch_norm (layers/sync_batch_norm.h) runs the train and
-// backward kernels cut in two where their sums are complete, the sums handed out in f64 to be
-// summed over ranks in between. Tested against the CPU backend in
-// tests/cuda/test_cuda_kernels.cpp.
+// elementwise kernel. Synchronised batch_norm (layers/sync_batch_norm.h) runs the same per-channel
+// pieces (sums, statistics, normalisation, dx) as four kernels, its f64 sums handed out in between
+// to be summed over ranks. Tested against the CPU backend in tests/cuda/test_cuda_kernels.cpp.
 #include <cmath>
 
 #include "core/cuda/common.cuh"
@@ -28,45 +27,102 @@ __device__ __forceinline__ int64_t channel_offset(int64_t i, int hw, int c_count
   return (img * c_count + c) * hw + (i - img * hw);
 }
 
+// The channel of this block (blockIdx.x): its N*H*W elements by flat index.
+struct ChannelView {
+  int c_count, hw, c;
+  int64_t m;
+  __device__ ChannelView(int n, int c_count_, int hw_)
+      : c_count(c_count_), hw(hw_), c(int(blockIdx.x)), m(int64_t(n) * hw_) {}
+  __device__ int64_t at(int64_t i) const { return channel_offset(i, hw, c_count, c); }
+};
+
+// The sum over the channel of x, or with `centred` of (x - mean)^2; valid in thread 0.
+template <class T>
+__device__ double channel_sum(const T* x, const ChannelView& ch, bool centred, double mean,
+                              double* scratch) {
+  double s = 0;
+  for (int64_t i = threadIdx.x; i < ch.m; i += blockDim.x) {
+    const double v = static_cast<double>(to_acc(x[ch.at(i)]));
+    s += centred ? (v - mean) * (v - mean) : v;
+  }
+  return block_sum(s, scratch);
+}
+
+// The backward's sums over the channel, of dy and of dy xhat; valid in thread 0.
+template <class T>
+__device__ void channel_grad_sums(const T* x, const T* dy, const ChannelView& ch, double mean,
+                                  double invstd, double* scratch, double& sdy, double& sdy_xhat) {
+  sdy = 0;
+  sdy_xhat = 0;
+  for (int64_t i = threadIdx.x; i < ch.m; i += blockDim.x) {
+    const int64_t j = ch.at(i);
+    const double g = to_acc(dy[j]);
+    sdy += g;
+    sdy_xhat += g * (static_cast<double>(to_acc(x[j])) - mean) * invstd;
+  }
+  sdy = block_sum(sdy, scratch);
+  sdy_xhat = block_sum(sdy_xhat, scratch);
+}
+
+template <class P>
+__device__ double inv_std(double square_sum, double count, P eps) {
+  return 1.0 / sqrt(square_sum / count + eps);
+}
+
+// One thread: the saved statistics, and the running ones updated with the unbiased variance.
+template <class P>
+__device__ void save_statistics(int c, double mean, double invstd, double square_sum,
+                                double count, P momentum, P* running_mean, P* running_var,
+                                P* save_mean, P* save_invstd) {
+  save_mean[c] = static_cast<P>(mean);
+  save_invstd[c] = static_cast<P>(invstd);
+  const double unbiased = square_sum / (count > 1 ? count - 1 : count);
+  running_mean[c] = static_cast<P>(momentum * running_mean[c] + (1 - momentum) * mean);
+  running_var[c] = static_cast<P>(momentum * running_var[c] + (1 - momentum) * unbiased);
+}
+
+// y = a x + b over the channel, with a and b rounded to P as the CPU does.
+template <class T, class P>
+__device__ void channel_normalize(const T* x, T* y, const ChannelView& ch, P gamma, P beta,
+                                  double mean, double invstd) {
+  const P a = static_cast<P>(gamma * invstd), b = static_cast<P>(beta - mean * gamma * invstd);
+  for (int64_t i = threadIdx.x; i < ch.m; i += blockDim.x) {
+    const int64_t j = ch.at(i);
+    y[j] = cast_to<T>(a * static_cast<P>(to_acc(x[j])) + b);
+  }
+}
+
+// dx = k (dy - mdy - xhat mdyx) over the channel (k = gamma invstd; mdy, mdyx: the means of the
+// backward's sums).
+template <class T>
+__device__ void channel_grad_input(const T* x, const T* dy, T* dx, const ChannelView& ch,
+                                   double mean, double invstd, double k, double mdy, double mdyx) {
+  for (int64_t i = threadIdx.x; i < ch.m; i += blockDim.x) {
+    const int64_t j = ch.at(i);
+    const double xhat = (static_cast<double>(to_acc(x[j])) - mean) * invstd;
+    dx[j] = cast_to<T>(k * (static_cast<double>(to_acc(dy[j])) - mdy - xhat * mdyx));
+  }
+}
+
 template <class T, class P>
 __global__ void bn_train_kernel(const T* x, int n, int c_count, int hw, const P* gamma,
                                 const P* beta, P momentum, P eps, P* running_mean, P* running_var,
                                 T* y, P* save_mean, P* save_invstd) {
   __shared__ double scratch[32];
-  __shared__ double s_mean;
-  __shared__ P s_a, s_b;
-  const int c = blockIdx.x;
-  const int64_t m = int64_t(n) * hw;
-  auto at = [&](int64_t i) { return channel_offset(i, hw, c_count, c); };
-  double s = 0;
-  for (int64_t i = threadIdx.x; i < m; i += blockDim.x) s += static_cast<double>(to_acc(x[at(i)]));
-  s = block_sum(s, scratch);
-  if (threadIdx.x == 0) s_mean = s / double(m);
+  __shared__ double s_mean, s_invstd;
+  const ChannelView ch(n, c_count, hw);
+  const double s = channel_sum(x, ch, false, 0.0, scratch);
+  if (threadIdx.x == 0) s_mean = s / double(ch.m);
   __syncthreads();
   const double mean = s_mean;
-  double ss = 0;
-  for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
-    const double d = static_cast<double>(to_acc(x[at(i)])) - mean;
-    ss += d * d;
-  }
-  ss = block_sum(ss, scratch);
+  const double ss = channel_sum(x, ch, true, mean, scratch);
   if (threadIdx.x == 0) {
-    const double var = ss / double(m);
-    const double invstd = 1.0 / sqrt(var + eps);
-    save_mean[c] = static_cast<P>(mean);
-    save_invstd[c] = static_cast<P>(invstd);
-    const double unbiased = m > 1 ? ss / double(m - 1) : var;
-    running_mean[c] = static_cast<P>(momentum * running_mean[c] + (1 - momentum) * mean);
-    running_var[c] = static_cast<P>(momentum * running_var[c] + (1 - momentum) * unbiased);
-    s_a = static_cast<P>(gamma[c] * invstd);
-    s_b = static_cast<P>(beta[c] - mean * gamma[c] * invstd);
+    s_invstd = inv_std(ss, double(ch.m), eps);
+    save_statistics(ch.c, mean, s_invstd, ss, double(ch.m), momentum, running_mean,
+                    running_var, save_mean, save_invstd);
   }
   __syncthreads();
-  const P a = s_a, b = s_b;
-  for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
-    const int64_t j = at(i);
-    y[j] = cast_to<T>(a * static_cast<P>(to_acc(x[j])) + b);
-  }
+  channel_normalize(x, y, ch, gamma[ch.c], beta[ch.c], mean, s_invstd);
 }
 
 // coef[c] = a, coef[C + c] = b with y = a x + b (the CPU's eval arithmetic).
@@ -94,90 +150,52 @@ __global__ void bn_backward_kernel(const T* x, const T* dy, int n, int c_count, 
                                    const P* gamma, const P* save_mean, const P* save_invstd, T* dx,
                                    P* dgamma, P* dbeta) {
   __shared__ double scratch[32];
-  __shared__ double s_k, s_mdy, s_mdyx;
-  const int c = blockIdx.x;
-  const int64_t m = int64_t(n) * hw;
-  const double mean = save_mean[c], invstd = save_invstd[c];
-  auto at = [&](int64_t i) { return channel_offset(i, hw, c_count, c); };
-  double sdy = 0, sdy_xhat = 0;
-  for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
-    const int64_t j = at(i);
-    const double g = to_acc(dy[j]);
-    sdy += g;
-    sdy_xhat += g * (static_cast<double>(to_acc(x[j])) - mean) * invstd;
-  }
-  sdy = block_sum(sdy, scratch);
-  if (threadIdx.x == 0) s_mdy = sdy;  // parked: scratch is reused by the next sum
-  sdy_xhat = block_sum(sdy_xhat, scratch);
+  __shared__ double s_dy, s_dy_xhat;
+  const ChannelView ch(n, c_count, hw);
+  const double mean = save_mean[ch.c], invstd = save_invstd[ch.c];
+  double sdy, sdy_xhat;
+  channel_grad_sums(x, dy, ch, mean, invstd, scratch, sdy, sdy_xhat);
   if (threadIdx.x == 0) {
-    sdy = s_mdy;
-    dbeta[c] = static_cast<P>(sdy);
-    dgamma[c] = static_cast<P>(sdy_xhat);
-    s_k = gamma[c] * invstd;
-    s_mdy = sdy / double(m);
-    s_mdyx = sdy_xhat / double(m);
+    dbeta[ch.c] = static_cast<P>(sdy);
+    dgamma[ch.c] = static_cast<P>(sdy_xhat);
+    s_dy = sdy;
+    s_dy_xhat = sdy_xhat;
   }
   __syncthreads();
-  const double k = s_k, mdy = s_mdy, mdyx = s_mdyx;
-  for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
-    const int64_t j = at(i);
-    const double xhat = (static_cast<double>(to_acc(x[j])) - mean) * invstd;
-    dx[j] = cast_to<T>(k * (static_cast<double>(to_acc(dy[j])) - mdy - xhat * mdyx));
-  }
+  channel_grad_input(x, dy, dx, ch, mean, invstd, gamma[ch.c] * invstd, s_dy / double(ch.m),
+                     s_dy_xhat / double(ch.m));
 }
 
-// ---- synchronised batch_norm's passes: the kernels above cut where their sums are complete ----
+// ---- synchronised batch_norm's passes: the pieces of the kernels above, cut where the sums are
+// complete ----
 
 // stats null: sums[c] = sum of x, sums[C] = N H W; else sums[c] = sum of (x - stats[c]/stats[C])^2.
 template <class T>
 __global__ void bn_stat_sums_kernel(const T* x, int n, int c_count, int hw, const double* stats,
                                     double* sums) {
   __shared__ double scratch[32];
-  const int c = blockIdx.x;
-  const int64_t m = int64_t(n) * hw;
-  auto at = [&](int64_t i) { return channel_offset(i, hw, c_count, c); };
-  const double mean = stats ? stats[c] / stats[c_count] : 0.0;
-  double s = 0;
-  for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
-    const double v = static_cast<double>(to_acc(x[at(i)]));
-    s += stats ? (v - mean) * (v - mean) : v;
-  }
-  s = block_sum(s, scratch);
+  const ChannelView ch(n, c_count, hw);
+  const double mean = stats ? stats[ch.c] / stats[c_count] : 0.0;
+  const double s = channel_sum(x, ch, stats != nullptr, mean, scratch);
   if (threadIdx.x == 0) {
-    sums[c] = s;
-    if (!stats && c == 0) sums[c_count] = double(m);
+    sums[ch.c] = s;
+    if (!stats && ch.c == 0) sums[c_count] = double(ch.m);
   }
 }
 
+// No barrier: every thread derives the statistics from the sums.
 template <class T, class P>
 __global__ void bn_normalize_kernel(const T* x, int n, int c_count, int hw, const P* gamma,
                                     const P* beta, const double* stats, const double* square_sums,
                                     P momentum, P eps, P* running_mean, P* running_var, T* y,
                                     P* save_mean, P* save_invstd) {
-  __shared__ P s_a, s_b;
-  const int c = blockIdx.x;
-  const int64_t m = int64_t(n) * hw;
-  auto at = [&](int64_t i) { return channel_offset(i, hw, c_count, c); };
-  const double count = stats[c_count];
-  const double mean = stats[c] / count, var = square_sums[c] / count;
-  const double invstd = 1.0 / sqrt(var + eps);
-  if (threadIdx.x == 0) {
-    s_a = static_cast<P>(gamma[c] * invstd);
-    s_b = static_cast<P>(beta[c] - mean * gamma[c] * invstd);
-  }
-  __syncthreads();  // (global memory is written after it, as the emulator's first pass expects)
-  if (threadIdx.x == 0) {
-    save_mean[c] = static_cast<P>(mean);
-    save_invstd[c] = static_cast<P>(invstd);
-    const double unbiased = count > 1 ? square_sums[c] / (count - 1) : var;
-    running_mean[c] = static_cast<P>(momentum * running_mean[c] + (1 - momentum) * mean);
-    running_var[c] = static_cast<P>(momentum * running_var[c] + (1 - momentum) * unbiased);
-  }
-  const P a = s_a, b = s_b;
-  for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
-    const int64_t j = at(i);
-    y[j] = cast_to<T>(a * static_cast<P>(to_acc(x[j])) + b);
-  }
+  const ChannelView ch(n, c_count, hw);
+  const double count = stats[c_count], mean = stats[ch.c] / count;
+  const double invstd = inv_std(square_sums[ch.c], count, eps);
+  if (threadIdx.x == 0)
+    save_statistics(ch.c, mean, invstd, square_sums[ch.c], count, momentum, running_mean,
+                    running_var, save_mean, save_invstd);
+  channel_normalize(x, y, ch, gamma[ch.c], beta[ch.c], mean, invstd);
 }
 
 template <class T, class P>
@@ -185,26 +203,14 @@ __global__ void bn_grad_sums_kernel(const T* x, const T* dy, int n, int c_count,
                                     const P* save_mean, const P* save_invstd, double* sums,
                                     P* dgamma, P* dbeta) {
   __shared__ double scratch[32];
-  __shared__ double s_dy;
-  const int c = blockIdx.x;
-  const int64_t m = int64_t(n) * hw;
-  const double mean = save_mean[c], invstd = save_invstd[c];
-  auto at = [&](int64_t i) { return channel_offset(i, hw, c_count, c); };
-  double sdy = 0, sdy_xhat = 0;
-  for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
-    const int64_t j = at(i);
-    const double g = to_acc(dy[j]);
-    sdy += g;
-    sdy_xhat += g * (static_cast<double>(to_acc(x[j])) - mean) * invstd;
-  }
-  sdy = block_sum(sdy, scratch);
-  if (threadIdx.x == 0) s_dy = sdy;  // parked: scratch is reused by the next sum
-  sdy_xhat = block_sum(sdy_xhat, scratch);
+  const ChannelView ch(n, c_count, hw);
+  double sdy, sdy_xhat;
+  channel_grad_sums(x, dy, ch, save_mean[ch.c], save_invstd[ch.c], scratch, sdy, sdy_xhat);
   if (threadIdx.x == 0) {
-    sums[c] = s_dy;
-    sums[c_count + c] = sdy_xhat;
-    dbeta[c] = static_cast<P>(s_dy);
-    dgamma[c] = static_cast<P>(sdy_xhat);
+    sums[ch.c] = sdy;
+    sums[c_count + ch.c] = sdy_xhat;
+    dbeta[ch.c] = static_cast<P>(sdy);
+    dgamma[ch.c] = static_cast<P>(sdy_xhat);
   }
 }
 
@@ -212,17 +218,10 @@ template <class T, class P>
 __global__ void bn_grad_input_kernel(const T* x, const T* dy, int n, int c_count, int hw,
                                      const P* gamma, const P* save_mean, const P* save_invstd,
                                      const double* sums, const double* stats, T* dx) {
-  const int c = blockIdx.x;
-  const int64_t m = int64_t(n) * hw;
-  auto at = [&](int64_t i) { return channel_offset(i, hw, c_count, c); };
-  const double mean = save_mean[c], invstd = save_invstd[c], count = stats[c_count];
-  const double k = gamma[c] * invstd;
-  const double mdy = sums[c] / count, mdyx = sums[c_count + c] / count;
-  for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
-    const int64_t j = at(i);
-    const double xhat = (static_cast<double>(to_acc(x[j])) - mean) * invstd;
-    dx[j] = cast_to<T>(k * (static_cast<double>(to_acc(dy[j])) - mdy - xhat * mdyx));
-  }
+  const ChannelView ch(n, c_count, hw);
+  const double mean = save_mean[ch.c], invstd = save_invstd[ch.c], count = stats[c_count];
+  channel_grad_input(x, dy, dx, ch, mean, invstd, gamma[ch.c] * invstd, sums[ch.c] / count,
+                     sums[c_count + ch.c] / count);
 }
 
 // Calls f(Tag<T>{}, Tag<P>{}) for the valid (x, parameter) dtype pairs.
