@@ -5,7 +5,7 @@
 // identical — which every epoch checks (a CRC of each rank's weights).
 // Metrics are sums over the ranks; evaluation splits the data set across the ranks and adds up.
 // BatchNorm's running statistics (buffers, not trained) are rank 0's, broadcast before each
-// evaluation, as PyTorch DDP's broadcast_buffers; --sync-bn makes the batch statistics global.
+// evaluation; --sync-bn makes the batch statistics global.
 // With one rank every call is the identity and costs nothing.
 // Tested with `mpirun -np 2` in tests/dist/ (skipped without MPI).
 #pragma once

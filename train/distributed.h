@@ -1,6 +1,6 @@
 // Data-parallel training across processes: the communicator of the process's world (MPI for
 // launch, rank discovery and CPU collectives; NCCL for collectives of GPU memory, bootstrapped
-// through MPI as llm.c does: rank 0 makes the unique id, MPI broadcasts it).
+// through MPI: rank 0 makes the unique id, MPI broadcasts it).
 //
 //   dist::Communicator& w = dist::world();       // made on first use, once per process
 //   w.allreduce_mean(grads);                      // f32 buffer on the training device, in place

@@ -1,6 +1,6 @@
-// NcclComm with NCCL (see nccl_comm.h): llm.c's bootstrap (ncclGetUniqueId on rank 0, broadcast
-// through MPI, ncclCommInitRank) and in-place collectives on dsc's stream. Compiled only in a
-// CUDA build that found NCCL; not run yet (no GPU lent so far).
+// NcclComm with NCCL (see nccl_comm.h): the bootstrap (ncclGetUniqueId on rank 0, broadcast
+// through MPI, ncclCommInitRank), in-place collectives on dsc's stream and the overlapped ones on
+// a second stream. Compiled only in a CUDA build that found NCCL; not run yet (no GPU lent so far).
 #include "train/nccl_comm.h"
 
 #include <cuda_runtime.h>

@@ -1,5 +1,5 @@
-// NCCL collectives of GPU memory for the MPI communicator (distributed_mpi.cpp), bootstrapped as
-// llm.c does: rank 0 makes the unique id, the caller's broadcast (MPI_Bcast) hands it to every
+// NCCL collectives of GPU memory for the MPI communicator (distributed_mpi.cpp), bootstrapped
+// through it: rank 0 makes the unique id, the caller's broadcast (MPI_Bcast) hands it to every
 // rank, each rank joins with ncclCommInitRank on its GPU. Every collective is ordered on dsc's
 // CUDA stream (the overlapped ones run on a second stream between an event and a join), so it
 // comes after the work queued before it and the host does not wait. One communicator serialises
